@@ -1,0 +1,10 @@
+//! marketmesh's hot loops, free of Python: kernels take slices and fill
+//! slices. The PyO3 bindings live in `py` and are compiled only with the
+//! `python` feature (maturin turns it on), so `cargo test` needs no libpython.
+
+pub mod error;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use error::CoreError;
