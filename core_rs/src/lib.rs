@@ -3,6 +3,7 @@
 //! `python` feature (maturin turns it on), so `cargo test` needs no libpython.
 
 pub mod error;
+pub mod market;
 
 #[cfg(feature = "python")]
 mod py;

@@ -1,6 +1,9 @@
 //! The Python module `core_rs._core`. Wrappers extract arguments, release the
 //! GIL around the kernel and convert results; no arithmetic lives here.
 
+mod arrays;
+mod candle_engine;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -14,6 +17,27 @@ impl From<CoreError> for PyErr {
 
 #[pymodule]
 mod _core {
+    use crate::market::reject;
+
     #[pymodule_export]
     const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+    #[pymodule_export]
+    use super::candle_engine::CandleEngine;
+
+    // Tick codes of CandleEngine.ingest, equal to TickRejectionReason.
+    #[pymodule_export]
+    const ACCEPTED: u8 = reject::ACCEPTED;
+    #[pymodule_export]
+    const REJECT_UNKNOWN_SYMBOL: u8 = reject::REJECT_UNKNOWN_SYMBOL;
+    #[pymodule_export]
+    const REJECT_NON_POSITIVE_PRICE: u8 = reject::REJECT_NON_POSITIVE_PRICE;
+    #[pymodule_export]
+    const REJECT_NON_FINITE_PRICE: u8 = reject::REJECT_NON_FINITE_PRICE;
+    #[pymodule_export]
+    const REJECT_INVALID_VOLUME: u8 = reject::REJECT_INVALID_VOLUME;
+    #[pymodule_export]
+    const REJECT_TIME_IN_FUTURE: u8 = reject::REJECT_TIME_IN_FUTURE;
+    #[pymodule_export]
+    const REJECT_TIME_BEFORE_CLOSED_CANDLE: u8 = reject::REJECT_TIME_BEFORE_CLOSED_CANDLE;
 }

@@ -1,0 +1,5 @@
+import sys
+
+from services.pricing.server import main
+
+sys.exit(main())

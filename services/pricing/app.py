@@ -1,0 +1,253 @@
+"""The pricing service's moving parts and their life cycle: the store, the
+live market, the quote feed, the persister, the simulator and the close sweep.
+
+Start-up order: open the store, give every asset a stable id, backfill history
+for assets that have none, restore the engine from the store, then start the
+background tasks. Until that is done `ready` is False (health NOT_SERVING and
+calls get UNAVAILABLE)."""
+
+import asyncio
+import time
+from contextlib import suppress
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+from services.common.errors import Unavailable
+from services.pricing.assets import AssetInfo, build_universe
+from services.pricing.feed import RESTART_SEQUENCE_GAP, QuoteFeed
+from services.pricing.history import generate_history
+from services.pricing.intervals import FINEST_MS, INDEX_BY_MS, INTERVAL_MS, NAME_BY_MS
+from services.pricing.market import DAY_MS, Market
+from services.pricing.persister import Persister
+from services.pricing.settings import PricingSettings
+from services.pricing.simulator import MarketSimulator
+from services.pricing.store import CandleRows, MarketStore
+from services.pricing.universe import Universe
+
+log = structlog.get_logger(__name__)
+
+DB_FILE = "pricing.sqlite3"
+SIMULATOR_STEP_S = 0.05
+SWEEP_S = 1.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PricingApp:
+    def __init__(self, settings: PricingSettings) -> None:
+        self.settings = settings
+        self.ready = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.store: MarketStore | None = None
+        self._market: Market | None = None
+        self._feed: QuoteFeed | None = None
+        self._persister: Persister | None = None
+
+    # Accessors used by the servicer: UNAVAILABLE until start-up is done.
+    @property
+    def market(self) -> Market:
+        if not self.ready or self._market is None:
+            raise Unavailable("pricing is starting up (loading market history); retry shortly")
+        return self._market
+
+    @property
+    def feed(self) -> QuoteFeed:
+        self.market  # noqa: B018  (raises while starting)
+        assert self._feed is not None
+        return self._feed
+
+    @property
+    def persister(self) -> Persister:
+        self.market  # noqa: B018
+        assert self._persister is not None
+        return self._persister
+
+    @property
+    def candle_store(self) -> MarketStore:
+        self.market  # noqa: B018
+        assert self.store is not None
+        return self.store
+
+    async def start(self) -> None:
+        settings = self.settings
+        started = time.monotonic()
+        data_dir: Path = settings.common.data_dir
+        self.store = store = MarketStore(data_dir / DB_FILE)
+        infos = build_universe(settings.universe_size, settings.seed)
+        sid_map = await store.on_writer(store.assign_sids, [a.symbol for a in infos])
+        universe = Universe.build(infos, sid_map)
+        self._market = market = Market(universe)
+
+        stored_quotes = {q.sid: q for q in await store.on_writer(store.load_quotes)}
+        missing = [a for a in infos if sid_map[a.symbol] not in stored_quotes]
+        if missing:
+            await self._backfill(missing, sid_map)
+            stored_quotes = {q.sid: q for q in await store.on_writer(store.load_quotes)}
+        await self._restore(universe, stored_quotes)
+
+        persisted_seq = int(await store.on_writer(store.get_meta, "feed_sequence") or 0)
+        start_seq = persisted_seq + RESTART_SEQUENCE_GAP if persisted_seq else 0
+        self._feed = feed = QuoteFeed(
+            market,
+            batch_ms=settings.stream_batch_ms,
+            heartbeat_s=settings.stream_heartbeat_s,
+            start_sequence=start_seq,
+        )
+        market.engine.take_dirty_quotes()  # restored state is not news
+        feed.refresh_entries(universe.active_sids, now_ms())
+        self._persister = persister = Persister(
+            market, feed, store, interval_ms=settings.commit_interval_ms
+        )
+        self._spawn(feed.run(), "feed")
+        self._spawn(persister.run(), "persister")
+        self._spawn(self._sweep(), "sweep")
+        if settings.feed == "simulator":
+            self._spawn(self._simulate(infos, sid_map, stored_quotes), "simulator")
+        self.ready = True
+        log.info(
+            "pricing ready",
+            assets=len(infos),
+            backfilled=len(missing),
+            feed=settings.feed,
+            sequence=feed.sequence,
+            seconds=round(time.monotonic() - started, 2),
+        )
+
+    def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task died", task=task.get_name(), error=repr(task.exception()))
+
+    async def stop(self) -> None:
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._persister is not None:
+            try:
+                await self._persister.flush()
+            except Exception as exc:  # shutting down anyway; say what was lost
+                log.error("final commit failed", error=str(exc))
+        if self.store is not None:
+            self.store.close()
+        log.info("pricing stopped")
+
+    # -- start-up ---------------------------------------------------------
+
+    async def _backfill(self, assets: list[AssetInfo], sid_map: dict[str, int]) -> None:
+        assert self.store is not None
+        settings = self.settings
+        end = now_ms()
+        started = time.monotonic()
+        log.info(
+            "backfilling history",
+            assets=len(assets),
+            coarse_days=settings.backfill_days,
+            fine_days=settings.backfill_fine_days,
+        )
+        rows = 0
+        for history in generate_history(
+            assets,
+            seed=settings.seed,
+            end_ms=end,
+            coarse_days=settings.backfill_days,
+            fine_days=settings.backfill_fine_days,
+        ):
+            sid = sid_map[assets[history.symbol_idx].symbol]
+            for interval_ms, arrays in history.candles.items():
+                candle_rows = CandleRows(**vars(arrays))
+                rows += len(candle_rows)
+                await self.store.ainsert_history(sid, interval_ms, candle_rows)
+            await self.store.awrite_batch(
+                None, INTERVAL_MS, [(sid, history.last_price, history.last_time_ms, 0)], {}
+            )
+        log.info("history backfilled", candles=rows, seconds=round(time.monotonic() - started, 2))
+
+    async def _restore(self, universe: Universe, stored_quotes: dict) -> None:  # type: ignore[type-arg]
+        assert self.store is not None and self._market is not None
+        engine = self._market.engine
+        store = self.store
+        window_start = now_ms() - DAY_MS - FINEST_MS
+        far_future = 2**62
+
+        def load() -> list[tuple[int, int, CandleRows]]:
+            loaded = []
+            for sid in universe.active_sids.tolist():
+                for interval_ms in INTERVAL_MS:
+                    since = window_start if interval_ms == FINEST_MS else far_future
+                    loaded.append((sid, interval_ms, store.load_candles_since(sid, interval_ms, since)))
+            return loaded
+
+        for sid, interval_ms, rows in await store.on_writer(load):
+            if len(rows):
+                engine.restore_candles(
+                    sid,
+                    INDEX_BY_MS[interval_ms],
+                    rows.open_ms,
+                    rows.open,
+                    rows.high,
+                    rows.low,
+                    rows.close,
+                    rows.volume,
+                    rows.quote_volume,
+                    rows.trades,
+                    rows.closed,
+                )
+        for sid, quote in stored_quotes.items():
+            if sid < universe.size:
+                engine.set_last(sid, quote.price, quote.time_ms)
+                self._market.last_seq[sid] = quote.sequence
+        log.info(
+            "engine restored",
+            symbols=len(universe.active_sids),
+            intervals=[NAME_BY_MS[ms] for ms in INTERVAL_MS],
+        )
+
+    # -- background tasks -------------------------------------------------
+
+    async def _sweep(self) -> None:
+        """Close candles whose time is up even when no later tick comes."""
+        assert self._market is not None
+        grace = self.settings.candle_close_grace_ms
+        while True:
+            self._market.engine.close_expired(now_ms() - grace)
+            await asyncio.sleep(SWEEP_S)
+
+    async def _simulate(
+        self, infos: list[AssetInfo], sid_map: dict[str, int], stored_quotes: dict  # type: ignore[type-arg]
+    ) -> None:
+        assert self._market is not None
+        market = self._market
+        sid_of = np.asarray([sid_map[a.symbol] for a in infos], dtype=np.int32)
+        start_prices = np.asarray(
+            [stored_quotes[sid].price if sid in stored_quotes else a.reference_price
+             for sid, a in zip(sid_of.tolist(), infos, strict=True)],
+            dtype=np.float64,
+        )
+        start = now_ms()
+        sim = MarketSimulator(infos, seed=self.settings.seed, start_prices=start_prices, start_ms=start)
+        rate = self.settings.sim_ticks_per_second
+        last = time.monotonic()
+        carry = 0.0
+        while True:
+            await asyncio.sleep(SIMULATOR_STEP_S)
+            now = time.monotonic()
+            carry += (now - last) * rate
+            last = now
+            n = int(carry)
+            if n == 0:
+                continue
+            carry -= n
+            batch = sim.step(now_ms(), n)
+            market.ingest(sid_of[batch.symbol_idx], batch.times_ms, batch.prices, batch.volumes, now_ms())

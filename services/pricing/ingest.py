@@ -1,0 +1,130 @@
+"""Ticks in: validate, apply to the market, explain every rejection."""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from marketmesh.v1 import pricing_pb2
+from services.pricing.market import Market
+
+MAX_FUTURE_MS = 5_000
+# Rejections listed in one PublishTicks response; `rejected` counts them all.
+MAX_LISTED_REJECTIONS = 1_000
+
+UNKNOWN_SYMBOL = pricing_pb2.TICK_REJECTION_REASON_UNKNOWN_SYMBOL
+NON_POSITIVE_PRICE = pricing_pb2.TICK_REJECTION_REASON_NON_POSITIVE_PRICE
+NON_FINITE_PRICE = pricing_pb2.TICK_REJECTION_REASON_NON_FINITE_PRICE
+INVALID_VOLUME = pricing_pb2.TICK_REJECTION_REASON_INVALID_VOLUME
+TIME_IN_FUTURE = pricing_pb2.TICK_REJECTION_REASON_TIME_IN_FUTURE
+TIME_BEFORE_CLOSED = pricing_pb2.TICK_REJECTION_REASON_TIME_BEFORE_CLOSED_CANDLE
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def rejection_reason(
+    code: int, symbol: str, price: float, volume: float, time_ms: int, now_ms: int
+) -> str:
+    if code == UNKNOWN_SYMBOL:
+        return f"unknown symbol {symbol!r}: not in the asset universe (see ListAssets)"
+    if code == NON_FINITE_PRICE:
+        return f"price must be a finite number, got {price}"
+    if code == NON_POSITIVE_PRICE:
+        return f"price must be greater than 0, got {price}"
+    if code == INVALID_VOLUME:
+        return f"volume must be a finite number >= 0, got {volume}"
+    if code == TIME_IN_FUTURE:
+        ahead = (time_ms - now_ms) / 1000
+        return (
+            f"time {_iso(time_ms)} is {ahead:.3f} s ahead of the server clock; "
+            f"at most {MAX_FUTURE_MS / 1000:g} s is allowed"
+        )
+    if code == TIME_BEFORE_CLOSED:
+        return (
+            f"time {_iso(time_ms)} falls in a candle of {symbol} that is already closed; "
+            "ticks must not be older than the forming 1m candle"
+        )
+    return f"rejected (code {code})"
+
+
+@dataclass
+class IngestTally:
+    """What a PublishTicks stream did, accumulated over its messages."""
+
+    accepted: int = 0
+    rejected: int = 0
+    rejections: list[pricing_pb2.TickRejection] = field(default_factory=list)
+    seen: int = 0
+
+    def to_response(self) -> pricing_pb2.PublishTicksResponse:
+        return pricing_pb2.PublishTicksResponse(
+            accepted=self.accepted, rejected=self.rejected, rejections=self.rejections
+        )
+
+
+def ticks_to_columns(
+    ticks: Sequence[pricing_pb2.Tick], sid_by_symbol: dict[str, int], now_ms: int
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Column arrays of a batch of ticks; unknown symbols get sid -1 and an
+    unset time means "now"."""
+    symbols = [t.symbol for t in ticks]
+    get = sid_by_symbol.get
+    sids = np.fromiter(
+        (get(s, -2) for s in symbols), dtype=np.int32, count=len(symbols)
+    )
+    # A second chance for sloppy spelling ("btc-usd ") before calling it unknown.
+    for i in np.flatnonzero(sids == -2).tolist():
+        sids[i] = get(symbols[i].strip().upper(), -1)
+    prices = np.fromiter((t.price for t in ticks), dtype=np.float64, count=len(ticks))
+    volumes = np.fromiter((t.volume for t in ticks), dtype=np.float64, count=len(ticks))
+    times = np.fromiter(
+        (
+            t.time.seconds * 1000 + t.time.nanos // 1_000_000
+            if t.HasField("time")
+            else now_ms
+            for t in ticks
+        ),
+        dtype=np.int64,
+        count=len(ticks),
+    )
+    return symbols, sids, times, prices, volumes
+
+
+def apply_ticks(
+    market: Market,
+    tally: IngestTally,
+    symbols: Sequence[str],
+    sids: np.ndarray,
+    times: np.ndarray,
+    prices: np.ndarray,
+    volumes: np.ndarray,
+    now_ms: int,
+) -> None:
+    codes = market.ingest(sids, times, prices, volumes, now_ms)
+    bad = np.flatnonzero(codes)
+    tally.rejected += int(bad.size)
+    tally.accepted += len(symbols) - int(bad.size)
+    room = MAX_LISTED_REJECTIONS - len(tally.rejections)
+    for i in bad[: max(room, 0)].tolist():
+        code = int(codes[i])
+        price = float(prices[i])
+        volume = float(volumes[i])
+        tally.rejections.append(
+            pricing_pb2.TickRejection(
+                index=tally.seen + i,
+                symbol=symbols[i],
+                code=code,
+                reason=rejection_reason(
+                    code, symbols[i], price, volume, int(times[i]), now_ms
+                ),
+            )
+        )
+    tally.seen += len(symbols)
+
+
+def is_finite(value: float) -> bool:
+    return math.isfinite(value)

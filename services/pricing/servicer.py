@@ -1,0 +1,144 @@
+"""marketmesh.v1.PricingService: requests in, plain functions, responses out."""
+
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+
+from marketmesh.v1 import pricing_pb2
+from services.common.errors import InvalidArgument, NotFound
+from services.common.validation import parse_symbol
+from services.pricing import asset_query, candle_query, overview
+from services.pricing.app import PricingApp
+from services.pricing.ingest import IngestTally, apply_ticks, ticks_to_columns
+
+MAX_QUOTES_PER_CALL = 10_000
+MAX_STREAM_RATE = 1_000.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _sid(app: PricingApp, raw_symbol: str, field: str = "symbol") -> tuple[str, int]:
+    symbol = parse_symbol(raw_symbol, field)
+    sid = app.market.universe.sid_by_symbol.get(symbol)
+    if sid is None:
+        raise NotFound(f"unknown symbol {symbol!r}: not in the asset universe (see ListAssets)")
+    return symbol, sid
+
+
+class PricingServicer:
+    def __init__(self, app: PricingApp) -> None:
+        self.app = app
+
+    async def GetQuote(
+        self, request: pricing_pb2.GetQuoteRequest, context: grpc.aio.ServicerContext
+    ) -> pricing_pb2.GetQuoteResponse:
+        symbol, sid = _sid(self.app, request.symbol)
+        quotes = self.app.market.quotes_pb(np.asarray([sid], dtype=np.int32), _now_ms())
+        if not quotes:
+            raise NotFound(f"no trade has been seen for {symbol} yet")
+        return pricing_pb2.GetQuoteResponse(quote=quotes[0])
+
+    async def GetQuotes(
+        self, request: pricing_pb2.GetQuotesRequest, context: grpc.aio.ServicerContext
+    ) -> pricing_pb2.GetQuotesResponse:
+        if len(request.symbols) > MAX_QUOTES_PER_CALL:
+            raise InvalidArgument(
+                "symbols", f"at most {MAX_QUOTES_PER_CALL} per call, got {len(request.symbols)}"
+            )
+        known = self.app.market.universe.sid_by_symbol
+        sids: list[int] = []
+        unknown: list[str] = []
+        seen: set[str] = set()
+        for i, raw in enumerate(request.symbols):
+            symbol = parse_symbol(raw, f"symbols[{i}]")
+            if symbol in seen:
+                continue
+            seen.add(symbol)
+            sid = known.get(symbol)
+            if sid is None:
+                unknown.append(symbol)
+            else:
+                sids.append(sid)
+        quotes = self.app.market.quotes_pb(np.asarray(sids, dtype=np.int32), _now_ms())
+        priced = {q.symbol for q in quotes}
+        unknown.extend(s for s in seen if s in known and s not in priced)
+        return pricing_pb2.GetQuotesResponse(quotes=quotes, unknown_symbols=unknown)
+
+    async def GetCandles(
+        self, request: pricing_pb2.GetCandlesRequest, context: grpc.aio.ServicerContext
+    ) -> pricing_pb2.GetCandlesResponse:
+        query = candle_query.parse_candle_request(request, self.app.market.universe.sid_by_symbol)
+        return await candle_query.get_candles(self.app.candle_store, query)
+
+    async def StreamQuotes(
+        self, request: pricing_pb2.StreamQuotesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        feed = self.app.feed
+        rate = request.max_updates_per_second
+        if not (0 <= rate <= MAX_STREAM_RATE):  # also rejects NaN
+            raise InvalidArgument(
+                "max_updates_per_second", f"must be between 0 and {MAX_STREAM_RATE:g}, got {rate}"
+            )
+        sids = self._stream_sids(request)
+        async for message in feed.subscribe(
+            sids, max_updates_per_second=rate, from_sequence=request.from_sequence
+        ):
+            yield message
+
+    def _stream_sids(self, request: pricing_pb2.StreamQuotesRequest) -> np.ndarray | None:
+        if not request.symbols and not request.sectors:
+            return None
+        universe = self.app.market.universe
+        parts = []
+        for i, raw in enumerate(request.symbols):
+            symbol = parse_symbol(raw, f"symbols[{i}]")
+            sid = universe.sid_by_symbol.get(symbol)
+            if sid is None:
+                raise NotFound(f"unknown symbol {symbol!r} in symbols[{i}] (see ListAssets)")
+            parts.append(sid)
+        sector_sids, unknown = universe.sids_for_sectors(list(request.sectors))
+        if unknown:
+            known = ", ".join(sorted(universe.sector_names.values()))
+            raise InvalidArgument("sectors", f"unknown sectors {unknown}; known: {known}")
+        return np.unique(np.concatenate([np.asarray(parts, dtype=np.int32), sector_sids])).astype(
+            np.int32
+        )
+
+    async def PublishTicks(
+        self,
+        request_iterator: AsyncIterator[pricing_pb2.PublishTicksRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pricing_pb2.PublishTicksResponse:
+        market = self.app.market
+        persister = self.app.persister
+        tally = IngestTally()
+        async for request in request_iterator:
+            if not request.ticks:
+                continue
+            now = _now_ms()
+            symbols, sids, times, prices, volumes = ticks_to_columns(
+                request.ticks, market.universe.sid_by_symbol, now
+            )
+            apply_ticks(market, tally, symbols, sids, times, prices, volumes, now)
+        if tally.accepted:
+            await persister.commit()
+        return tally.to_response()
+
+    async def ListAssets(
+        self, request: pricing_pb2.ListAssetsRequest, context: grpc.aio.ServicerContext
+    ) -> pricing_pb2.ListAssetsResponse:
+        return asset_query.list_assets(self.app.market, request, _now_ms())
+
+    async def GetAsset(
+        self, request: pricing_pb2.GetAssetRequest, context: grpc.aio.ServicerContext
+    ) -> pricing_pb2.GetAssetResponse:
+        return asset_query.get_asset(self.app.market, request)
+
+    async def GetMarketOverview(
+        self, request: pricing_pb2.GetMarketOverviewRequest, context: grpc.aio.ServicerContext
+    ) -> pricing_pb2.GetMarketOverviewResponse:
+        return overview.market_overview(self.app.market, request, _now_ms())

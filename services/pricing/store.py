@@ -1,0 +1,366 @@
+"""SQLite persistence of the pricing service: assets' ids, candles, last quotes.
+
+One writer connection on its own thread takes every write, grouped into a
+transaction per call, so ingest is never bound by one fsync per tick. WAL mode
+with synchronous=NORMAL keeps every committed transaction across a process
+crash (kill -9); only a power loss can take the last few. Readers use their own
+connections on a small thread pool, so a slow query never blocks the event
+loop or the writer.
+"""
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CANDLE_COLUMNS = (
+    "open_ms",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "closed",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS assets (
+    sid INTEGER PRIMARY KEY,
+    symbol TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS candles (
+    sid INTEGER NOT NULL,
+    interval_ms INTEGER NOT NULL,
+    open_ms INTEGER NOT NULL,
+    open REAL NOT NULL,
+    high REAL NOT NULL,
+    low REAL NOT NULL,
+    close REAL NOT NULL,
+    volume REAL NOT NULL,
+    quote_volume REAL NOT NULL,
+    trades INTEGER NOT NULL,
+    closed INTEGER NOT NULL,
+    PRIMARY KEY (sid, interval_ms, open_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quotes (
+    sid INTEGER PRIMARY KEY,
+    price REAL NOT NULL,
+    time_ms INTEGER NOT NULL,
+    sequence INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_UPSERT_CANDLE = """
+INSERT INTO candles (sid, interval_ms, open_ms, open, high, low, close, volume,
+                     quote_volume, trades, closed)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (sid, interval_ms, open_ms) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low,
+    close = excluded.close, volume = excluded.volume,
+    quote_volume = excluded.quote_volume, trades = excluded.trades,
+    closed = excluded.closed
+"""
+
+_UPSERT_QUOTE = """
+INSERT INTO quotes (sid, price, time_ms, sequence) VALUES (?, ?, ?, ?)
+ON CONFLICT (sid) DO UPDATE SET
+    price = excluded.price, time_ms = excluded.time_ms, sequence = excluded.sequence
+"""
+
+
+@dataclass
+class CandleRows:
+    """Candles of one (symbol, interval) as column arrays, ascending open_ms."""
+
+    open_ms: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    quote_volume: np.ndarray
+    trades: np.ndarray
+    closed: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.open_ms)
+
+
+@dataclass(frozen=True)
+class StoredQuote:
+    sid: int
+    price: float
+    time_ms: int
+    sequence: int
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+def _rows_from_columns(sid_col: Iterable, interval_col: Iterable, cols: dict) -> Iterable:
+    return zip(
+        sid_col,
+        interval_col,
+        cols["open_ms"].tolist(),
+        cols["open"].tolist(),
+        cols["high"].tolist(),
+        cols["low"].tolist(),
+        cols["close"].tolist(),
+        cols["volume"].tolist(),
+        cols["quote_volume"].tolist(),
+        cols["trades"].tolist(),
+        cols["closed"].astype(np.int8).tolist(),
+        strict=True,
+    )
+
+
+class MarketStore:
+    """The pricing database. Sync methods are meant for the store's threads;
+    the `a`-prefixed coroutines hop onto them."""
+
+    def __init__(self, path: Path, *, readers: int = 4) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._writer = _connect(path)
+        self._writer.executescript(_SCHEMA)
+        self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-reader")
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only=1")
+            self._local.conn = conn
+            with self._lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def on_writer(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run a sync store method on the writer thread (the only one that writes)."""
+        return await asyncio.get_running_loop().run_in_executor(self._write_pool, fn, *args)
+
+    async def _on_reader(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await asyncio.get_running_loop().run_in_executor(self._read_pool, fn, *args)
+
+    def close(self) -> None:
+        self._write_pool.shutdown(wait=True)
+        self._read_pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._reader_conns:
+                conn.close()
+        self._writer.close()
+
+    # -- assets -----------------------------------------------------------
+
+    def assign_sids(self, symbols: Sequence[str]) -> dict[str, int]:
+        """Stable integer ids for symbols: existing ones are kept, new ones get
+        the next free id, so candles keep their owner across restarts."""
+        conn = self._writer
+        known = dict(conn.execute("SELECT symbol, sid FROM assets").fetchall())
+        next_sid = max(known.values(), default=-1) + 1
+        new_rows = []
+        for symbol in symbols:
+            if symbol not in known:
+                known[symbol] = next_sid
+                new_rows.append((next_sid, symbol))
+                next_sid += 1
+        if new_rows:
+            with conn:
+                conn.execute("BEGIN")
+                conn.executemany("INSERT INTO assets (sid, symbol) VALUES (?, ?)", new_rows)
+        return known
+
+    # -- meta -------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._writer.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._writer:
+            self._writer.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- writes -----------------------------------------------------------
+
+    def insert_history(self, sid: int, interval_ms: int, rows: CandleRows) -> None:
+        """Bulk insert (or replace) one series; used by the backfill and the importer."""
+        n = len(rows)
+        cols = {name: getattr(rows, name) for name in CANDLE_COLUMNS}
+        conn = self._writer
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(_UPSERT_CANDLE, _rows_from_columns([sid] * n, [interval_ms] * n, cols))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def write_batch(
+        self,
+        candles: dict[str, np.ndarray] | None,
+        interval_ms_by_idx: Sequence[int],
+        quotes: Sequence[tuple[int, float, int, int]],
+        meta: dict[str, str],
+    ) -> None:
+        """Commit one group of changes atomically: dirty candles (the engine's
+        column dict), last quotes (sid, price, time_ms, sequence), meta."""
+        conn = self._writer
+        conn.execute("BEGIN")
+        try:
+            if candles is not None and len(candles["open_ms"]):
+                iv = np.asarray(interval_ms_by_idx, dtype=np.int64)[candles["interval_idx"]]
+                conn.executemany(
+                    _UPSERT_CANDLE,
+                    _rows_from_columns(candles["symbol_id"].tolist(), iv.tolist(), candles),
+                )
+            if quotes:
+                conn.executemany(_UPSERT_QUOTE, quotes)
+            if meta:
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    list(meta.items()),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def awrite_batch(
+        self,
+        candles: dict[str, np.ndarray] | None,
+        interval_ms_by_idx: Sequence[int],
+        quotes: Sequence[tuple[int, float, int, int]],
+        meta: dict[str, str],
+    ) -> None:
+        await self.on_writer(self.write_batch, candles, interval_ms_by_idx, quotes, meta)
+
+    async def ainsert_history(self, sid: int, interval_ms: int, rows: CandleRows) -> None:
+        await self.on_writer(self.insert_history, sid, interval_ms, rows)
+
+    # -- reads ------------------------------------------------------------
+
+    def load_quotes(self) -> list[StoredQuote]:
+        rows = self._writer.execute("SELECT sid, price, time_ms, sequence FROM quotes").fetchall()
+        return [StoredQuote(*row) for row in rows]
+
+    def load_candles_since(self, sid: int, interval_ms: int, since_ms: int) -> CandleRows:
+        """Candles with open_ms >= since_ms, plus always the latest one."""
+        conn = self._writer
+        rows = conn.execute(
+            "SELECT open_ms, open, high, low, close, volume, quote_volume, trades, closed "
+            "FROM candles WHERE sid = ? AND interval_ms = ? AND open_ms >= ? ORDER BY open_ms",
+            (sid, interval_ms, since_ms),
+        ).fetchall()
+        if not rows:
+            rows = conn.execute(
+                "SELECT open_ms, open, high, low, close, volume, quote_volume, trades, closed "
+                "FROM candles WHERE sid = ? AND interval_ms = ? ORDER BY open_ms DESC LIMIT 1",
+                (sid, interval_ms),
+            ).fetchall()
+        return _to_rows(rows)
+
+    def query_candles(
+        self,
+        sid: int,
+        interval_ms: int,
+        *,
+        start_ms: int | None,
+        end_ms: int | None,
+        after_ms: int | None,
+        limit: int,
+    ) -> CandleRows:
+        """Ascending candles in [start, end) after a keyset cursor; with no
+        start and no cursor, the latest `limit` of them."""
+        clauses = ["sid = ?", "interval_ms = ?"]
+        params: list[int] = [sid, interval_ms]
+        if start_ms is not None:
+            clauses.append("open_ms >= ?")
+            params.append(start_ms)
+        if end_ms is not None:
+            clauses.append("open_ms < ?")
+            params.append(end_ms)
+        if after_ms is not None:
+            clauses.append("open_ms > ?")
+            params.append(after_ms)
+        latest_first = start_ms is None and after_ms is None
+        order = "DESC" if latest_first else "ASC"
+        sql = (
+            "SELECT open_ms, open, high, low, close, volume, quote_volume, trades, closed "
+            f"FROM candles WHERE {' AND '.join(clauses)} ORDER BY open_ms {order} LIMIT ?"
+        )
+        rows = self._reader().execute(sql, [*params, limit]).fetchall()
+        if latest_first:
+            rows.reverse()
+        return _to_rows(rows)
+
+    async def aquery_candles(
+        self,
+        sid: int,
+        interval_ms: int,
+        *,
+        start_ms: int | None,
+        end_ms: int | None,
+        after_ms: int | None,
+        limit: int,
+    ) -> CandleRows:
+        return await self._on_reader(
+            lambda: self.query_candles(
+                sid, interval_ms, start_ms=start_ms, end_ms=end_ms, after_ms=after_ms, limit=limit
+            )
+        )
+
+
+def _to_rows(rows: list[tuple]) -> CandleRows:
+    if not rows:
+        empty_f = np.empty(0, dtype=np.float64)
+        return CandleRows(
+            open_ms=np.empty(0, dtype=np.int64),
+            open=empty_f,
+            high=empty_f,
+            low=empty_f,
+            close=empty_f,
+            volume=empty_f,
+            quote_volume=empty_f,
+            trades=np.empty(0, dtype=np.int64),
+            closed=np.empty(0, dtype=bool),
+        )
+    cols = list(zip(*rows, strict=True))
+    return CandleRows(
+        open_ms=np.asarray(cols[0], dtype=np.int64),
+        open=np.asarray(cols[1], dtype=np.float64),
+        high=np.asarray(cols[2], dtype=np.float64),
+        low=np.asarray(cols[3], dtype=np.float64),
+        close=np.asarray(cols[4], dtype=np.float64),
+        volume=np.asarray(cols[5], dtype=np.float64),
+        quote_volume=np.asarray(cols[6], dtype=np.float64),
+        trades=np.asarray(cols[7], dtype=np.int64),
+        closed=np.asarray(cols[8], dtype=bool),
+    )

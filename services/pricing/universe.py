@@ -1,0 +1,82 @@
+"""The asset universe as arrays indexed by store id (sid), for vector maths
+over every asset at once (market caps, tiers, sector sums)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from marketmesh.v1 import common_pb2
+from services.pricing.assets import AssetInfo
+
+LARGE_CAP = 10e9
+MID_CAP = 1e9
+
+
+def tiers_of(market_caps: np.ndarray) -> np.ndarray:
+    """Tier enum per market cap: large >= $10B, mid >= $1B, else small."""
+    out = np.full(market_caps.shape, common_pb2.TIER_SMALL, dtype=np.int32)
+    out[market_caps >= MID_CAP] = common_pb2.TIER_MID
+    out[market_caps >= LARGE_CAP] = common_pb2.TIER_LARGE
+    return out
+
+
+@dataclass
+class Universe:
+    """Assets by sid. Sids come from the store and are stable across restarts;
+    a sid with no asset in this run (universe shrank) has `assets[sid] is None`."""
+
+    assets: list[AssetInfo | None]
+    sid_by_symbol: dict[str, int]
+    circulating: np.ndarray
+    fdv_supply: np.ndarray
+    active_sids: np.ndarray  # ascending sids of the assets in this run
+    sids_by_sector: dict[str, np.ndarray] = field(default_factory=dict)
+    sector_names: dict[str, str] = field(default_factory=dict)  # lower-case -> display
+
+    @classmethod
+    def build(cls, infos: Sequence[AssetInfo], sid_by_symbol: dict[str, int]) -> "Universe":
+        size = max(sid_by_symbol.values(), default=-1) + 1
+        assets: list[AssetInfo | None] = [None] * size
+        circulating = np.full(size, np.nan)
+        fdv_supply = np.full(size, np.nan)
+        by_sector: dict[str, list[int]] = {}
+        names: dict[str, str] = {}
+        active: dict[str, int] = {}
+        for info in infos:
+            sid = sid_by_symbol[info.symbol]
+            assets[sid] = info
+            active[info.symbol] = sid
+            circulating[sid] = info.circulating_supply
+            fdv_supply[sid] = info.max_supply if info.max_supply else info.total_supply
+            for sector in info.sectors:
+                key = sector.lower()
+                names.setdefault(key, sector)
+                by_sector.setdefault(key, []).append(sid)
+        return cls(
+            assets=assets,
+            sid_by_symbol=active,
+            circulating=circulating,
+            fdv_supply=fdv_supply,
+            active_sids=np.asarray(sorted(active.values()), dtype=np.int32),
+            sids_by_sector={k: np.asarray(sorted(v), dtype=np.int32) for k, v in by_sector.items()},
+            sector_names=names,
+        )
+
+    @property
+    def size(self) -> int:
+        """Number of sid slots (the engine's symbol count)."""
+        return len(self.assets)
+
+    def symbol(self, sid: int) -> str:
+        info = self.assets[sid]
+        assert info is not None
+        return info.symbol
+
+    def sids_for_sectors(self, sectors: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """Sids tagged with any of the sectors, and the sectors nobody has."""
+        unknown = [s for s in sectors if s.strip().lower() not in self.sids_by_sector]
+        parts = [self.sids_by_sector[s.strip().lower()] for s in sectors if s not in unknown]
+        if not parts:
+            return np.empty(0, dtype=np.int32), unknown
+        return np.unique(np.concatenate(parts)).astype(np.int32), unknown

@@ -1,0 +1,3 @@
+"""Shared pytest set-up: importing ``services`` puts the generated gRPC stubs on sys.path."""
+
+import services  # noqa: F401

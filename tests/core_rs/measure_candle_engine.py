@@ -1,0 +1,65 @@
+"""Throughput of CandleEngine.ingest through the Python API (run by hand).
+
+1e6 ticks over 500 symbols at the six default intervals, fed in batches the
+way the pricing service would, plus the per-batch bookkeeping calls. Prints
+ticks/s; not a test (no timing asserts anywhere).
+
+    .venv/bin/python tests/core_rs/measure_candle_engine.py
+"""
+
+import time
+
+import numpy as np
+
+import core_rs
+
+N_TICKS = 1_000_000
+N_SYMBOLS = 500
+START_MS = 1_700_000_000_000
+SPAN_MS = 3 * 86_400_000  # three days, so every interval rolls over
+
+
+def make_ticks(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    times = START_MS + np.sort(rng.integers(0, SPAN_MS, N_TICKS))
+    ids = rng.integers(0, N_SYMBOLS, N_TICKS).astype(np.int32)
+    prices = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-4, N_TICKS)))
+    volumes = rng.exponential(1.0, N_TICKS)
+    return ids, times.astype(np.int64), prices, volumes
+
+
+def run(batch: int, ticks: tuple[np.ndarray, ...]) -> float:
+    ids, times, prices, volumes = ticks
+    eng = core_rs.CandleEngine(n_symbols=N_SYMBOLS)
+    everyone = np.arange(N_SYMBOLS, dtype=np.int32)
+    t0 = time.perf_counter()
+    for lo in range(0, N_TICKS, batch):
+        hi = lo + batch
+        now = int(times[min(hi, N_TICKS) - 1])
+        eng.ingest(ids[lo:hi], times[lo:hi], prices[lo:hi], volumes[lo:hi], now)
+        eng.close_expired(now - 2_000)
+        eng.take_dirty_candles()
+        eng.take_dirty_quotes()
+    eng.quotes(everyone, int(times[-1]))
+    return N_TICKS / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ticks = make_ticks(np.random.default_rng(7))
+    for batch in (N_TICKS, 10_000, 1_000):
+        best = max(run(batch, ticks) for _ in range(3))
+        print(f"batch {batch:>9,}: {best / 1e6:6.2f} M ticks/s (ingest + close + take)")
+    ids, times, prices, volumes = ticks
+    eng = core_rs.CandleEngine(n_symbols=N_SYMBOLS)
+    t0 = time.perf_counter()
+    eng.ingest(ids, times, prices, volumes, int(times[-1]))
+    print(f"ingest alone, one call: {N_TICKS / (time.perf_counter() - t0) / 1e6:6.2f} M ticks/s")
+    eng = core_rs.CandleEngine(n_symbols=6_000)
+    everyone = np.arange(6_000, dtype=np.int32)
+    eng.ingest(ids, times, prices, volumes, int(times[-1]))
+    t0 = time.perf_counter()
+    eng.quotes(everyone, int(times[-1]))
+    print(f"quotes for 6,000 symbols (cold cache): {(time.perf_counter() - t0) * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
