@@ -9,6 +9,7 @@ nothing is rejected, in batches the size the pricing service uses.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -669,3 +670,23 @@ def test_bad_scalar_arguments() -> None:
         eng.set_last(0, float("nan"), 0)
     with pytest.raises(ValueError, match="unknown symbol id 1"):
         eng.set_last(1, 1.0, 0)
+
+
+def test_threads_share_one_engine() -> None:
+    """Calls from several threads wait for each other instead of failing; per
+    symbol the result is the same as feeding that symbol alone."""
+    ticks = random_ticks(9, n_symbols=4, days=1, n=8_000)
+    shared = core_rs.CandleEngine(n_symbols=4)
+    alone = core_rs.CandleEngine(n_symbols=4)
+    ingest(alone, ticks)
+
+    def feed(sid: int) -> None:
+        mine = ticks[ticks["symbol_id"] == sid]
+        for batch in batches(mine, 50):
+            assert (ingest(shared, batch) == 0).all()
+            shared.quotes(np.arange(4, dtype=np.int32), int(batch["time_ms"].max()))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(feed, range(4)))
+    got = latest([candles(shared)])
+    assert_same_candles(got, latest([candles(alone)]))

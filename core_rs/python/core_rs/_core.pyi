@@ -17,7 +17,10 @@ REJECT_INVALID_VOLUME: Final[Literal[4]]
 REJECT_TIME_IN_FUTURE: Final[Literal[5]]
 REJECT_TIME_BEFORE_CLOSED_CANDLE: Final[Literal[6]]
 
-class CandleColumns(TypedDict):
+# The two TypedDicts below exist for type checkers only; at run time the
+# methods return plain dicts of numpy arrays.
+
+class _CandleColumns(TypedDict):
     """Result of ``CandleEngine.take_dirty_candles``: one array per field."""
 
     symbol_id: NDArray[np.int32]
@@ -32,7 +35,7 @@ class CandleColumns(TypedDict):
     trades: NDArray[np.int64]
     closed: NDArray[np.bool_]
 
-class QuoteColumns(TypedDict):
+class _QuoteColumns(TypedDict):
     """Result of ``CandleEngine.quotes``; NaN (time_ms 0) where has_price is False."""
 
     price: NDArray[np.float64]
@@ -87,7 +90,7 @@ class CandleEngine:
 
         Returns how many; late ticks for those candles are rejected after.
         """
-    def take_dirty_candles(self) -> CandleColumns:
+    def take_dirty_candles(self) -> _CandleColumns:
         """Candles touched since the previous call, once each, latest state.
 
         Ordered by (symbol_id, interval_idx, open_ms).
@@ -96,7 +99,7 @@ class CandleEngine:
         """Sorted ids whose last price/time changed since the previous call."""
     def quotes(
         self, symbol_ids: NDArray[np.int32] | NDArray[np.int64], now_ms: int
-    ) -> QuoteColumns:
+    ) -> _QuoteColumns:
         """Last quote and rolling-window statistics at ``now_ms`` per id.
 
         An unknown id raises ValueError.

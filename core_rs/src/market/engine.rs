@@ -313,6 +313,13 @@ impl CandleEngine {
     fn symbol_index(&self, name: &'static str, id: i64) -> Result<usize, CoreError> {
         if id >= 0 && (id as u64) < self.n_symbols as u64 {
             Ok(id as usize)
+        } else if self.n_symbols == 0 {
+            Err(invalid(
+                name,
+                format!(
+                    "unknown symbol id {id}; the engine has no symbols yet (add_symbols adds them)"
+                ),
+            ))
         } else {
             Err(invalid(
                 name,
@@ -373,10 +380,11 @@ impl CandleEngine {
         let st = &mut self.syms[s];
         st.ticked = true;
         if t >= st.last_ms {
+            let changed = p != st.last_price || t != st.last_ms;
             st.last_price = p;
             st.last_ms = t;
             st.has_price = true;
-            if !st.quote_dirty {
+            if changed && !st.quote_dirty {
                 st.quote_dirty = true;
                 self.dirty_quotes.push(s);
             }
@@ -550,14 +558,13 @@ impl CandleEngine {
 
     /// Ids (ascending) whose last quote changed since the previous call.
     pub fn take_dirty_quotes(&mut self) -> Vec<i32> {
-        let mut ids = std::mem::take(&mut self.dirty_quotes);
-        ids.sort_unstable();
-        ids.iter()
-            .map(|&s| {
-                self.syms[s].quote_dirty = false;
-                s as i32
-            })
-            .collect()
+        self.dirty_quotes.sort_unstable();
+        let ids = self.dirty_quotes.iter().map(|&s| s as i32).collect();
+        for &s in &self.dirty_quotes {
+            self.syms[s].quote_dirty = false;
+        }
+        self.dirty_quotes.clear();
+        ids
     }
 
     /// Last quote and rolling-window statistics at `now_ms` for each id.

@@ -98,6 +98,30 @@ fn two_minutes_of_ticks_give_exact_1m_and_5m_candles() {
 }
 
 #[test]
+fn dirty_quotes_follow_changes_of_last_price_or_time() {
+    let mut e = engine(&[M], 60 * M, 3);
+    ingest(
+        &mut e,
+        &[(2, 1_000, 10.0, 1.0), (0, 1_000, 10.0, 1.0)],
+        1_000,
+    );
+    assert_eq!(e.take_dirty_quotes(), vec![0, 2]);
+    // Same price and time again, or an older tick: the last quote is unchanged.
+    ingest(&mut e, &[(0, 1_000, 10.0, 5.0), (2, 500, 11.0, 1.0)], 1_000);
+    assert!(e.take_dirty_quotes().is_empty());
+    // Same time, new price (the later arrival wins), or a later time.
+    ingest(
+        &mut e,
+        &[(0, 1_000, 10.5, 1.0), (2, 2_000, 10.0, 1.0)],
+        2_000,
+    );
+    assert_eq!(e.take_dirty_quotes(), vec![0, 2]);
+    let q = e.quotes(&[0i32, 2], 2_000).unwrap();
+    assert_eq!(q.price, vec![10.5, 10.0]);
+    assert_eq!(q.time_ms, vec![1_000, 2_000]);
+}
+
+#[test]
 fn out_of_order_tick_inside_forming_candle() {
     let mut e = engine(&[M, 5 * M], 60 * M, 1);
     let codes = ingest(

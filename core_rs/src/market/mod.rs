@@ -28,8 +28,8 @@
 //!   restored candle if forming, else its end. The watermark never goes
 //!   down. So an accepted tick is never older than any current bucket.
 //! * **Last quote.** Price and time of the tick with the greatest time (ties:
-//!   the later arrival). Each tick that becomes the last quote marks the
-//!   symbol for `take_dirty_quotes`.
+//!   the later arrival). A tick that changes the last price or time marks the
+//!   symbol for `take_dirty_quotes`; `set_last` and `restore_candles` do not.
 //! * **Rolling window.** See `rolling`: finest buckets with open in
 //!   `[floor(now, f) - window + f, floor(now, f)]`; sums of volumes, max/min
 //!   of high/low, open of the oldest bucket, `change = (price / open - 1) *
