@@ -207,8 +207,11 @@ def targets() -> list[tuple[str, str]]:
         sys.exit("usage: healthcheck.py [ADDR SERVICE]")
     from services.catalog import SERVICES
 
-    with open("/proc/1/cmdline", "rb") as f:
-        command = f.read().decode(errors="replace").split("\0")
+    try:
+        with open("/proc/1/cmdline", "rb") as f:
+            command = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        command = []
     specs = [s for s in SERVICES if s.module in command] or list(SERVICES)
     return [
         (

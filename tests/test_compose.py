@@ -48,7 +48,7 @@ DEPENDENCIES: dict[str, tuple[str, ...]] = {
 NON_CATALOG_SERVICES = {"postgres"}
 POSTGRES_IMAGE = "postgres:16-bookworm"
 PYTHON_IMAGE = "python:3.11-slim-bookworm"
-DEV_ONLY = {"pytest", "ruff", "hypothesis", "ta-lib", "maturin", "grpcio-tools", "pyyaml"}
+DEV_ONLY = {"pytest", "ruff", "hypothesis", "ta-lib", "maturin", "grpcio-tools"}
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -777,7 +777,7 @@ def dockerignored(path: str) -> bool:
     "path",
     [
         ".venv/bin/python",
-        "core_rs/target/release/libcore_rs.so",
+        "core_rs/target/CACHEDIR.TAG",
         "var/pricing.sqlite3",
         "bin/ghz",
         ".git/HEAD",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import functools
 import hashlib
 import hmac
 import json
@@ -76,9 +75,20 @@ def _persisted_secret(path: Path) -> bytes:
     return secret
 
 
-@functools.cache
+_secret: bytes | None = None
+
+
+def init_page_tokens(data_dir: Path) -> None:
+    """Load the default key at start-up, so a bad key stops start-up, not a request."""
+    global _secret  # noqa: PLW0603 - one process-wide key, set once at start-up
+    _secret = load_page_token_secret(data_dir)
+
+
 def _default_secret() -> bytes:
-    return load_page_token_secret(Path(env_str("MM_DATA_DIR", "var")).expanduser())
+    if _secret is None:
+        init_page_tokens(Path(env_str("MM_DATA_DIR", "var")).expanduser())
+    assert _secret is not None
+    return _secret
 
 
 def _tag(secret: bytes, body: bytes) -> bytes:

@@ -9,8 +9,20 @@ Subscribers hold no queue. Each remembers only the last sequence it sent; when
 it is ready for more it sends what changed since then, read from `last_seq`
 (the newest value of each quote). A subscriber that is slow, or capped by
 max_updates_per_second, therefore gets conflated messages and costs no memory
-while it lags; one that keeps up gets each batch, and an unfiltered one shares
-a single encoded message per batch with every other unfiltered subscriber.
+while it lags; one that keeps up gets each batch.
+
+Fan-out cost is what limits a thousand subscribers, so the per-subscriber work
+per batch is kept to one wake-up and one write:
+
+* Unfiltered subscribers share encoded messages: one per (from, to) sequence
+  pair, so every subscriber that keeps up sends the same bytes, and those that
+  lag by the same number of batches share the conflated message too. The same
+  goes for the unfiltered snapshot, built at most once per batch.
+* Waiting subscribers each park one bare future that `cut_batch` resolves; no
+  per-subscriber timer or task (asyncio.wait_for would add both, per batch).
+  The feed itself publishes at least every `heartbeat_s`, so a subscriber is
+  woken often enough to send its own heartbeats; if the feed task stops, the
+  parked subscribers fail with UNAVAILABLE instead of hanging.
 """
 
 import asyncio
@@ -22,8 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
-from services.pricing.market import Market, quote_from_columns
-from services.pricing.wire import quote_entry, stream_message
+from services.common.errors import Unavailable
+from services.pricing.market import Market
+from services.pricing.wire import quote_entries, stream_message, symbol_field
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +49,9 @@ RESTART_SEQUENCE_GAP = 10_000
 # Cached quote encodings are refreshed this often so snapshots of quiet
 # symbols carry current 24h figures.
 REFRESH_ALL_S = 10.0
+# Shared conflated messages kept per sequence (one per distinct lag); a bound
+# so a crowd of subscribers at scattered sequences cannot pin many copies.
+MAX_SHARED_MESSAGES = 64
 
 
 @dataclass(frozen=True)
@@ -58,20 +74,38 @@ class QuoteFeed:
         self.sequence = start_sequence
         self.first_sequence = start_sequence
         self._entries: list[bytes | None] = [None] * market.universe.size
+        universe = market.universe
+        self._symbol_fields = [
+            b"" if universe.assets[sid] is None else symbol_field(universe.symbol(sid))
+            for sid in range(universe.size)
+        ]
         self._batches: deque[Batch] = deque(maxlen=16)
-        self._full_message: tuple[int, bytes] | None = None
-        self._changed = asyncio.Event()
+        # Encoded unfiltered messages for the current sequence, by the sequence
+        # the subscriber is coming from.
+        self._shared_seq = -1
+        self._shared: dict[int, bytes] = {}
+        self._snapshot: tuple[int, bytes] | None = None
+        self._refreshed_seq = -1  # sequence at which every entry was last refreshed
+        self._waiters: list[asyncio.Future[None]] = []
+        self._stopped = False
         self._last_publish = time.monotonic()
+        # A heartbeat counts as due this much early: subscribers only wake at
+        # batches, and the next one may be a whole period away.
+        self._heartbeat_early = min(self.batch_s, heartbeat_s / 2)
         self.subscribers = 0
 
     # -- producing --------------------------------------------------------
 
     def refresh_entries(self, sids: np.ndarray, now_ms: int) -> None:
         cols = self.market.quote_columns(sids, now_ms)
-        universe = self.market.universe
-        for i in np.flatnonzero(cols.has_price):
-            sid = int(cols.sids[i])
-            self._entries[sid] = quote_entry(quote_from_columns(universe.symbol(sid), cols, i))
+        rows = np.flatnonzero(cols.has_price)
+        entries = self._entries
+        for sid, entry in zip(
+            cols.sids[rows].tolist(),
+            quote_entries(cols, rows, self._symbol_fields),
+            strict=True,
+        ):
+            entries[sid] = entry
 
     def cut_batch(self) -> Batch | None:
         """Publish what changed since the previous batch (or a heartbeat)."""
@@ -86,18 +120,44 @@ class QuoteFeed:
         batch = Batch(self.sequence, changed)
         self._batches.append(batch)
         self._last_publish = now
-        event, self._changed = self._changed, asyncio.Event()
-        event.set()
+        self._wake_all()
         return batch
 
+    def _wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # a cancelled subscriber leaves its future behind
+                if self._stopped:
+                    waiter.set_exception(Unavailable("the quote feed stopped; reconnect"))
+                else:
+                    waiter.set_result(None)
+
+    async def _next_batch(self) -> None:
+        if self._stopped:
+            raise Unavailable("the quote feed stopped; reconnect")
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         next_refresh = time.monotonic() + REFRESH_ALL_S
-        while True:
-            await asyncio.sleep(self.batch_s)
-            self.cut_batch()
-            if time.monotonic() >= next_refresh:
-                self.refresh_entries(self.market.universe.active_sids, _now_ms())
-                next_refresh = time.monotonic() + REFRESH_ALL_S
+        # Cut on a fixed cadence: sleeping batch_s after each cut would stretch
+        # the period by the cut itself and by every delay of a busy loop.
+        next_cut = loop.time() + self.batch_s
+        try:
+            while True:
+                await asyncio.sleep(next_cut - loop.time())
+                self.cut_batch()
+                # Late (a busy loop): no burst of catch-up cuts, but keep at
+                # least half a period between two.
+                next_cut = max(next_cut + self.batch_s, loop.time() + self.batch_s / 2)
+                if time.monotonic() >= next_refresh:
+                    self.refresh_entries(self.market.universe.active_sids, _now_ms())
+                    next_refresh = time.monotonic() + REFRESH_ALL_S
+        finally:
+            self._stopped = True
+            self._wake_all()
 
     # -- consuming --------------------------------------------------------
 
@@ -112,19 +172,40 @@ class QuoteFeed:
         entries = self._entries
         return [e for e in (entries[s] for s in sids.tolist()) if e is not None]
 
-    def _full_batch_message(self, batch: Batch) -> bytes:
-        cached = self._full_message
-        if cached is not None and cached[0] == batch.sequence:
-            return cached[1]
-        message = stream_message(
-            batch.sequence, self._entries_for(batch.sids), heartbeat=batch.sids.size == 0
-        )
-        self._full_message = (batch.sequence, message)
+    def _unfiltered_since(self, sent_seq: int) -> bytes:
+        """Every quote that changed after `sent_seq`, up to the current sequence;
+        shared by all unfiltered subscribers coming from the same sequence."""
+        current = self.sequence
+        if self._shared_seq != current:
+            self._shared_seq = current
+            self._shared = {}
+        message = self._shared.get(sent_seq)
+        if message is None:
+            batch = self._batch(current) if sent_seq == current - 1 else None
+            changed = batch.sids if batch is not None else self.changed_since(sent_seq, None)
+            entries = self._entries_for(changed)
+            message = stream_message(current, entries, heartbeat=changed.size == 0)
+            if len(self._shared) < MAX_SHARED_MESSAGES:
+                self._shared[sent_seq] = message
         return message
 
-    def snapshot(self, sids: np.ndarray) -> bytes:
-        self.refresh_entries(sids, _now_ms())
-        return stream_message(self.sequence, self._entries_for(sids), snapshot=True)
+    def snapshot(self, sids: np.ndarray | None) -> bytes:
+        """Every requested quote (`None`: every active asset) as of now."""
+        sequence = self.sequence
+        if sids is None and self._snapshot is not None and self._snapshot[0] == sequence:
+            return self._snapshot[1]
+        wanted = self.market.universe.active_sids if sids is None else sids
+        # Fresh 24h figures for quiet symbols, but at most once per batch for
+        # all of them: a thousand clients reconnecting must not each re-encode
+        # the whole universe.
+        if self._refreshed_seq != sequence:
+            self.refresh_entries(wanted, _now_ms())
+            if sids is None:
+                self._refreshed_seq = sequence
+        message = stream_message(sequence, self._entries_for(wanted), snapshot=True)
+        if sids is None:
+            self._snapshot = (sequence, message)
+        return message
 
     def can_resume(self, from_sequence: int) -> bool:
         return self.first_sequence <= from_sequence <= self.sequence and (
@@ -146,8 +227,7 @@ class QuoteFeed:
     ) -> AsyncIterator[bytes]:
         """Encoded StreamQuotesResponse messages for one subscriber.
 
-        `sids` None means every asset (and shares encoded batches)."""
-        wanted = self.market.universe.active_sids if sids is None else sids
+        `sids` None means every asset (and shares encoded messages)."""
         min_gap = 1.0 / max_updates_per_second if max_updates_per_second > 0 else 0.0
         self.subscribers += 1
         try:
@@ -159,7 +239,7 @@ class QuoteFeed:
                 )
             else:
                 sent_seq = self.sequence
-                yield self.snapshot(wanted)
+                yield self.snapshot(sids)
             last_send = time.monotonic()
             while True:
                 if min_gap:
@@ -167,31 +247,22 @@ class QuoteFeed:
                     if wait > 0:
                         await asyncio.sleep(wait)
                 if self.sequence == sent_seq:
-                    event = self._changed
-                    remaining = self.heartbeat_s - (time.monotonic() - last_send)
-                    try:
-                        await asyncio.wait_for(event.wait(), timeout=max(remaining, 0.0))
-                    except TimeoutError:
-                        pass
+                    await self._next_batch()
                 current = self.sequence
-                if current == sent_seq:
-                    # The feed publishes heartbeats itself; this covers a stalled producer.
-                    message = stream_message(current, (), heartbeat=True)
-                elif sids is None and current == sent_seq + 1 and self._batch(current):
-                    message = self._full_batch_message(self._batch(current))  # type: ignore[arg-type]
+                if sids is None:
+                    # An unfiltered stream sends every new sequence: nothing
+                    # changed only when every batch since was a feed heartbeat.
+                    message = self._unfiltered_since(sent_seq)
                 else:
                     changed = self.changed_since(sent_seq, sids)
-                    batch = self._batch(current)
-                    heartbeat_due = time.monotonic() - last_send >= self.heartbeat_s
-                    if changed.size == 0:
-                        is_feed_heartbeat = batch is not None and batch.sids.size == 0
-                        if not (heartbeat_due or (sids is None and is_feed_heartbeat)):
-                            # Only batches of other symbols: nothing to tell yet.
-                            sent_seq = current
-                            continue
+                    if changed.size:
+                        message = stream_message(current, self._entries_for(changed))
+                    elif time.monotonic() - last_send >= self.heartbeat_s - self._heartbeat_early:
                         message = stream_message(current, (), heartbeat=True)
                     else:
-                        message = stream_message(current, self._entries_for(changed))
+                        # Only batches of other symbols: nothing to tell yet.
+                        sent_seq = current
+                        continue
                 sent_seq = current
                 yield message
                 last_send = time.monotonic()

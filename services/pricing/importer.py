@@ -13,7 +13,9 @@ aggregated into every coarser one. Rows are upserted by (symbol, interval,
 open time), so importing the same file twice changes nothing. Rows that fail
 validation are reported with their line number and skipped; nothing else in
 the file is affected. Imported candles are served by GetCandles at once; a
-running service's live quotes are not changed.
+running service's live quotes are not changed. A symbol with no quote yet (no
+service has run on the data dir) gets its last imported price as its quote, so
+the first start keeps its imported history instead of backfilling it.
 """
 
 import argparse
@@ -79,6 +81,14 @@ def _write(store: MarketStore, sid: int, interval_ms: int, arrays: CandleArrays)
     return len(arrays.open_ms)
 
 
+def _quote_if_absent(store: MarketStore, sid: int, price: float, time_ms: int) -> None:
+    # A symbol imported before pricing ever ran gets its last imported price as
+    # its quote: pricing then restores it instead of backfilling the symbol,
+    # which would overwrite the imported candles with synthetic ones. A symbol
+    # that already has a quote (a service ran here) keeps it.
+    store.insert_quote_if_absent(sid, price, time_ms)
+
+
 def _with_coarser(finest_ms: int, arrays: CandleArrays) -> dict[int, CandleArrays]:
     out = {finest_ms: arrays}
     for ms in INTERVAL_MS:
@@ -106,6 +116,9 @@ def import_ticks(
         for line, code in zip(group["line"].to_numpy()[codes != 0], codes[codes != 0], strict=True):
             report.errors.append(f"line {line}: tick rejected (reason code {int(code)})")
         engine.close_expired(now_ms)
+        last = engine.quotes(np.zeros(1, dtype=np.int32), now_ms)
+        if last["has_price"][0]:
+            _quote_if_absent(store, sid, float(last["price"][0]), int(last["time_ms"][0]))
         dirty = engine.take_dirty_candles()
         for idx, interval_ms in enumerate(INTERVAL_MS):
             mask = dirty["interval_idx"] == idx
@@ -146,6 +159,10 @@ def import_candles(
         }
         for ms, part in series.items():
             report.candles_written += _write(store, sid, ms, part)
+        if interval_ms == finest and n:
+            # The close of the last finest candle; its open is the one time
+            # known not to be after its last trade.
+            _quote_if_absent(store, sid, float(arrays.close[-1]), int(arrays.open_ms[-1]))
 
 
 def _validate(frame: pd.DataFrame, kind: str, known: set[str], report: ImportReport) -> pd.DataFrame:

@@ -4,6 +4,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from marketmesh.v1 import pricing_pb2
 from services.pricing.market import Market
 
 MAX_FUTURE_MS = 5_000
+# Timestamp's valid range (years 1-9999) in ms.
+MIN_TIME_MS = -62_135_596_800_000
+MAX_TIME_MS = 253_402_300_799_999
 # Rejections listed in one PublishTicks response; `rejected` counts them all.
 MAX_LISTED_REJECTIONS = 1_000
 
@@ -66,21 +70,28 @@ class IngestTally:
         )
 
 
+def symbols_to_sids(symbols: Sequence[str], sid_by_symbol: dict[str, int]) -> np.ndarray:
+    """Sid per symbol, -1 for a symbol not in the universe."""
+    get = sid_by_symbol.get
+    sids = np.fromiter(map(get, symbols, repeat(-2)), dtype=np.int32, count=len(symbols))
+    # A second chance for sloppy spelling ("btc-usd ") before calling it unknown.
+    for i in np.flatnonzero(sids == -2).tolist():
+        sids[i] = get(symbols[i].strip().upper(), -1)
+    return sids
+
+
 def ticks_to_columns(
     ticks: Sequence[pricing_pb2.Tick], sid_by_symbol: dict[str, int], now_ms: int
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Column arrays of a batch of ticks; unknown symbols get sid -1 and an
     unset time means "now"."""
     symbols = [t.symbol for t in ticks]
-    get = sid_by_symbol.get
-    sids = np.fromiter(
-        (get(s, -2) for s in symbols), dtype=np.int32, count=len(symbols)
-    )
-    # A second chance for sloppy spelling ("btc-usd ") before calling it unknown.
-    for i in np.flatnonzero(sids == -2).tolist():
-        sids[i] = get(symbols[i].strip().upper(), -1)
+    sids = symbols_to_sids(symbols, sid_by_symbol)
     prices = np.fromiter((t.price for t in ticks), dtype=np.float64, count=len(ticks))
     volumes = np.fromiter((t.volume for t in ticks), dtype=np.float64, count=len(ticks))
+    # Float first: a time far outside Timestamp's range would overflow int64
+    # (an INTERNAL error); clamped to the range's ends it is rejected as too far
+    # in the future or the past. Valid times (|ms| < 2^53) convert exactly.
     times = np.fromiter(
         (
             t.time.seconds * 1000 + t.time.nanos // 1_000_000
@@ -88,9 +99,10 @@ def ticks_to_columns(
             else now_ms
             for t in ticks
         ),
-        dtype=np.int64,
+        dtype=np.float64,
         count=len(ticks),
     )
+    times = np.clip(times, MIN_TIME_MS, MAX_TIME_MS).astype(np.int64)
     return symbols, sids, times, prices, volumes
 
 

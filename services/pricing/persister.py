@@ -14,12 +14,20 @@ import time
 import numpy as np
 import structlog
 
+from services.common.metrics import histogram
 from services.pricing.feed import QuoteFeed
 from services.pricing.intervals import INTERVAL_MS
 from services.pricing.market import Market
 from services.pricing.store import MarketStore
 
 log = structlog.get_logger(__name__)
+
+# One observation per committed transaction: its count is the commit count.
+COMMIT_SECONDS = histogram(
+    "marketmesh_pricing_commit_duration_seconds",
+    "Time from taking the dirty candles to the end of the store transaction.",
+    ("service",),
+).labels("pricing")
 
 
 class Persister:
@@ -44,6 +52,7 @@ class Persister:
 
     async def _cycle(self) -> None:
         future, self._next = self._next, None
+        started = time.perf_counter()
         candles = self.market.engine.take_dirty_candles()
         batches = [*self._carry, candles] if self._carry else [candles]
         try:
@@ -55,6 +64,7 @@ class Persister:
                 )
             self._carry = []
             self.commits += 1
+            COMMIT_SECONDS.observe(time.perf_counter() - started)
         except Exception as exc:
             self._carry = batches
             log.error("commit failed; will retry", error=str(exc))

@@ -87,7 +87,9 @@ def _echo_handlers(state: EchoState) -> grpc.GenericRpcHandler:
             await asyncio.sleep(30)
         return b"echo:" + request
 
-    async def server_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def server_stream(
+        request: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
         # request: "<count>" or "<count>:<command>" (command raised after count messages)
         count_text, _, command = request.partition(b":")
         try:
@@ -103,7 +105,9 @@ def _echo_handlers(state: EchoState) -> grpc.GenericRpcHandler:
         for i in range(int(request)):
             await context.write(b"%d" % i)
 
-    async def client_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+    async def client_stream(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> bytes:
         count = 0
         async for message in requests:
             state.client_messages.append(message)
@@ -111,7 +115,9 @@ def _echo_handlers(state: EchoState) -> grpc.GenericRpcHandler:
             count += 1
         return b"%d" % count
 
-    async def bidi(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    async def bidi(
+        requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
         async for message in requests:
             _fail_on(message)
             yield b"echo:" + message
@@ -167,4 +173,3 @@ async def echo(logs: LogCapture) -> AsyncIterator[Echo]:
     finally:
         await channel.close()
         await running.stop(0)
-

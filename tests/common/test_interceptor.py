@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from prometheus_client import REGISTRY
+
+from services.common.interceptors import ServiceInterceptor
+from services.common.server import start_server
 
 from .conftest import Echo, LogCapture
 
@@ -124,7 +129,9 @@ async def test_explicit_abort_keeps_its_code(echo: Echo, logs: LogCapture) -> No
     error = await _unary_error(echo, b"abort")
     assert error.code() is grpc.StatusCode.PERMISSION_DENIED
     assert error.details() == "not yours"
-    assert logs.rpc(UNARY)[0]["code"] == "PERMISSION_DENIED"
+    # The servicer sent the status itself, so the line may trail the client.
+    (line,) = await logs.wait_rpc(UNARY)
+    assert line["code"] == "PERMISSION_DENIED"
 
 
 async def test_metrics_count_calls_by_code(echo: Echo, logs: LogCapture) -> None:
@@ -163,9 +170,7 @@ async def test_writer_style_stream_is_counted(echo: Echo, logs: LogCapture) -> N
     assert (line["code"], line["sent"]) == ("OK", 4)
 
 
-async def test_server_stream_error_after_messages_is_mapped(
-    echo: Echo, logs: LogCapture
-) -> None:
+async def test_server_stream_error_after_messages_is_mapped(echo: Echo, logs: LogCapture) -> None:
     call = echo.server_stream()(b"2:invalid")
     received = []
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -240,8 +245,41 @@ async def test_bidi_stream_counts_and_maps_errors(echo: Echo, logs: LogCapture) 
 
 
 async def test_health_checks_are_logged_too(echo: Echo, logs: LogCapture) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     await health_pb2_grpc.HealthStub(echo.channel).Check(health_pb2.HealthCheckRequest())
     (line,) = logs.rpc("/grpc.health.v1.Health/Check")
     assert line["code"] == "OK"
+
+
+async def test_request_id_is_in_trailers_on_success_and_every_error(echo: Echo) -> None:
+    for request in (b"ok", b"invalid", b"value", b"boom", b"abort"):
+        call = echo.unary()(request, metadata=(("x-request-id", "t-1"),))
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await call
+        assert ("x-request-id", "t-1") in tuple(await call.trailing_metadata()), request
+
+
+async def test_unary_header_can_be_left_out() -> None:
+    async def unary(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return request
+
+    def register(server: grpc.aio.Server) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(unary)
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("test.Plain", {"Call": handler}),)
+        )
+
+    running = await start_server(
+        service="test",
+        address="127.0.0.1:0",
+        service_names=["test.Plain"],
+        register=register,
+        interceptors=[ServiceInterceptor("test", unary_header=False)],
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            call = channel.unary_unary("/test.Plain/Call")(b"x", metadata=(("x-request-id", "h"),))
+            assert await call == b"x"
+            assert "x-request-id" not in dict(await call.initial_metadata())
+            assert dict(await call.trailing_metadata())["x-request-id"] == "h"
+    finally:
+        await running.stop(0)

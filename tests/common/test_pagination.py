@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common import pagination
 from services.common.config import ConfigError
 from services.common.errors import InvalidArgument
 from services.common.pagination import (
@@ -15,6 +16,7 @@ from services.common.pagination import (
     SECRET_FILE,
     decode_page_token,
     encode_page_token,
+    init_page_tokens,
     load_page_token_secret,
 )
 
@@ -63,9 +65,7 @@ def test_signed_non_object_payload_is_rejected() -> None:
         decode_page_token(token, secret=SECRET)
 
 
-def test_secret_persists_in_the_data_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_secret_persists_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SECRET_ENV, raising=False)
     first = load_page_token_secret(tmp_path / "data")
     assert (tmp_path / "data" / SECRET_FILE).exists()
@@ -75,6 +75,7 @@ def test_secret_persists_in_the_data_dir(
     assert load_page_token_secret(tmp_path / "other") != first
 
 
+# Spawned, not forked: forking a process that runs grpc threads is unsafe.
 def _load_in_child(data_dir: str) -> bytes:
     return load_page_token_secret(Path(data_dir))
 
@@ -83,7 +84,7 @@ def test_processes_starting_together_agree_on_one_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(SECRET_ENV, raising=False)
-    with multiprocessing.get_context("fork").Pool(4) as pool:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
         secrets = pool.map(_load_in_child, [str(tmp_path)] * 8)
     assert len(set(secrets)) == 1
 
@@ -99,3 +100,19 @@ def test_env_secret_wins_and_must_be_long_enough(
         load_page_token_secret(tmp_path)
     assert err.value.name == SECRET_ENV
     assert "short" not in str(err.value)
+
+
+def test_default_secret_comes_from_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    monkeypatch.setenv("MM_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(pagination, "_secret", None)
+    token = encode_page_token({"page": 2})
+    assert (tmp_path / SECRET_FILE).exists()
+    assert decode_page_token(token) == {"page": 2}
+    assert decode_page_token(token, secret=load_page_token_secret(tmp_path)) == {"page": 2}
+    # init_page_tokens switches the default key: old tokens no longer verify.
+    init_page_tokens(tmp_path / "elsewhere")
+    with pytest.raises(InvalidArgument):
+        decode_page_token(token)

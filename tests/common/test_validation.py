@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from marketmesh.v1 import pricing_pb2
 
+from marketmesh.v1 import pricing_pb2
 from services.common.errors import InvalidArgument
 from services.common.validation import (
     ms_to_timestamp,

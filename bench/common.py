@@ -1,0 +1,232 @@
+"""Shared benchmark plumbing: a pricing server in its own process, the facts
+about the machine a figure was measured on, and the result files.
+
+The server runs as `python -m services.pricing` on a free port with a
+throw-away data directory, exactly as deployed, so client and server never
+share a GIL and the figures include the real start-up configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+# A short backfill keeps start-up to seconds; history depth does not change
+# the ingest or query paths measured here.
+SHORT_BACKFILL = {"MM_BACKFILL_DAYS": "2", "MM_BACKFILL_FINE_DAYS": "1"}
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # Fields after the command name start at "state" (field 3): utime is 14, stime 15.
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    log_path: Path
+    startup_s: float
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _wait_serving(target: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"pricing server exited with status {process.returncode}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass  # not bound yet
+            time.sleep(0.1)
+    raise RuntimeError(f"pricing server not SERVING after {timeout_s:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@contextmanager
+def pricing_server(
+    env: Mapping[str, str] | None = None,
+    *,
+    startup_timeout_s: float = 180.0,
+    profile_to: Path | None = None,
+) -> Iterator[ServerProcess]:
+    """Start `python -m services.pricing` on a free port with a temporary data
+    directory, wait for health SERVING, and stop it (SIGTERM) afterwards.
+
+    `env` overrides the defaults here (feed none, short backfill, no metrics
+    port, JSON logs to a file); the log's tail is printed if start-up fails.
+    `profile_to` runs the server under cProfile (event-loop thread only) and
+    writes the stats there when it stops."""
+    with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        port = free_port()
+        full_env = {
+            **os.environ,
+            "MM_PRICING_ADDR": f"127.0.0.1:{port}",
+            "MM_DATA_DIR": str(tmp_dir / "var"),
+            "MM_PRICING_METRICS_PORT": "0",
+            "MM_LOG_FORMAT": "json",
+            "MM_FEED": "none",
+            **SHORT_BACKFILL,
+            **(env or {}),
+        }
+        log_path = tmp_dir / "server.log"
+        started = time.monotonic()
+        with log_path.open("wb") as log:
+            profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
+            process = subprocess.Popen(
+                [sys.executable, *profiler, "-m", "services.pricing"],
+                cwd=REPO,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = ServerProcess(process, port, tmp_dir / "var", log_path, 0.0)
+        try:
+            try:
+                _wait_serving(server.target, process, startup_timeout_s)
+            except RuntimeError:
+                print(server.log_tail(), file=sys.stderr)
+                raise
+            server.startup_s = time.monotonic() - started
+            yield server
+        finally:
+            _stop(process)
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, Any]:
+    """Where and on what a result was measured."""
+    import numpy as np  # noqa: PLC0415  (only here, to report its version)
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "numpy": np.__version__,
+        # Other work on the machine skews wall-clock figures: say how busy it was.
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "git_commit": _git("rev-parse", "HEAD"),
+        # Uncommitted changes are part of what was measured.
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def machine_line(machine: Mapping[str, Any]) -> str:
+    dirty = " (with uncommitted changes)" if machine.get("git_dirty") else ""
+    return (
+        f"{machine['date']} · {machine['nproc']} × {machine['cpu_model']} · "
+        f"Python {machine['python']}, grpcio {machine['grpcio']} · "
+        f"commit {str(machine['git_commit'])[:12]}{dirty} · "
+        f"load average {machine['loadavg_1m']} at start"
+    )
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def write_results(name: str, payload: Mapping[str, Any], markdown: str) -> tuple[Path, Path]:
+    """bench/results/<name>.json and <name>.md."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    json_path = RESULTS_DIR / f"{name}.json"
+    md_path = RESULTS_DIR / f"{name}.md"
+    json_path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    md_path.write_text(markdown.rstrip() + "\n")
+    return json_path, md_path
