@@ -49,6 +49,94 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+# cProfile on thread CPU time: the event loop's waits in epoll cost nothing,
+# so the profile shows where its CPU goes.
+_PROFILED_SERVER = """
+import cProfile, runpy, sys, time
+out = sys.argv[1]
+sys.argv = ["services.pricing"]
+profile = cProfile.Profile(time.thread_time)
+profile.enable()
+try:
+    runpy.run_module("services.pricing", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user/nice
+    return (sum(fields[:8]) - idle) / _CLOCK_TICKS
+
+
+def wait_quiet(timeout_s: float, *, max_busy_cores: float = 0.3) -> float:
+    """Wait (up to timeout_s) until the machine is nearly idle: other work on
+    a 2-core box skews every wall-clock figure. Returns the busy cores last seen."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        t0, busy0 = time.monotonic(), machine_busy_seconds()
+        time.sleep(2.0)
+        busy = (machine_busy_seconds() - busy0) / (time.monotonic() - t0)
+        if busy <= max_busy_cores or time.monotonic() >= deadline:
+            return round(busy, 2)
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds per thread of a process, by thread id (the main thread's is pid)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return out
+
+
+def thread_cpu_split(
+    pid: int, before: dict[int, float], after: dict[int, float]
+) -> dict[str, float]:
+    """Where a process's CPU went between two readings: its main thread (the
+    event loop), its busiest other thread, and the rest."""
+    delta = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
+    main = delta.pop(pid, 0.0)
+    busiest = max(delta.values(), default=0.0)
+    return {
+        "main_thread_cpu_s": round(main, 3),
+        "busiest_other_thread_cpu_s": round(busiest, 3),
+        "remaining_threads_cpu_s": round(sum(delta.values()) - busiest, 3),
+    }
+
+
+# The same server with another interceptor stack: what the request-id / log /
+# metrics / error-mapping layer costs per call, by comparison. argv[1] is
+# "none" (no interceptors) or "no-unary-header" (the stack without the
+# separate initial-metadata send on unary calls).
+_VARIANT_SERVER = """
+import sys
+import services.common.server as common_server
+import services.pricing.server as pricing_server
+from services.common.interceptors import default_interceptors
+variant = sys.argv[1]
+sys.argv = sys.argv[:1]
+start = common_server.start_server
+async def start_variant(**kwargs):
+    if variant == "none":
+        kwargs["interceptors"] = []
+    else:
+        kwargs["interceptors"] = default_interceptors(kwargs["service"], unary_header=False)
+    return await start(**kwargs)
+pricing_server.start_server = start_variant
+sys.exit(pricing_server.main())
+"""
+
+
 @dataclass
 class ServerProcess:
     process: subprocess.Popen[bytes]
@@ -109,14 +197,20 @@ def pricing_server(
     *,
     startup_timeout_s: float = 180.0,
     profile_to: Path | None = None,
+    interceptors: str = "default",
+    repo: Path = REPO,
 ) -> Iterator[ServerProcess]:
     """Start `python -m services.pricing` on a free port with a temporary data
     directory, wait for health SERVING, and stop it (SIGTERM) afterwards.
 
     `env` overrides the defaults here (feed none, short backfill, no metrics
     port, JSON logs to a file); the log's tail is printed if start-up fails.
-    `profile_to` runs the server under cProfile (event-loop thread only) and
-    writes the stats there when it stops."""
+    `profile_to` runs the server under cProfile and writes the stats there
+    when it stops: CPU time of the event-loop thread only (the store's writer
+    thread and grpc's threads are not in it). `interceptors` "none" starts it
+    without the common interceptor stack, "no-unary-header" with the stack
+    but no separate initial metadata on unary calls. `repo` runs another checkout's
+    services package (before/after comparisons)."""
     with tempfile.TemporaryDirectory(prefix="mm-bench-") as tmp:
         tmp_dir = Path(tmp)
         port = free_port()
@@ -133,10 +227,14 @@ def pricing_server(
         log_path = tmp_dir / "server.log"
         started = time.monotonic()
         with log_path.open("wb") as log:
-            profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
+            command = ["-m", "services.pricing"]
+            if profile_to is not None:
+                command = ["-c", _PROFILED_SERVER, str(profile_to)]
+            elif interceptors != "default":
+                command = ["-c", _VARIANT_SERVER, interceptors]
             process = subprocess.Popen(
-                [sys.executable, *profiler, "-m", "services.pricing"],
-                cwd=REPO,
+                [sys.executable, *command],
+                cwd=repo,
                 env=full_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -16,8 +16,9 @@ cost on their own. Server CPU comes from /proc, sampled every 0.25 s and
 interpolated to the client's steady window, split into the Python main thread
 (event loop, GIL) and gRPC's C-core threads.
 
-    .venv/bin/python -m bench.fanout                      # 0, 100, 1000 subscribers
+    .venv/bin/python -m bench.fanout          # 0, 100, 1000 (8 conns), 1000x1000 (1 conn each)
     .venv/bin/python -m bench.fanout --subscribers 1000 --duration 10 --no-write
+    .venv/bin/python -m bench.fanout --server-root /path/to/other/checkout --no-write  # A/B
 """
 
 from __future__ import annotations
@@ -44,9 +45,35 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_DIR = ROOT / "bench" / "fanout_client"
 RESULTS_DIR = ROOT / "bench" / "results"
+GOAL_SUBSCRIBERS = 1000
 GOAL_QUOTES_PER_S = 500_000
 GOAL_LAG_MS = 250.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    subscribers: int
+    connections: int | None = None  # None: --connections
+
+    @classmethod
+    def parse(cls, text: str) -> Scenario:
+        """'1000' or '1000x1000' (subscribers x HTTP/2 connections)."""
+        count, _, conns = text.partition("x")
+        try:
+            scenario = cls(int(count), int(conns) if conns else None)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected N or NxC, got {text!r}") from None
+        if scenario.subscribers < 0 or (
+            scenario.connections is not None and scenario.connections < 1
+        ):
+            raise argparse.ArgumentTypeError(f"expected N >= 0 and C >= 1, got {text!r}")
+        return scenario
+
+    def __str__(self) -> str:
+        return (
+            f"{self.subscribers}x{self.connections}" if self.connections else str(self.subscribers)
+        )
 
 
 # -- server process ---------------------------------------------------------------
@@ -199,11 +226,12 @@ def wait_quiet(max_busy_cores: float, timeout_s: float) -> float:
 
 
 def run_scenario(
-    subscribers: int, client: Path, data_dir: Path, args: argparse.Namespace
+    scenario: Scenario, client: Path, data_dir: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
+    subscribers = scenario.subscribers
     port = free_port()
     address = f"127.0.0.1:{port}"
-    log_path = data_dir / f"server-{subscribers}.log"
+    log_path = data_dir / f"server-{scenario}.log"
     with log_path.open("wb") as log:
         launcher = ["-m", "services.pricing"]
         if args.server_launcher:
@@ -220,8 +248,8 @@ def run_scenario(
         wait_serving(address, args.start_timeout, proc)
         time.sleep(1.0)  # let the feed settle past start-up
         sampler.start()
-        connections = max(1, min(args.connections, subscribers))
-        profiler = start_profiler(proc.pid, subscribers, args)
+        connections = max(1, min(scenario.connections or args.connections, subscribers))
+        profiler = start_profiler(proc.pid, scenario, args)
         run = subprocess.run(
             [
                 str(client),
@@ -230,6 +258,7 @@ def run_scenario(
                 f"-connections={connections}",
                 f"-warmup={args.warmup}s",
                 f"-duration={args.duration}s",
+                f"-parse-every={args.parse_every}",
             ],
             capture_output=True,
             check=False,
@@ -258,15 +287,15 @@ def run_scenario(
 
 
 def start_profiler(
-    pid: int, subscribers: int, args: argparse.Namespace
+    pid: int, scenario: Scenario, args: argparse.Namespace
 ) -> subprocess.Popen[bytes] | None:
     """py-spy over the server's steady window (approximately: from after the
     snapshots plus warm-up), as collapsed stacks for later aggregation."""
-    if not args.py_spy or not subscribers:
+    if not args.py_spy or not scenario.subscribers:
         return None
-    out = args.profile_dir / f"fanout-{subscribers}.collapsed"
+    out = args.profile_dir / f"fanout-{scenario}.collapsed"
     out.parent.mkdir(parents=True, exist_ok=True)
-    delay = args.warmup + 2.0 + subscribers / 500
+    delay = args.warmup + 2.0 + scenario.subscribers / 500
     cmd = (
         f"sleep {delay}; exec {args.py_spy} record --pid {pid} --duration {int(args.duration) - 2}"
         f" --rate 200 --format raw --nonblocking --output {out}"
@@ -282,11 +311,29 @@ def verdict(run: dict[str, Any]) -> dict[str, Any]:
         "quotes_per_second_goal": GOAL_QUOTES_PER_S,
         "quotes_per_second_met": run["quotes_per_second"] >= GOAL_QUOTES_PER_S,
         "lag_goal_ms": GOAL_LAG_MS,
-        "every_subscriber_under_lag_goal": run["subscriber_max_lag_ms"]["max"] < GOAL_LAG_MS,
+        "every_subscriber_under_lag_goal": (
+            run["failed"] == 0 and run["subscriber_max_lag_ms"]["max"] < GOAL_LAG_MS
+        ),
     }
 
 
-def markdown(result: dict[str, Any]) -> str:
+def label(run: dict[str, Any]) -> str:
+    if not run["subscribers"]:
+        return "0 (feed alone)"
+    return f"{run['subscribers']:,} x {run['connections']:,}"
+
+
+def per_message_us(run: dict[str, Any], key: str) -> float | None:
+    """Server CPU (one thread group, or 'total') per delivered message, in µs."""
+    messages = run["messages_per_second"]
+    return round(run["server_cpu_cores"].get(key, 0.0) / messages * 1e6, 1) if messages else None
+
+
+# Everything from this line on in fanout.md is kept when the table is rewritten.
+ANALYSIS_MARKER = "<!-- analysis: kept when bench.fanout rewrites the table above -->"
+
+
+def markdown(result: dict[str, Any], kept: str = "") -> str:
     cfg = result["config"]
     lines = [
         "# StreamQuotes fan-out",
@@ -294,71 +341,97 @@ def markdown(result: dict[str, Any]) -> str:
         f"Measured {result['measured_at']} on {result['machine']['cpus']} CPUs "
         f"({result['machine']['platform']}), server and client on the same box. "
         f"Universe {cfg['universe']} assets, simulator {cfg['ticks_per_second']:,} ticks/s, "
-        f"batches every {cfg['batch_ms']} ms, {cfg['duration_s']} s steady window after "
-        f"{cfg['warmup_s']} s warm-up. Goal: >= {GOAL_QUOTES_PER_S:,} quote updates/s in total "
-        f"with 1,000 subscribers, every subscriber < {GOAL_LAG_MS:.0f} ms behind.",
+        f"batches every {cfg['batch_ms']} ms, {cfg['duration_s']:g} s steady window after "
+        f"{cfg['warmup_s']:g} s warm-up. Goal: >= {GOAL_QUOTES_PER_S:,} quote updates/s in "
+        f"total with 1,000 subscribers, every subscriber < {GOAL_LAG_MS:.0f} ms behind.",
         "",
-        "Lag = receive time - time of the newest quote in the message (includes up to one "
-        "simulator step, 50 ms, between that tick and the batch cut). Spread = receive time - "
-        "first receipt of the same batch by any subscriber.",
+        "Lag = receive time - time of the newest quote in the message (so it includes up to "
+        "one 50 ms simulator step between that tick and the batch cut). Spread = receive "
+        "time - first receipt of the same batch by any subscriber. CPU in cores (1.0 = one "
+        "core busy); `main` is the server's event-loop thread, which holds the GIL.",
         "",
-        "| subscribers | quotes/s | msgs/s | MB/s | quotes/msg | lag p50 / p99 / max ms "
-        "| worst subscriber max lag ms | spread p50 / p99 ms | msgs/s per sub (min / p50) "
-        "| conflated | server CPU (main / total cores) | client CPU cores |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| subscribers x connections | quotes/s | msgs/s | MB/s | quotes/msg "
+        "| lag p50 / p99 / max ms | worst subscriber's max lag ms | spread p50 / p99 ms "
+        "| msgs/s per subscriber min / p50 | conflated msgs | server CPU main / total "
+        "| server main µs/msg | client CPU | rest of machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in result["runs"]:
         lag, spread = run["lag_ms"], run["fanout_spread_ms"]
         per_sub = run["subscriber_messages_per_second"]
         cpu = run["server_cpu_cores"]
-        quotes_per_message = run["quotes_per_message"]
+        us = per_message_us(run, "main")
         lines.append(
-            f"| {run['subscribers']:,} | {run['quotes_per_second']:,.0f} "
+            f"| {label(run)} "
+            f"| {run['quotes_per_second']:,.0f} "
             f"| {run['messages_per_second']:,.0f} | {run['megabytes_per_second']:,.1f} "
-            f"| {quotes_per_message:,.0f} "
+            f"| {run['quotes_per_message']:,.0f} "
             f"| {lag['p50']:.0f} / {lag['p99']:.0f} / {lag['max']:.0f} "
             f"| {run['subscriber_max_lag_ms']['max']:.0f} "
             f"| {spread['p50']:.0f} / {spread['p99']:.0f} "
-            f"| {per_sub.get('max', 0) and min(per_sub['p50'], per_sub['max']):.1f} "
+            f"| {per_sub['min']:.1f} / {per_sub['p50']:.1f} "
             f"| {run['conflated_messages']:,} "
             f"| {cpu.get('main', 0):.2f} / {cpu.get('total', 0):.2f} "
-            f"| {run['client_cpu_cores']:.2f} |"
+            f"| {'-' if us is None else f'{us:.0f}'} "
+            f"| {run['client_cpu_cores']:.2f} | {run['other_load_cores']:.2f} |"
         )
     lines.append("")
     for run in result["runs"]:
-        if run["subscribers"] and run.get("verdict"):
-            v = run["verdict"]
-            lines.append(
-                f"- {run['subscribers']:,} subscribers: throughput goal "
-                f"{'met' if v['quotes_per_second_met'] else 'NOT met'}, lag goal "
-                f"{'met' if v['every_subscriber_under_lag_goal'] else 'NOT met'}; "
-                f"{run['failed']} failed calls, {run['violation_count']} contract violations."
-            )
-    lines.append("")
-    lines.append(
-        "Server CPU by thread (cores): "
-        + "; ".join(
-            f"{r['subscribers']} subs: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in r["server_cpu_cores"].items())
-            for r in result["runs"]
+        if not run["subscribers"]:
+            continue
+        v = run.get("verdict")
+        goals = (
+            f"throughput goal {'met' if v['quotes_per_second_met'] else 'NOT met'}, "
+            f"lag goal {'met' if v['every_subscriber_under_lag_goal'] else 'NOT met'}; "
+            if v
+            else ""
         )
-    )
+        lines.append(
+            f"- {run['subscribers']:,} subscribers over {run['connections']:,} connections: "
+            f"{goals}{run['failed']} failed calls, {run['violation_count']} contract violations "
+            f"(checked by {run['parsing_subscribers']} quote-reading subscribers)."
+        )
+    lines += ["", "Server CPU by thread (cores):", ""]
+    for run in result["runs"]:
+        threads = ", ".join(f"{k} {v:.2f}" for k, v in run["server_cpu_cores"].items())
+        lines.append(f"- {label(run)}: {threads}")
     notes = result.get("notes")
     if notes:
         lines += ["", notes]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    if kept:
+        text += "\n" + kept
+    return text
+
+
+def write_results(result: dict[str, Any]) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "fanout.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = RESULTS_DIR / "fanout.md"
+    kept = ""
+    if md.exists():
+        old = md.read_text()
+        if ANALYSIS_MARKER in old:
+            kept = old[old.index(ANALYSIS_MARKER) :]
+    md.write_text(markdown(result, kept))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__.split("\n")[0])
     p.add_argument(
         "--subscribers",
-        type=int,
+        type=Scenario.parse,
         nargs="+",
-        default=[0, 100, 1000],
-        help="subscriber counts, one scenario each (0 = feed cost alone)",
+        default=[Scenario(0), Scenario(100), Scenario(1000), Scenario(1000, 1000)],
+        help="scenarios, N subscribers or NxC (over C connections); 0 = feed cost alone",
     )
     p.add_argument("--connections", type=int, default=8, help="HTTP/2 connections per scenario")
+    p.add_argument(
+        "--parse-every",
+        type=int,
+        default=10,
+        help="every Nth subscriber reads each quote; the others only count them",
+    )
     p.add_argument("--universe", type=int, default=500)
     # The simulator spreads a fifth of its ticks round-robin: 25k ticks/s cycles
     # through 500 assets every 100 ms, so nearly every asset is in every batch.
@@ -400,18 +473,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data_dir = args.data_dir or Path(tmp) / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         runs = []
-        for count in args.subscribers:
+        for scenario in args.subscribers:
             busy_before = None
             if args.wait_quiet:
                 busy_before = wait_quiet(args.quiet_cores, args.wait_quiet)
-            print(f"fanout: {count} subscribers ...", file=sys.stderr, flush=True)
-            run = run_scenario(count, client, data_dir, args)
+            print(f"fanout: {scenario} subscribers ...", file=sys.stderr, flush=True)
+            run = run_scenario(scenario, client, data_dir, args)
             run["machine_busy_cores_before"] = busy_before
-            if count:
+            run["server_main_us_per_message"] = per_message_us(run, "main")
+            run["server_total_us_per_message"] = per_message_us(run, "total")
+            if scenario.subscribers >= GOAL_SUBSCRIBERS:
                 run["verdict"] = verdict(run)
             runs.append(run)
             print(
-                f"fanout: {count} subscribers: {run['quotes_per_second']:,.0f} quotes/s, "
+                f"fanout: {scenario} subscribers: {run['quotes_per_second']:,.0f} quotes/s, "
                 f"lag p99 {run['lag_ms']['p99']:.0f} ms, max {run['lag_ms']['max']:.0f} ms, "
                 f"server CPU {run['server_cpu_cores'].get('total', 0):.2f} cores",
                 file=sys.stderr,
@@ -430,13 +505,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "universe": args.universe,
             "ticks_per_second": args.ticks_per_second,
             "batch_ms": args.batch_ms,
-            "connections": args.connections,
+            "default_connections": args.connections,
             "warmup_s": args.warmup,
             "duration_s": args.duration,
+            "parse_every": args.parse_every,
             "server_root": str(args.server_root),
         },
         "goal": {
-            "subscribers": 1000,
+            "subscribers": GOAL_SUBSCRIBERS,
             "quotes_per_second": GOAL_QUOTES_PER_S,
             "lag_ms": GOAL_LAG_MS,
         },
@@ -444,9 +520,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "notes": args.notes,
     }
     if not args.no_write:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        (RESULTS_DIR / "fanout.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS_DIR / "fanout.md").write_text(markdown(result))
+        write_results(result)
     return result
 
 

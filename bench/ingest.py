@@ -40,7 +40,15 @@ from typing import Any
 import numpy as np
 
 import services  # noqa: F401  (puts the generated stubs on sys.path)
-from bench.common import fmt_rate, machine_info, machine_line, md_table, verdict, write_results
+from bench.common import (
+    fmt_rate,
+    machine_info,
+    machine_line,
+    md_table,
+    verdict,
+    wait_quiet,
+    write_results,
+)
 from services.pricing.app import DB_FILE
 from services.pricing.assets import AssetInfo, build_universe
 from services.pricing.feed import QuoteFeed
@@ -297,6 +305,7 @@ def measure(
     *,
     repeats: int = 2,
     history_days: tuple[float, float] | None = HISTORY_DAYS,
+    quiet_s: float = 0.0,
 ) -> dict[str, Any]:
     machine = machine_info()
     infos = build_universe(N_ASSETS, seed=42)
@@ -319,6 +328,8 @@ def measure(
             for case in CASES:
                 stream = short_stream if case.commits and not case.paced else long_stream
                 batches = stream.batches(size)
+                if quiet_s:
+                    wait_quiet(quiet_s)
                 runs = [
                     run_case(case, batches, infos=infos, template=template) for _ in range(repeats)
                 ]
@@ -419,12 +430,20 @@ def main() -> None:
     parser.add_argument("--pipeline-ticks", type=int, default=300_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-history", action="store_true", help="start from an empty store")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each case wait up to S seconds for the rest of the machine to go idle",
+    )
     args = parser.parse_args()
     result = measure(
         args.ticks,
         args.pipeline_ticks,
         repeats=args.repeats,
         history_days=None if args.no_history else HISTORY_DAYS,
+        quiet_s=args.wait_quiet,
     )
     print(md_table(HEADERS, table_rows(result)))
     write_results("ingest", result, markdown(result))

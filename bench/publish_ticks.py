@@ -31,6 +31,7 @@ import numpy as np
 
 import services  # noqa: F401  (puts the generated stubs on sys.path)
 from bench.common import (
+    REPO,
     cpu_seconds,
     fmt_rate,
     free_port,
@@ -38,7 +39,10 @@ from bench.common import (
     machine_line,
     md_table,
     pricing_server,
+    thread_cpu_seconds,
+    thread_cpu_split,
     verdict,
+    wait_quiet,
     write_results,
 )
 from marketmesh.v1 import pricing_pb2, pricing_pb2_grpc
@@ -49,7 +53,7 @@ UNIVERSE = 500
 TEMPLATES = 16
 PUBLISH = "/marketmesh.v1.PricingService/PublishTicks"
 # (streams, batches per call)
-SHAPES: tuple[tuple[int, int], ...] = ((4, 1), (4, 10))
+SHAPES: tuple[tuple[int, int], ...] = ((4, 1), (8, 1), (4, 10))
 
 
 class StampedBatches:
@@ -190,6 +194,7 @@ async def _run_shape(
         stop = time.monotonic() + 1.0
         await asyncio.gather(*(_publisher(c, batches, per_call, stop, warm) for c in channels))
         before = _scrape_commits(metrics_port)
+        threads0 = thread_cpu_seconds(server_pid)
         server_cpu0, client_cpu0 = cpu_seconds(server_pid), time.process_time()
         tallies = [Tally() for _ in channels]
         t0 = time.perf_counter()
@@ -203,6 +208,7 @@ async def _run_shape(
         elapsed = time.perf_counter() - t0
         server_cpu = cpu_seconds(server_pid) - server_cpu0
         client_cpu = time.process_time() - client_cpu0
+        threads = thread_cpu_split(server_pid, threads0, thread_cpu_seconds(server_pid))
         after = _scrape_commits(metrics_port)
     finally:
         for channel in channels:
@@ -224,6 +230,8 @@ async def _run_shape(
         "call_ms_p99": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
         "server_cpu_s": round(server_cpu, 3),
         "client_cpu_s": round(client_cpu, 3),
+        # Under PublishTicks the busiest other thread is the store's writer.
+        "server_threads": threads,
         # Server CPU per tick turned into what one fully busy core could take.
         "ticks_per_server_cpu_s": round(accepted / server_cpu) if server_cpu > 0 else None,
     }
@@ -235,11 +243,15 @@ async def _run_shape(
     return row
 
 
-async def _measure(server: Any, metrics_port: int, seconds: float, shapes: Any) -> list[dict]:  # type: ignore[type-arg]
+async def _measure(
+    server: Any, metrics_port: int, seconds: float, shapes: Any, quiet_s: float
+) -> list[dict[str, Any]]:
     symbols, prices = await _universe(server.target)
     batches = StampedBatches(symbols, prices)
     rows = []
     for streams, per_call in shapes:
+        if quiet_s:
+            await asyncio.to_thread(wait_quiet, quiet_s)
         rows.append(
             await _run_shape(
                 server.target,
@@ -259,6 +271,8 @@ def measure(
     shapes: tuple[tuple[int, int], ...] = SHAPES,
     *,
     profile_to: Path | None = None,
+    repo: Path = REPO,
+    quiet_s: float = 0.0,
 ) -> dict[str, Any]:
     machine = machine_info()
     metrics_port = free_port()
@@ -267,8 +281,8 @@ def measure(
         "MM_UNIVERSE_SIZE": str(UNIVERSE),
         "MM_PRICING_METRICS_PORT": str(metrics_port),
     }
-    with pricing_server(env, profile_to=profile_to) as server:
-        rows = asyncio.run(_measure(server, metrics_port, seconds, shapes))
+    with pricing_server(env, profile_to=profile_to, repo=repo) as server:
+        rows = asyncio.run(_measure(server, metrics_port, seconds, shapes, quiet_s))
         startup_s = server.startup_s
     return {
         "name": "publish_ticks",
@@ -296,7 +310,7 @@ HEADERS = (
     "commits",
     "call p50 ms",
     "call p99 ms",
-    "server CPU",
+    "server CPU (loop / writer)",
     "ticks/server-CPU-s",
     "goal ≥ 100k/s",
 )
@@ -305,7 +319,13 @@ HEADERS = (
 def table_rows(result: dict[str, Any]) -> list[list[object]]:
     out: list[list[object]] = []
     for r in result["results"]:
-        cpu = f"{r['server_cpu_s'] / r['seconds'] * 100:.0f}%"
+        share = 100 / r["seconds"]
+        threads = r["server_threads"]
+        cpu = (
+            f"{r['server_cpu_s'] * share:.0f}% "
+            f"({threads['main_thread_cpu_s'] * share:.0f}% / "
+            f"{threads['busiest_other_thread_cpu_s'] * share:.0f}%)"
+        )
         out.append(
             [
                 r["streams"],
@@ -356,6 +376,13 @@ def main() -> None:
         "--per-call", type=int, nargs="*", help="batches per call per row (default 1 and 10)"
     )
     parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each row wait up to S seconds for the rest of the machine to go idle",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="run the server under cProfile, save the stats here, print the top entries "
@@ -365,7 +392,7 @@ def main() -> None:
     shapes = SHAPES
     if args.streams or args.per_call:
         shapes = tuple((s, c) for s in (args.streams or [4]) for c in (args.per_call or [1, 10]))
-    result = measure(args.seconds, shapes, profile_to=args.profile)
+    result = measure(args.seconds, shapes, profile_to=args.profile, quiet_s=args.wait_quiet)
     print(md_table(HEADERS, table_rows(result)))
     if args.profile:
         stats = pstats.Stats(str(args.profile))

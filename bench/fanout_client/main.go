@@ -22,6 +22,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 )
@@ -48,7 +50,10 @@ type frame struct {
 	maxQuoteSeq uint64
 	bytes       int
 	bad         error
+	parse       bool // read every quote (sequence, time), not just count them
 }
+
+var codecPool = &dirtyPool{}
 
 // rawCodec skims frames instead of decoding them. Requests are sent as given.
 type rawCodec struct{}
@@ -65,7 +70,7 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		skim(data[0].ReadOnlyData(), f)
 		return nil
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	buf := data.MaterializeToBuffer(codecPool)
 	skim(buf.ReadOnlyData(), f)
 	buf.Free()
 	return nil
@@ -107,7 +112,7 @@ func skipField(b []byte, i int, wire uint64) (int, error) {
 }
 
 func skim(b []byte, f *frame) {
-	*f = frame{bytes: len(b), minQuoteSeq: math.MaxUint64}
+	*f = frame{bytes: len(b), minQuoteSeq: math.MaxUint64, parse: f.parse}
 	i := 0
 	for i < len(b) {
 		tag, j, err := uvarint(b, i)
@@ -135,8 +140,11 @@ func skim(b []byte, f *frame) {
 				end := i + int(n)
 				if end > len(b) {
 					err = errTruncated
-				} else {
+				} else if f.parse {
 					err = skimQuote(b[i:end], f)
+					i = end
+				} else {
+					f.quotes++
 					i = end
 				}
 			}
@@ -220,10 +228,12 @@ func timestampNs(b []byte) (int64, error) {
 type sample struct {
 	recvNs   int64
 	sequence uint64
-	lagNs    int64 // -1 for a message without quotes
+	quotes   int
+	newestNs int64 // newest quote time, for subscribers that parse quotes
 }
 
 type subscriber struct {
+	parse        bool
 	samples      []sample
 	snapshotAt   int64
 	snapshotSize int
@@ -267,7 +277,7 @@ func (s *subscriber) run(ctx context.Context, conn *grpc.ClientConn, w *clock, r
 		s.err = err.Error()
 		return
 	}
-	var f frame
+	f := frame{parse: s.parse}
 	var prevSeq uint64
 	first := true
 	for {
@@ -299,7 +309,7 @@ func (s *subscriber) run(ctx context.Context, conn *grpc.ClientConn, w *clock, r
 		if f.sequence <= prevSeq {
 			s.violate("sequence went from %d to %d", prevSeq, f.sequence)
 		}
-		if f.quotes > 0 && (f.maxQuoteSeq > f.sequence || f.minQuoteSeq <= prevSeq) {
+		if f.parse && f.quotes > 0 && (f.maxQuoteSeq > f.sequence || f.minQuoteSeq <= prevSeq) {
 			s.violate("quote sequences [%d, %d] outside (%d, %d]", f.minQuoteSeq, f.maxQuoteSeq,
 				prevSeq, f.sequence)
 		}
@@ -308,11 +318,7 @@ func (s *subscriber) run(ctx context.Context, conn *grpc.ClientConn, w *clock, r
 		}
 		start, end := w.start.Load(), w.end.Load()
 		if start != 0 && now >= start && now < end {
-			lag := int64(-1)
-			if f.quotes > 0 {
-				lag = now - f.newestNs
-			}
-			s.samples = append(s.samples, sample{now, f.sequence, lag})
+			s.samples = append(s.samples, sample{now, f.sequence, f.quotes, f.newestNs})
 			s.messages++
 			s.quotes += int64(f.quotes)
 			s.bytes += int64(f.bytes)
@@ -331,6 +337,7 @@ func (s *subscriber) run(ctx context.Context, conn *grpc.ClientConn, w *clock, r
 }
 
 type dist struct {
+	Min float64 `json:"min"`
 	P50 float64 `json:"p50"`
 	P90 float64 `json:"p90"`
 	P99 float64 `json:"p99"`
@@ -346,7 +353,7 @@ func distOf(values []float64) dist {
 	at := func(q float64) float64 {
 		return values[min(len(values)-1, int(q*float64(len(values))))]
 	}
-	return dist{P50: at(0.5), P90: at(0.9), P99: at(0.99), Max: values[len(values)-1], N: len(values)}
+	return dist{Min: values[0], P50: at(0.5), P90: at(0.9), P99: at(0.99), Max: values[len(values)-1], N: len(values)}
 }
 
 type result struct {
@@ -372,9 +379,12 @@ type result struct {
 	// subscriber: the spread of one batch's fan-out, in ms.
 	FanoutSpreadMs dist `json:"fanout_spread_ms"`
 	// Per subscriber: its worst lag, and its messages and quotes per second.
-	SubscriberMaxLagMs dist     `json:"subscriber_max_lag_ms"`
-	SubscriberMsgsPerS dist     `json:"subscriber_messages_per_second"`
-	SubscriberQuotesPS dist     `json:"subscriber_quotes_per_second"`
+	SubscriberMaxLagMs dist `json:"subscriber_max_lag_ms"`
+	SubscriberMsgsPerS dist `json:"subscriber_messages_per_second"`
+	SubscriberQuotesPS dist `json:"subscriber_quotes_per_second"`
+	// Messages whose sequence no quote-reading subscriber saw (no lag known).
+	LagUnknown         int      `json:"lag_unknown"`
+	ParsingSubscribers int      `json:"parsing_subscribers"`
 	Violations         []string `json:"violations,omitempty"`
 	ViolationCount     int      `json:"violation_count"`
 	ClientCPUSeconds   float64  `json:"client_cpu_seconds"`
@@ -397,8 +407,12 @@ func main() {
 	warmup := flag.Duration("warmup", 3*time.Second, "wait after the last snapshot before measuring")
 	duration := flag.Duration("duration", 20*time.Second, "steady window")
 	connectTimeout := flag.Duration("connect-timeout", 60*time.Second, "time allowed for every snapshot")
+	parseEvery := flag.Int("parse-every", 10,
+		"every Nth subscriber reads each quote (contract checks, newest quote time); the rest count them")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the steady window here")
 	flag.Parse()
 
+	pool := &dirtyPool{}
 	conn := make([]*grpc.ClientConn, *conns)
 	for i := range conn {
 		c, err := grpc.NewClient(*target,
@@ -409,6 +423,7 @@ func main() {
 			grpc.WithStaticConnWindowSize(256<<20),
 			grpc.WithReadBufferSize(256<<10),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+			experimental.WithBufferPool(pool),
 		)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "dial:", err)
@@ -420,9 +435,16 @@ func main() {
 	var w clock
 	var ready, done sync.WaitGroup
 	ss := make([]*subscriber, *subs)
+	var res0 result
 	begin := time.Now()
 	for i := range ss {
-		ss[i] = &subscriber{samples: make([]sample, 0, int(duration.Seconds()*12)+16)}
+		ss[i] = &subscriber{
+			parse:   *parseEvery <= 1 || i%*parseEvery == 0,
+			samples: make([]sample, 0, int(duration.Seconds()*12)+16),
+		}
+		if ss[i].parse {
+			res0.ParsingSubscribers++
+		}
 		ready.Add(1)
 		done.Add(1)
 		go func(s *subscriber, c *grpc.ClientConn) {
@@ -443,8 +465,18 @@ func main() {
 	w.start.Store(start.UnixNano())
 	time.Sleep(time.Until(start))
 	cpu0 := cpuSeconds()
+	if *cpuProfile != "" {
+		if f, err := os.Create(*cpuProfile); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer f.Close()
+			}
+		}
+	}
 	time.Sleep(*duration)
 	cpu1 := cpuSeconds()
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	// Subscribers stop at their first message after the window; give the
 	// stragglers a moment, then cancel the rest.
 	time.Sleep(500 * time.Millisecond)
@@ -455,15 +487,30 @@ func main() {
 	}
 
 	res := result{
-		Subscribers: *subs, Connections: *conns,
+		ParsingSubscribers: res0.ParsingSubscribers,
+		Subscribers:        *subs, Connections: *conns,
 		SnapshotsSeconds: snapshots.Seconds(),
 		WindowStartNs:    w.start.Load(), WindowEndNs: w.end.Load(),
 		WindowSeconds:    duration.Seconds(),
 		ClientCPUSeconds: cpu1 - cpu0, ClientCPUCores: (cpu1 - cpu0) / duration.Seconds(),
 		ClientGOMAXPROCS: runtime.GOMAXPROCS(0),
 	}
-	var lags, subMax, subMsgs, subQuotes []float64
+	// The newest quote time of each sequence, from the subscribers that read
+	// every quote: a message up to sequence S carries the quotes of batch S,
+	// whose ticks are the newest, whatever earlier batches it merges.
+	newest := map[uint64]int64{}
 	firstRecv := map[uint64]int64{}
+	for _, s := range ss {
+		for _, x := range s.samples {
+			if t, ok := firstRecv[x.sequence]; !ok || x.recvNs < t {
+				firstRecv[x.sequence] = x.recvNs
+			}
+			if s.parse && x.quotes > 0 && x.newestNs > newest[x.sequence] {
+				newest[x.sequence] = x.newestNs
+			}
+		}
+	}
+	var lags, subMax, subMsgs, subQuotes []float64
 	var quotes, bytes int64
 	var messages int
 	for _, s := range ss {
@@ -484,14 +531,17 @@ func main() {
 		}
 		worst := 0.0
 		for _, x := range s.samples {
-			if x.lagNs >= 0 {
-				ms := float64(x.lagNs) / 1e6
-				lags = append(lags, ms)
-				worst = max(worst, ms)
+			if x.quotes == 0 {
+				continue
 			}
-			if t, ok := firstRecv[x.sequence]; !ok || x.recvNs < t {
-				firstRecv[x.sequence] = x.recvNs
+			t, ok := newest[x.sequence]
+			if !ok {
+				res.LagUnknown++
+				continue
 			}
+			ms := float64(x.recvNs-t) / 1e6
+			lags = append(lags, ms)
+			worst = max(worst, ms)
 		}
 		subMax = append(subMax, worst)
 		subMsgs = append(subMsgs, float64(s.messages)/duration.Seconds())

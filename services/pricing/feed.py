@@ -232,11 +232,14 @@ class QuoteFeed:
         self.subscribers += 1
         try:
             if from_sequence and self.can_resume(from_sequence):
-                missed = self.changed_since(from_sequence, sids)
                 sent_seq = self.sequence
-                yield stream_message(
-                    sent_seq, self._entries_for(missed), heartbeat=missed.size == 0
-                )
+                if sids is None:  # clients reconnecting together share it
+                    yield self._unfiltered_since(from_sequence)
+                else:
+                    missed = self.changed_since(from_sequence, sids)
+                    yield stream_message(
+                        sent_seq, self._entries_for(missed), heartbeat=missed.size == 0
+                    )
             else:
                 sent_seq = self.sequence
                 yield self.snapshot(sids)

@@ -187,6 +187,14 @@ def _validate(frame: pd.DataFrame, kind: str, known: set[str], report: ImportRep
         reasons[frame["interval_ms"].isna() & (reasons == "")] = "interval must be one of " + ", ".join(
             MS_BY_NAME
         )
+        # An open off the interval grid would fail aggregation (and the whole
+        # symbol with it) or, stored, stop pricing from restoring its candles.
+        misaligned = frame["interval_ms"].notna() & (
+            frame["time_ms"] % frame["interval_ms"].fillna(1) != 0
+        )
+        reasons[misaligned & (reasons == "")] = (
+            "open_time is not aligned to the interval (opens are UTC multiples of its width)"
+        )
         incoherent = (frame["high"] < frame[["open", "close", "low"]].max(axis=1)) | (
             frame["low"] > frame[["open", "close", "high"]].min(axis=1)
         )

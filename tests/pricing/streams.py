@@ -57,18 +57,24 @@ async def publish(
     return response
 
 
-async def all_symbols(stub: pricing_pb2_grpc.PricingServiceStub, sector: str = "") -> set[str]:
-    """Every asset symbol (of a sector), over all ListAssets pages."""
-    symbols: set[str] = set()
+async def list_assets(
+    stub: pricing_pb2_grpc.PricingServiceStub, sector: str = ""
+) -> list[pricing_pb2.Asset]:
+    """Every asset (of a sector), over all ListAssets pages."""
+    assets: list[pricing_pb2.Asset] = []
     token = ""
     while True:
         page = await stub.ListAssets(
             pricing_pb2.ListAssetsRequest(sector=sector, page_size=1000, page_token=token)
         )
-        symbols.update(a.symbol for a in page.assets)
+        assets.extend(page.assets)
         token = page.next_page_token
         if not token:
-            return symbols
+            return assets
+
+
+async def all_symbols(stub: pricing_pb2_grpc.PricingServiceStub) -> set[str]:
+    return {a.symbol for a in await list_assets(stub)}
 
 
 def symbols_of(message: pricing_pb2.StreamQuotesResponse) -> list[str]:

@@ -197,34 +197,31 @@ async def test_acknowledged_ticks_survive_kill_9(tmp_path: Path) -> None:
             ).quotes
         }
 
+        clock = now_ms() - 100
+
         def batch(symbols: list[str], step: int) -> list[pricing_pb2.Tick]:
-            t = now_ms()
+            # Strictly rising times, so "the last tick" of a symbol is one tick.
+            nonlocal clock
             ticks = []
-            for i, symbol in enumerate(symbols):
+            for symbol in symbols:
                 for j in range(3):
+                    clock = max(clock + 1, now_ms() - 50)
                     price = round(base[symbol] * (1 + 0.001 * (step * 3 + j + 1)), 8)
-                    ticks.append(tick(symbol, price, t - 50 + i * 3 + j, volume=0.5 + j))
+                    ticks.append(tick(symbol, price, clock, volume=0.5 + j))
+                    last_tick[symbol] = ticks[-1]
             return ticks
 
-        # Several calls, some at once, each with several messages; every
-        # acknowledgement is kept.
-        step = 0
-        for _ in range(3):
-            calls = []
-            for _ in range(3):
-                step += 1
-                calls.append([batch(kept, step), batch(kept[:2], step + 100)])
+        # Rounds of three calls at once (each on its own symbols, so the order
+        # the server takes them in does not matter), each call several
+        # messages; every acknowledgement is checked.
+        for round_ in range(3):
+            calls = [
+                [batch(part, round_ * 10 + k), batch(part[:1], round_ * 10 + k + 5)]
+                for k, part in enumerate((kept[0::3], kept[1::3], kept[2::3]))
+            ]
             acks = await asyncio.gather(*(publish(stub, *c) for c in calls))
             for sent, ack in zip(calls, acks, strict=True):
                 assert ack.accepted == sum(len(b) for b in sent) and ack.rejected == 0
-            for sent in calls:
-                for b in sent:
-                    for t in b:
-                        if t.symbol not in last_tick or ts_ms(t.time) >= ts_ms(
-                            last_tick[t.symbol].time
-                        ):
-                            last_tick[t.symbol] = t
-            await asyncio.sleep(0.05)
 
         snapshot = {
             (s, i): await candles(stub, s, i)
@@ -236,8 +233,6 @@ async def test_acknowledged_ticks_survive_kill_9(tmp_path: Path) -> None:
         ack = await publish(stub, final)
         server.kill()  # at once: no shutdown code runs
         assert ack.accepted == len(final)
-        for t in final:
-            last_tick[t.symbol] = t
     finally:
         await channel.close()
         server.kill()

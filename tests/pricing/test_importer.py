@@ -166,6 +166,14 @@ def db_rows(data_dir: Path, symbol: str | None = None, width: int | None = None)
         conn.close()
 
 
+def db_tables(data_dir: Path, *tables: str) -> dict[str, list[tuple]]:
+    conn = sqlite3.connect(f"file:{data_dir / 'pricing.sqlite3'}?mode=ro", uri=True)
+    try:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    finally:
+        conn.close()
+
+
 def db_frame(data_dir: Path, symbol: str, width: int) -> pd.DataFrame:
     rows = db_rows(data_dir, symbol, width)
     frame = pd.DataFrame([r[2:] for r in rows], columns=COLUMNS)
@@ -230,9 +238,11 @@ def test_import_candles_and_ticks_twice_is_idempotent(
 
     assert importer.main([str(candles_file), str(ticks_file)]) == 0
     first = db_rows(data_dir)
+    other_tables = db_tables(data_dir, "assets", "quotes")
     assert importer.main([str(candles_file), str(ticks_file)]) == 0
     assert importer.main([str(ticks_file)]) == 0
-    assert db_rows(data_dir) == first, "importing again changed the table"
+    assert db_rows(data_dir) == first, "importing again changed the candles"
+    assert db_tables(data_dir, "assets", "quotes") == other_tables
     out = capsys.readouterr()
     assert "0 rejected" in out.out
 
@@ -262,6 +272,7 @@ def test_bad_rows_are_reported_by_line_and_good_rows_land(
         f"SOL-USD,1m,{t},-1,2,0.5,1.5,10,15,1",  # line 13: negative price
         "SOL-USD,1m,the day before yesterday,1,2,0.5,1.5,10,15,1",  # line 14: unreadable time
         f"SOL-USD,1m,{t},1,0.5,2,1.5,10,15,1",  # line 15: high < low
+        f"SOL-USD,1m,{t + 30_000},1,2,0.5,1.5,10,15,1",  # line 16: not on the minute grid
     ]
     candles_file = tmp_path / "sol.csv"
     candles_csv(candles_file, "SOL-USD", sol, bad_candles)
@@ -281,14 +292,20 @@ def test_bad_rows_are_reported_by_line_and_good_rows_land(
     def reported(path: Path, line_no: int, word: str) -> bool:
         return any(e.startswith(f"{path}: line {line_no}: ") and word in e for e in err_lines)
 
-    for line_no, word in [(12, "NOPE-USD"), (13, "open"), (14, "open_time"), (15, "high")]:
+    for line_no, word in [
+        (12, "NOPE-USD"),
+        (13, "open"),
+        (14, "open_time"),
+        (15, "high"),
+        (16, "aligned"),
+    ]:
         assert reported(candles_file, line_no, word), (line_no, err_lines)
     for line_no, word in [(7, "NOPE-USD"), (8, "price"), (9, "time"), (10, "volume")]:
         assert reported(ticks_file, line_no, word), (line_no, err_lines)
     reported_lines = sorted(
         int(e.split(": line ", 1)[1].split(":", 1)[0]) for e in err_lines if ": line " in e
     )
-    assert reported_lines == [7, 8, 9, 10, 12, 13, 14, 15], "only the bad rows"
+    assert reported_lines == [7, 8, 9, 10, 12, 13, 14, 15, 16], "only the bad rows"
 
     # The good rows landed, untouched by their bad neighbours.
     assert_same_candles(db_frame(data_dir, "SOL-USD", 60_000), sol, "SOL 1m")
@@ -311,6 +328,36 @@ def test_missing_file_or_unknown_header_fails(
     assert importer.main([str(odd)]) == 1
     err = capsys.readouterr().err
     assert "no such file" in err and "unrecognised header" in err
+
+
+async def test_misaligned_coarse_candle_is_a_bad_row_and_pricing_still_starts(
+    tmp_path: Path,
+    data_dir: Path,
+    start_pricing_server: StartPricing,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    day = yesterday_ms() - 5 * DAY_MS  # before the backfill window
+    path = tmp_path / "daily.csv"
+    path.write_text(
+        "symbol,interval,open_time,open,high,low,close,volume\n"
+        f"XRP-USD,1d,{day - DAY_MS},2.0,2.2,1.9,2.1,1000\n"
+        f"XRP-USD,1d,{day + DAY_MS // 2},2.1,2.3,2.0,2.2,1000\n"  # line 3: noon, not midnight
+        f"XRP-USD,1d,{iso(day, 0)},2.2,2.4,2.1,2.3,1000\n"
+    )
+    assert importer.main([str(path)]) == 1
+    errors = [e for e in capsys.readouterr().err.splitlines() if ": line " in e]
+    assert len(errors) == 1 and f"{path}: line 3: " in errors[0] and "aligned" in errors[0]
+
+    server = await start_pricing_server(data_dir=data_dir)
+    reply = await server.stub.GetCandles(
+        pricing_pb2.GetCandlesRequest(
+            symbol="XRP-USD", interval=ENUM["1d"], start_time=ts(day - DAY_MS), end_time=ts(day + 1)
+        )
+    )
+    assert [(c.open_time.seconds * 1000, c.close) for c in reply.candles] == [
+        (day - DAY_MS, 2.1),
+        (day, 2.3),
+    ]
 
 
 def ts(ms: int) -> Timestamp:

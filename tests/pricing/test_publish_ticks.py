@@ -30,13 +30,12 @@ WIDTH_MS = {
     common_pb2.INTERVAL_4H: 14_400_000,
     common_pb2.INTERVAL_1D: 86_400_000,
 }
-R = pricing_pb2  # rejection codes
-UNKNOWN_SYMBOL = R.TICK_REJECTION_REASON_UNKNOWN_SYMBOL
-NON_POSITIVE = R.TICK_REJECTION_REASON_NON_POSITIVE_PRICE
-NON_FINITE = R.TICK_REJECTION_REASON_NON_FINITE_PRICE
-BAD_VOLUME = R.TICK_REJECTION_REASON_INVALID_VOLUME
-FUTURE = R.TICK_REJECTION_REASON_TIME_IN_FUTURE
-BEFORE_CLOSED = R.TICK_REJECTION_REASON_TIME_BEFORE_CLOSED_CANDLE
+UNKNOWN_SYMBOL = pricing_pb2.TICK_REJECTION_REASON_UNKNOWN_SYMBOL
+NON_POSITIVE = pricing_pb2.TICK_REJECTION_REASON_NON_POSITIVE_PRICE
+NON_FINITE = pricing_pb2.TICK_REJECTION_REASON_NON_FINITE_PRICE
+BAD_VOLUME = pricing_pb2.TICK_REJECTION_REASON_INVALID_VOLUME
+FUTURE = pricing_pb2.TICK_REJECTION_REASON_TIME_IN_FUTURE
+BEFORE_CLOSED = pricing_pb2.TICK_REJECTION_REASON_TIME_BEFORE_CLOSED_CANDLE
 
 Stub = pricing_pb2_grpc.PricingServiceStub
 
@@ -155,6 +154,7 @@ async def test_ticks_move_quote_and_every_forming_candle_by_hand(
     await mid_minute()
     before = await snapshot(stub, symbol)
     p = before.quote.price
+    assert p * 1.5 > before.quote.high_24h and p * 0.5 < before.quote.low_24h
     t0 = now_ms()
     assert t0 > ms_of(before.quote.time)
     # Two request messages; the latest time arrives second, the earliest last,

@@ -1,0 +1,415 @@
+"""`make loadtest`: ghz against a pricing server running in its own process.
+
+The server is `python -m services.pricing` as deployed: simulator feed at its
+default rate, default universe and log level, a backfill of 7 days (so a
+100-candle 1h page is full) and 1 day of minute candles. ghz finds the methods
+through the server's reflection service; no proto files are involved.
+
+Runs (JSON output of ghz, parsed):
+
+* GetQuote {"symbol":"BTC-USD"}: 50 concurrent calls over 5 connections, 10 s;
+* GetCandles {"symbol":"BTC-USD","interval":"INTERVAL_1H","limit":100}: same;
+* GetQuote at a fixed 1,000 req/s, 10 s: p99.
+
+Goals: GetQuote >= 3,000 req/s from one server process; p99 <= 10 ms at
+1,000 req/s. When the GetQuote goal is missed (or with --compare always),
+three more GetQuote saturation runs show what the per-call layers cost: the
+server with log level warning (no per-call log line), then also without the
+interceptor's separate initial-metadata send on unary calls, and with no
+interceptors at all.
+
+    .venv/bin/python -m bench.loadtest --ghz bin/ghz [--seconds 10] [--compare auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor_pb2 import FileDescriptorProto, FileDescriptorSet
+
+import services  # noqa: F401  (puts the generated stubs on sys.path)
+from bench.common import (
+    ServerProcess,
+    machine_busy_seconds,
+    machine_info,
+    machine_line,
+    md_table,
+    pricing_server,
+    thread_cpu_seconds,
+    thread_cpu_split,
+    verdict,
+    wait_quiet,
+    write_results,
+)
+
+SERVICE = "marketmesh.v1.PricingService"
+GOAL_QUOTE_RPS = 3_000
+GOAL_P99_MS = 10.0
+FIXED_RPS = 1_000
+CONCURRENCY = 50
+CONNECTIONS = 5
+# Idle server (simulator feed, persister) plus a little else.
+QUIET_CORES = 0.45
+SERVER_ENV = {
+    "MM_FEED": "simulator",
+    "MM_BACKFILL_DAYS": "7",
+    "MM_BACKFILL_FINE_DAYS": "1",
+}
+QUOTE = '{"symbol":"BTC-USD"}'
+CANDLES = '{"symbol":"BTC-USD","interval":"INTERVAL_1H","limit":100}'
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    method: str
+    data: str
+    rps: int = 0  # 0: as fast as the concurrency allows
+
+
+RUNS = (
+    Run("GetQuote, 50 concurrent", "GetQuote", QUOTE),
+    Run("GetCandles 1h×100, 50 concurrent", "GetCandles", CANDLES),
+    Run(f"GetQuote at {FIXED_RPS:,} req/s", "GetQuote", QUOTE, rps=FIXED_RPS),
+)
+
+
+def protoset_from_reflection(target: str, path: Path) -> None:
+    """The service's file descriptors, fetched through server reflection by
+    service name, as a protoset file for ghz.
+
+    ghz asks reflection for the file containing the *method* symbol, which
+    grpcio-reflection cannot answer (grpc/grpc#34743: the Python descriptor
+    pool only resolves message, enum and service names); asking by service
+    name works, and the descriptors are still the server's own."""
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (  # noqa: PLC0415
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with grpc.insecure_channel(target) as channel:
+        db = ProtoReflectionDescriptorDatabase(channel)
+        ordered: list[FileDescriptorProto] = []
+        seen: set[str] = set()
+
+        def add(proto: FileDescriptorProto) -> None:
+            if proto.name in seen:
+                return
+            seen.add(proto.name)
+            for dependency in proto.dependency:
+                add(db.FindFileByName(dependency))
+            ordered.append(proto)  # dependencies first
+
+        add(db.FindFileContainingSymbol(SERVICE))
+    path.write_bytes(FileDescriptorSet(file=ordered).SerializeToString())
+
+
+class Ghz:
+    def __init__(self, binary: str, target: str, workdir: Path) -> None:
+        self.binary = binary
+        self.target = target
+        self.workdir = workdir
+        self.protoset: Path | None = None
+        self.reflection_note = "ghz used server reflection directly"
+
+    def _command(self, run: Run, seconds: float) -> list[str]:
+        command = [
+            self.binary,
+            "--insecure",
+            "--call",
+            f"{SERVICE}.{run.method}",
+            "--data",
+            run.data,
+            "--concurrency",
+            str(CONCURRENCY),
+            "--connections",
+            str(CONNECTIONS),
+            "--duration",
+            f"{seconds:g}s",
+            "--format",
+            "json",
+            # Let calls in flight at the end finish instead of counting them as errors.
+            "--duration-stop",
+            "wait",
+        ]
+        if run.rps:
+            command += ["--rps", str(run.rps)]
+        if self.protoset is not None:
+            command += ["--protoset", str(self.protoset)]
+        return [*command, self.target]
+
+    def run(self, run: Run, seconds: float) -> dict[str, Any]:
+        out = subprocess.run(
+            self._command(run, seconds),
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=False,
+        )
+        if out.returncode != 0 and "Symbol not found" in out.stderr and self.protoset is None:
+            # See protoset_from_reflection: fall back once, for every later run too.
+            self.protoset = self.workdir / "pricing.protoset"
+            protoset_from_reflection(self.target, self.protoset)
+            self.reflection_note = (
+                f"ghz's reflection lookup failed ({out.stderr.strip()}; grpc/grpc#34743), "
+                "so the descriptors were fetched through server reflection by service name "
+                "into a protoset"
+            )
+            return self.run(run, seconds)
+        if out.returncode != 0 or not out.stdout.strip():
+            raise RuntimeError(f"ghz failed ({out.returncode}): {out.stderr.strip()}")
+        return json.loads(out.stdout)
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """The figures that matter from ghz's JSON report (its times are ns)."""
+    percentiles = {
+        int(p["percentage"]): p["latency"] / 1e6 for p in report.get("latencyDistribution") or []
+    }
+    statuses = report.get("statusCodeDistribution") or {}
+    return {
+        "count": report.get("count", 0),
+        "seconds": round(report.get("total", 0) / 1e9, 3),
+        "rps": round(report.get("rps", 0.0), 1),
+        "mean_ms": round(report.get("average", 0) / 1e6, 3),
+        "p50_ms": round(percentiles.get(50, float("nan")), 3),
+        "p90_ms": round(percentiles.get(90, float("nan")), 3),
+        "p99_ms": round(percentiles.get(99, float("nan")), 3),
+        "slowest_ms": round(report.get("slowest", 0) / 1e6, 3),
+        "status_codes": statuses,
+        "errors": report.get("errorDistribution") or {},
+        "ok": int(statuses.get("OK", 0)),
+    }
+
+
+def _measure_run(ghz: Ghz, server: ServerProcess, run: Run, seconds: float) -> dict[str, Any]:
+    threads0 = thread_cpu_seconds(server.pid)
+    cpu0 = server.cpu_seconds()
+    ghz0 = _children_cpu_seconds()
+    busy0, own0 = machine_busy_seconds(), time.process_time()
+    wall0 = time.perf_counter()
+    row = {"run": run.name, "method": run.method, "target_rps": run.rps}
+    row |= summarize(ghz.run(run, seconds))
+    wall = time.perf_counter() - wall0
+    # ghz shares the machine with the server: how much of it ghz took.
+    ghz_cpu = _children_cpu_seconds() - ghz0
+    row["ghz_cpu_share"] = round(ghz_cpu / wall, 3)
+    server_cpu = server.cpu_seconds() - cpu0
+    # Everything else the machine did meanwhile (other people's work): cores.
+    others = machine_busy_seconds() - busy0 - server_cpu - ghz_cpu
+    others -= time.process_time() - own0
+    row["other_load_cores"] = round(max(others, 0.0) / wall, 2)
+    row["server_cpu_share"] = round(server_cpu / wall, 3)
+    row["server_threads"] = thread_cpu_split(server.pid, threads0, thread_cpu_seconds(server.pid))
+    # Server CPU per call: the throughput one fully busy core could give.
+    row["server_cpu_ms_per_call"] = round(server_cpu / max(row["count"], 1) * 1000, 3)
+    return row
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _session(
+    ghz_binary: str,
+    runs: tuple[Run, ...],
+    seconds: float,
+    *,
+    quiet_s: float = 0.0,
+    **server_options: Any,
+) -> tuple[list[dict[str, Any]], str, float]:
+    with (
+        tempfile.TemporaryDirectory(prefix="mm-loadtest-") as tmp,
+        pricing_server(SERVER_ENV | server_options.pop("env", {}), **server_options) as server,
+    ):
+        ghz = Ghz(ghz_binary, server.target, Path(tmp))
+        ghz.run(runs[0], 2.0)  # warm-up: connections, caches, reflection
+        rows = []
+        for run in runs:
+            busy = None
+            if quiet_s:
+                # The server's own feed and simulator are part of what is seen.
+                busy = wait_quiet(quiet_s, max_busy_cores=QUIET_CORES)
+            rows.append(_measure_run(ghz, server, run, seconds) | {"busy_cores_before": busy})
+        return rows, ghz.reflection_note, server.startup_s
+
+
+def measure(
+    ghz_binary: str, seconds: float = 10.0, *, compare: str = "auto", quiet_s: float = 0.0
+) -> dict[str, Any]:
+    """compare: "always", "never", or "auto" (when the GetQuote goal is missed);
+    quiet_s: wait up to this long for an idle machine before each run."""
+    machine = machine_info()
+    rows, note, startup_s = _session(ghz_binary, RUNS, seconds, quiet_s=quiet_s)
+    comparisons: list[dict[str, Any]] = []
+    if compare == "always" or (compare == "auto" and rows[0]["rps"] < GOAL_QUOTE_RPS):
+        saturate = RUNS[:1]
+        for label, options in (
+            ("log level warning (no per-call log line)", {"env": {"MM_LOG_LEVEL": "warning"}}),
+            (
+                "log level warning, interceptor without the unary initial-metadata send",
+                {"env": {"MM_LOG_LEVEL": "warning"}, "interceptors": "no-unary-header"},
+            ),
+            (
+                "no interceptors, log level warning",
+                {"env": {"MM_LOG_LEVEL": "warning"}, "interceptors": "none"},
+            ),
+        ):
+            more, _, _ = _session(ghz_binary, saturate, seconds, quiet_s=quiet_s, **options)
+            comparisons += [{"server": label, **row} for row in more]
+    quote, _, fixed = rows
+    return {
+        "name": "loadtest",
+        "machine": machine,
+        "setup": {
+            "server": "python -m services.pricing (separate process), default log level",
+            "server_env": SERVER_ENV,
+            "server_startup_s": round(startup_s, 2),
+            "ghz": ghz_binary,
+            "ghz_version": _ghz_version(ghz_binary),
+            "concurrency": CONCURRENCY,
+            "connections": CONNECTIONS,
+            "seconds_per_run": seconds,
+            "reflection": note,
+        },
+        "goals": {"get_quote_rps": GOAL_QUOTE_RPS, "p99_ms_at_1000_rps": GOAL_P99_MS},
+        "results": rows,
+        "comparisons": comparisons,
+        "goal_met": {
+            "get_quote_rps": quote["rps"] >= GOAL_QUOTE_RPS and not quote["errors"],
+            "p99_ms_at_1000_rps": fixed["p99_ms"] <= GOAL_P99_MS
+            and fixed["rps"] >= 0.95 * FIXED_RPS
+            and not fixed["errors"],
+        },
+    }
+
+
+def _ghz_version(binary: str) -> str:
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except OSError:
+        return ""
+    return (out.stdout or out.stderr).strip()
+
+
+HEADERS = (
+    "run",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "server CPU (loop / other)",
+    "server CPU ms/call",
+    "ghz CPU",
+    "other load",
+    "goal",
+)
+
+
+def _goal_text(row: dict[str, Any]) -> str:
+    if row["target_rps"]:
+        return f"p99 ≤ {GOAL_P99_MS:g} ms: {verdict(row['p99_ms'] <= GOAL_P99_MS)}"
+    if row["method"] == "GetQuote":
+        return f"≥ {GOAL_QUOTE_RPS:,} req/s: {verdict(row['rps'] >= GOAL_QUOTE_RPS)}"
+    return ""
+
+
+def _row(row: dict[str, Any], name: str) -> list[object]:
+    threads = row["server_threads"]
+    total = threads["main_thread_cpu_s"] + threads["busiest_other_thread_cpu_s"]
+    total += threads["remaining_threads_cpu_s"]
+    loop_share = threads["main_thread_cpu_s"] / total if total else 0.0
+    cpu = row["server_cpu_share"] * 100
+    return [
+        name,
+        f"{row['rps']:,.0f}",
+        row["p50_ms"],
+        row["p99_ms"],
+        sum(row["errors"].values()) if row["errors"] else 0,
+        f"{cpu:.0f}% ({cpu * loop_share:.0f}% / {cpu * (1 - loop_share):.0f}%)",
+        row["server_cpu_ms_per_call"],
+        f"{row['ghz_cpu_share'] * 100:.0f}%",
+        f"{row['other_load_cores']:.2f} cores",
+        _goal_text(row),
+    ]
+
+
+def table_rows(result: dict[str, Any]) -> list[list[object]]:
+    out = [_row(r, r["run"]) for r in result["results"]]
+    out += [_row(r, f"{r['run']}; {r['server']}") for r in result["comparisons"]]
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    setup = result["setup"]
+    return "\n\n".join(
+        [
+            "# Load test (ghz)",
+            machine_line(result["machine"]),
+            f"Server: {setup['server']}, env {setup['server_env']}. ghz "
+            f"{setup['ghz_version'] or ''}: {setup['concurrency']} concurrent calls over "
+            f"{setup['connections']} connections, {setup['seconds_per_run']:g} s per run; "
+            f"{setup['reflection']}. Server CPU is the share of one core the server process "
+            "used (event-loop thread / other threads); ghz ran on the same machine; "
+            "'other load' is what the rest of the machine (other work) used meanwhile, "
+            "in cores.",
+            md_table(HEADERS, table_rows(result)),
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ghz", default="bin/ghz", help="path to the ghz binary")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--compare",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="GetQuote runs against lighter per-call layers (auto: when its goal is missed)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each run wait up to S seconds for the rest of the machine to go idle",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="only the GetQuote saturation run, server under cProfile (event-loop thread CPU); "
+        "prints the top entries, writes no results",
+    )
+    args = parser.parse_args()
+    binary = shutil.which(args.ghz) or args.ghz
+    if not Path(binary).is_file():
+        sys.exit(f"ghz not found at {args.ghz}: run `make tools` (or pass --ghz PATH)")
+    if args.profile:
+        rows, _, _ = _session(binary, RUNS[:1], args.seconds, profile_to=args.profile)
+        print(md_table(HEADERS, [_row(r, r["run"] + " (profiled)") for r in rows]))
+        stats = pstats.Stats(str(args.profile))
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(45)
+        return
+    result = measure(binary, args.seconds, compare=args.compare, quiet_s=args.wait_quiet)
+    print(md_table(HEADERS, table_rows(result)))
+    write_results("loadtest", result, markdown(result))
+
+
+if __name__ == "__main__":
+    main()
