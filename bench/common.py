@@ -29,8 +29,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO / "bench" / "results"
-# A short backfill keeps start-up to seconds; history depth does not change
-# the ingest or query paths measured here.
+# A short backfill keeps start-up to seconds. (Deeper history makes each
+# commit dearer: bench.ingest --history-days shows by how much.)
 SHORT_BACKFILL = {"MM_BACKFILL_DAYS": "2", "MM_BACKFILL_FINE_DAYS": "1"}
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

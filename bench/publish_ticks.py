@@ -232,7 +232,8 @@ async def _run_shape(
         "client_cpu_s": round(client_cpu, 3),
         # Under PublishTicks the busiest other thread is the store's writer.
         "server_threads": threads,
-        # Server CPU per tick turned into what one fully busy core could take.
+        # Ticks per CPU-second of the server (all threads): steadier than
+        # ticks/s when other work shares the machine.
         "ticks_per_server_cpu_s": round(accepted / server_cpu) if server_cpu > 0 else None,
     }
     if before is not None and after is not None:

@@ -81,12 +81,18 @@ def _fanout_summary(result: dict[str, Any]) -> list[list[object]]:
         checks = run.get("verdict") or {}
         flags = [v for v in checks.values() if isinstance(v, bool)]
         ok = all(flags) if flags else None
+        if subscribers:
+            result_text = (f"{fmt_rate(qps)} quotes/s" if qps is not None else "") + (
+                f", lag p99 {lag.get('p99', float('nan')):.0f} ms" if lag else ""
+            )
+        else:
+            cores = (run.get("server_cpu_cores") or {}).get("total")
+            result_text = "feed alone" + (f": server CPU {cores:.2f} cores" if cores else "")
         rows.append(
             [
                 "StreamQuotes fan-out",
                 f"{subscribers} subscribers",
-                (f"{fmt_rate(qps)} quotes/s" if qps is not None else "")
-                + (f", lag p99 {lag.get('p99', float('nan')):.0f} ms" if lag else ""),
+                result_text,
                 "≥ 500k quotes/s, lag < 250 ms" if subscribers else "",
                 "" if ok is None else verdict(bool(ok)),
             ]

@@ -249,9 +249,12 @@ async def test_rejected_ticks_change_nothing(start_pricing_server: StartPricing)
     # The feed stamps the changed quote with its next sequence within a batch
     # period; let that happen before taking the reference snapshot.
     before = await snapshot(stub, "SOL-USD")
-    while before.quote.sequence == start_seq:
+    for _ in range(250):
+        if before.quote.sequence != start_seq:
+            break
         await asyncio.sleep(0.02)
         before = await snapshot(stub, "SOL-USD")
+    assert before.quote.sequence != start_seq, "the feed never stamped the new quote"
     assert before.quote.price == 149.0
     cases = rejection_cases(now_ms())
     reply = await publish(stub, [c[0] for c in cases], [c[0] for c in cases[::-1]])
