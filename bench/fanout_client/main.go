@@ -378,6 +378,9 @@ type result struct {
 	// Receive time minus the first receipt of the same sequence by any
 	// subscriber: the spread of one batch's fan-out, in ms.
 	FanoutSpreadMs dist `json:"fanout_spread_ms"`
+	// Between the first receipts of consecutive sequences: the feed's cadence
+	// as the subscribers see it.
+	BatchIntervalMs dist `json:"batch_interval_ms"`
 	// Per subscriber: its worst lag, and its messages and quotes per second.
 	SubscriberMaxLagMs dist `json:"subscriber_max_lag_ms"`
 	SubscriberMsgsPerS dist `json:"subscriber_messages_per_second"`
@@ -558,6 +561,18 @@ func main() {
 			spread = append(spread, float64(x.recvNs-firstRecv[x.sequence])/1e6)
 		}
 	}
+	seqs := make([]uint64, 0, len(firstRecv))
+	for seq := range firstRecv {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	var intervals []float64
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] == seqs[i-1]+1 {
+			intervals = append(intervals, float64(firstRecv[seqs[i]]-firstRecv[seqs[i-1]])/1e6)
+		}
+	}
+	res.BatchIntervalMs = distOf(intervals)
 	secs := duration.Seconds()
 	res.QuotesPerSecond = float64(quotes) / secs
 	res.MessagesPerSecond = float64(messages) / secs

@@ -15,6 +15,7 @@ import numpy as np
 import structlog
 
 from services.common.errors import Unavailable
+from services.common.pagination import init_page_tokens
 from services.pricing.assets import AssetInfo, build_universe
 from services.pricing.feed import RESTART_SEQUENCE_GAP, QuoteFeed
 from services.pricing.history import generate_history
@@ -76,6 +77,7 @@ class PricingApp:
         settings = self.settings
         started = time.monotonic()
         data_dir: Path = settings.common.data_dir
+        init_page_tokens(data_dir)
         self.store = store = MarketStore(data_dir / DB_FILE)
         infos = build_universe(settings.universe_size, settings.seed)
         sid_map = await store.on_writer(store.assign_sids, [a.symbol for a in infos])
