@@ -349,6 +349,9 @@ def _peer(context: grpc.aio.ServicerContext) -> str:
 
 
 def default_interceptors(
-    service: str, *, unary_header: bool = True
+    service: str, *, unary_header: bool = False
 ) -> list[grpc.aio.ServerInterceptor]:
+    """The services' stack. Unary calls carry the request id in the trailing
+    metadata only: the extra initial-metadata send cost ~15% of a GetQuote
+    (bench/results/loadtest.md); streams still get it up front."""
     return [ServiceInterceptor(service, unary_header=unary_header)]

@@ -35,6 +35,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common.config import CommonSettings, ConfigError
 from services.common.interceptors import default_interceptors
 from services.common.logging import get_logger
+from services.common.reflection import enable_reflection
 
 _MIB = 1024 * 1024
 DEFAULT_OPTIONS: tuple[tuple[str, int], ...] = (
@@ -114,9 +115,7 @@ async def start_server(
     names = tuple(service_names)
     for name in (*names, health.OVERALL_HEALTH):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     try:
         port = server.add_insecure_port(address)

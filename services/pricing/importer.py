@@ -33,6 +33,7 @@ from services.common.config import ConfigError
 from services.pricing.assets import build_universe
 from services.pricing.app import DB_FILE
 from services.pricing.history import CandleArrays, aggregate
+from services.pricing.ingest import MAX_PRICE, MAX_VOLUME
 from services.pricing.intervals import INTERVAL_MS, MS_BY_NAME
 from services.pricing.settings import load_pricing_settings
 from services.pricing.store import CandleRows, MarketStore
@@ -179,9 +180,11 @@ def _validate(frame: pd.DataFrame, kind: str, known: set[str], report: ImportRep
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
     for col in price_cols:
         bad_price = ~(np.isfinite(frame[col]) & (frame[col] > 0))
-        reasons[bad_price & (reasons == "")] = f"{col} must be a finite number > 0"
+        bad_price |= frame[col] > MAX_PRICE
+        reasons[bad_price & (reasons == "")] = f"{col} must be a finite number in (0, {MAX_PRICE:g}]"
     bad_volume = ~(np.isfinite(frame["volume"]) & (frame["volume"] >= 0))
-    reasons[bad_volume & (reasons == "")] = "volume must be a finite number >= 0"
+    bad_volume |= frame["volume"] > MAX_VOLUME
+    reasons[bad_volume & (reasons == "")] = f"volume must be a finite number in [0, {MAX_VOLUME:g}]"
     if kind == "candles":
         frame["interval_ms"] = frame["interval"].astype(str).str.strip().str.lower().map(MS_BY_NAME)
         reasons[frame["interval_ms"].isna() & (reasons == "")] = "interval must be one of " + ", ".join(

@@ -1,6 +1,5 @@
 """Ticks in: validate, apply to the market, explain every rejection."""
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,10 @@ MAX_FUTURE_MS = 5_000
 # Timestamp's valid range (years 1-9999) in ms.
 MIN_TIME_MS = -62_135_596_800_000
 MAX_TIME_MS = 253_402_300_799_999
+# Bounds that keep every candle sum (price x volume, added up) finite: a
+# finite but absurd tick would otherwise persist an infinite quote_volume.
+MAX_PRICE = 1e12
+MAX_VOLUME = 1e16
 # Rejections listed in one PublishTicks response; `rejected` counts them all.
 MAX_LISTED_REJECTIONS = 1_000
 
@@ -24,6 +27,7 @@ NON_FINITE_PRICE = pricing_pb2.TICK_REJECTION_REASON_NON_FINITE_PRICE
 INVALID_VOLUME = pricing_pb2.TICK_REJECTION_REASON_INVALID_VOLUME
 TIME_IN_FUTURE = pricing_pb2.TICK_REJECTION_REASON_TIME_IN_FUTURE
 TIME_BEFORE_CLOSED = pricing_pb2.TICK_REJECTION_REASON_TIME_BEFORE_CLOSED_CANDLE
+PRICE_OUT_OF_RANGE = pricing_pb2.TICK_REJECTION_REASON_PRICE_OUT_OF_RANGE
 
 
 def _iso(ms: int) -> str:
@@ -40,7 +44,9 @@ def rejection_reason(
     if code == NON_POSITIVE_PRICE:
         return f"price must be greater than 0, got {price}"
     if code == INVALID_VOLUME:
-        return f"volume must be a finite number >= 0, got {volume}"
+        return f"volume must be a finite number between 0 and {MAX_VOLUME:g}, got {volume}"
+    if code == PRICE_OUT_OF_RANGE:
+        return f"price must be at most {MAX_PRICE:g}, got {price}"
     if code == TIME_IN_FUTURE:
         ahead = (time_ms - now_ms) / 1000
         return (
@@ -124,7 +130,20 @@ def apply_ticks(
     volumes: np.ndarray,
     now_ms: int,
 ) -> None:
-    codes = market.ingest(sids, times, prices, volumes, now_ms)
+    # Out-of-range ticks go to the engine as unknown symbols, so it leaves
+    # them out, and get their own code here.
+    # Infinite values keep the engine's own codes (non-finite price / volume).
+    price_high = np.isfinite(prices) & (prices > MAX_PRICE)
+    volume_high = np.isfinite(volumes) & (volumes > MAX_VOLUME)
+    out_of_range = (price_high | volume_high) & (sids >= 0)
+    engine_sids = sids
+    if out_of_range.any():
+        engine_sids = sids.copy()
+        engine_sids[out_of_range] = -1
+    codes = market.ingest(engine_sids, times, prices, volumes, now_ms)
+    if out_of_range.any():
+        codes[out_of_range & volume_high] = INVALID_VOLUME
+        codes[out_of_range & price_high] = PRICE_OUT_OF_RANGE
     bad = np.flatnonzero(codes)
     tally.rejected += int(bad.size)
     tally.accepted += len(symbols) - int(bad.size)
@@ -145,6 +164,3 @@ def apply_ticks(
         )
     tally.seen += len(symbols)
 
-
-def is_finite(value: float) -> bool:
-    return math.isfinite(value)

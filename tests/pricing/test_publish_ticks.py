@@ -348,11 +348,6 @@ async def test_times_outside_the_timestamp_range_are_rejected_not_internal(
     assert (q.price, ms_of(q.time)) == (64_000.0, t)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a finite tick whose price x volume overflows is accepted; the candle's "
-    "quote_volume becomes inf and restore_candles then refuses it, so pricing cannot restart",
-)
 async def test_an_accepted_tick_never_prevents_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     for attempt in range(2):
@@ -365,10 +360,17 @@ async def test_an_accepted_tick_never_prevents_a_restart(tmp_path: Path) -> None
             await running.set_serving()
             stub = pricing_pb2_grpc.PricingServiceStub(channel)
             if attempt == 0:
-                reply = await publish(stub, [tick("BTC-USD", 1e308, 2.0, now_ms())])
-                # Rejecting the tick would be fine too; accepting it must not
-                # leave an unusable store behind.
-                assert reply.accepted + reply.rejected == 1
+                # Finite, but price x volume overflows: out of range, rejected.
+                reply = await publish(
+                    stub,
+                    [tick("BTC-USD", 1e308, 2.0, now_ms()), tick("BTC-USD", 100.0, 1e300, now_ms())],
+                )
+                assert reply.rejected == 2
+                codes = [r.code for r in reply.rejections]
+                assert codes == [
+                    pricing_pb2.TICK_REJECTION_REASON_PRICE_OUT_OF_RANGE,
+                    pricing_pb2.TICK_REJECTION_REASON_INVALID_VOLUME,
+                ]
             else:
                 quote = (await stub.GetQuote(pricing_pb2.GetQuoteRequest(symbol="BTC-USD"))).quote
                 assert math.isfinite(quote.quote_volume_24h)
