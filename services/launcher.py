@@ -50,9 +50,7 @@ async def _stop_all(procs: list[asyncio.subprocess.Process]) -> None:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(
-            asyncio.gather(*(p.wait() for p in procs)), timeout=STOP_TIMEOUT_S
-        )
+        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=STOP_TIMEOUT_S)
     except TimeoutError:
         for proc in procs:
             if proc.returncode is None:

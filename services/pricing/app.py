@@ -188,7 +188,9 @@ class PricingApp:
             for sid in universe.active_sids.tolist():
                 for interval_ms in INTERVAL_MS:
                     since = window_start if interval_ms == FINEST_MS else far_future
-                    loaded.append((sid, interval_ms, store.load_candles_since(sid, interval_ms, since)))
+                    loaded.append(
+                        (sid, interval_ms, store.load_candles_since(sid, interval_ms, since))
+                    )
             return loaded
 
         for sid, interval_ms, rows in await store.on_writer(load):
@@ -227,18 +229,25 @@ class PricingApp:
             await asyncio.sleep(SWEEP_S)
 
     async def _simulate(
-        self, infos: list[AssetInfo], sid_map: dict[str, int], stored_quotes: dict  # type: ignore[type-arg]
+        self,
+        infos: list[AssetInfo],
+        sid_map: dict[str, int],
+        stored_quotes: dict,  # type: ignore[type-arg]
     ) -> None:
         assert self._market is not None
         market = self._market
         sid_of = np.asarray([sid_map[a.symbol] for a in infos], dtype=np.int32)
         start_prices = np.asarray(
-            [stored_quotes[sid].price if sid in stored_quotes else a.reference_price
-             for sid, a in zip(sid_of.tolist(), infos, strict=True)],
+            [
+                stored_quotes[sid].price if sid in stored_quotes else a.reference_price
+                for sid, a in zip(sid_of.tolist(), infos, strict=True)
+            ],
             dtype=np.float64,
         )
         start = now_ms()
-        sim = MarketSimulator(infos, seed=self.settings.seed, start_prices=start_prices, start_ms=start)
+        sim = MarketSimulator(
+            infos, seed=self.settings.seed, start_prices=start_prices, start_ms=start
+        )
         rate = self.settings.sim_ticks_per_second
         last = time.monotonic()
         carry = 0.0
@@ -252,4 +261,6 @@ class PricingApp:
                 continue
             carry -= n
             batch = sim.step(now_ms(), n)
-            market.ingest(sid_of[batch.symbol_idx], batch.times_ms, batch.prices, batch.volumes, now_ms())
+            market.ingest(
+                sid_of[batch.symbol_idx], batch.times_ms, batch.prices, batch.volumes, now_ms()
+            )

@@ -59,8 +59,10 @@ def list_assets(
     start = 0
     if request.page_token:
         token = decode_page_token(request.page_token)
-        if token.get("kind") != "assets" or token.get("sector") != sector or (
-            token.get("tier") != request.tier
+        if (
+            token.get("kind") != "assets"
+            or token.get("sector") != sector
+            or (token.get("tier") != request.tier)
         ):
             raise InvalidArgument(
                 "page_token", "was issued for a different filter; keep sector and tier unchanged"

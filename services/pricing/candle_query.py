@@ -76,7 +76,9 @@ def parse_candle_request(
         if not isinstance(after, int):
             raise InvalidArgument("page_token", "malformed page token")
         after_ms = after
-    return CandleQuery(symbol, sid, request.interval, interval_ms, start_ms, end_ms, after_ms, limit)
+    return CandleQuery(
+        symbol, sid, request.interval, interval_ms, start_ms, end_ms, after_ms, limit
+    )
 
 
 def candles_to_pb(rows: CandleRows) -> list[pricing_pb2.Candle]:
@@ -107,9 +109,7 @@ def candles_to_pb(rows: CandleRows) -> list[pricing_pb2.Candle]:
     return out
 
 
-async def get_candles(
-    store: MarketStore, query: CandleQuery
-) -> pricing_pb2.GetCandlesResponse:
+async def get_candles(store: MarketStore, query: CandleQuery) -> pricing_pb2.GetCandlesResponse:
     # One extra row tells whether another page exists.
     rows = await store.aquery_candles(
         query.sid,

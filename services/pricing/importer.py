@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 import core_rs
 from services.common.config import ConfigError
-from services.pricing.assets import build_universe
 from services.pricing.app import DB_FILE
+from services.pricing.assets import build_universe
 from services.pricing.history import CandleArrays, aggregate
 from services.pricing.ingest import MAX_PRICE, MAX_VOLUME
 from services.pricing.intervals import INTERVAL_MS, MS_BY_NAME
@@ -54,7 +54,9 @@ def _parse_times(values: pd.Series) -> pd.Series:
     """Epoch ms (integers) or ISO 8601 strings (UTC unless they say otherwise)
     -> int64 ms; -1 where unreadable."""
     numeric = pd.to_numeric(values, errors="coerce")
-    parsed = pd.to_datetime(values.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
+    parsed = pd.to_datetime(
+        values.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601"
+    )
     out = np.full(len(values), -1, dtype=np.int64)
     is_num = numeric.notna().to_numpy()
     out[is_num] = numeric[is_num].to_numpy(dtype=np.float64).astype(np.int64)
@@ -102,9 +104,9 @@ def import_ticks(
     frame: pd.DataFrame, store: MarketStore, sid_by_symbol: dict[str, int], report: ImportReport
 ) -> None:
     now_ms = pd.Timestamp.now(tz="UTC").value // 1_000_000
-    for symbol, group in frame.groupby("symbol", sort=True):
+    for symbol, unsorted in frame.groupby("symbol", sort=True):
         sid = sid_by_symbol[str(symbol)]
-        group = group.sort_values("time_ms", kind="stable")
+        group = unsorted.sort_values("time_ms", kind="stable")
         engine = core_rs.CandleEngine(intervals_ms=list(INTERVAL_MS), window_ms=86_400_000)
         engine.add_symbols(1)
         codes = engine.ingest(
@@ -124,10 +126,20 @@ def import_ticks(
         for idx, interval_ms in enumerate(INTERVAL_MS):
             mask = dirty["interval_idx"] == idx
             arrays = CandleArrays(
-                **{k: dirty[k][mask] for k in (
-                    "open_ms", "open", "high", "low", "close", "volume",
-                    "quote_volume", "trades", "closed",
-                )}
+                **{
+                    k: dirty[k][mask]
+                    for k in (
+                        "open_ms",
+                        "open",
+                        "high",
+                        "low",
+                        "close",
+                        "volume",
+                        "quote_volume",
+                        "trades",
+                        "closed",
+                    )
+                }
             )
             report.candles_written += _write(store, sid, interval_ms, arrays)
 
@@ -135,9 +147,9 @@ def import_ticks(
 def import_candles(
     frame: pd.DataFrame, store: MarketStore, sid_by_symbol: dict[str, int], report: ImportReport
 ) -> None:
-    for (symbol, interval_ms), group in frame.groupby(["symbol", "interval_ms"], sort=True):
+    for (symbol, interval_ms), rows in frame.groupby(["symbol", "interval_ms"], sort=True):
         sid = sid_by_symbol[str(symbol)]
-        group = group.sort_values("time_ms").drop_duplicates("time_ms", keep="last")
+        group = rows.sort_values("time_ms").drop_duplicates("time_ms", keep="last")
         n = len(group)
         arrays = CandleArrays(
             open_ms=group["time_ms"].to_numpy(np.int64),
@@ -151,13 +163,17 @@ def import_candles(
                 if "quote_volume" in group
                 else group["close"].to_numpy(np.float64) * group["volume"].to_numpy(np.float64)
             ),
-            trades=group["trades"].to_numpy(np.int64) if "trades" in group else np.zeros(n, np.int64),
+            trades=group["trades"].to_numpy(np.int64)
+            if "trades" in group
+            else np.zeros(n, np.int64),
             closed=np.ones(n, dtype=bool),
         )
         finest = min(frame.loc[frame["symbol"] == symbol, "interval_ms"])
-        series = _with_coarser(int(interval_ms), arrays) if interval_ms == finest else {
-            int(interval_ms): arrays
-        }
+        series = (
+            _with_coarser(int(interval_ms), arrays)
+            if interval_ms == finest
+            else {int(interval_ms): arrays}
+        )
         for ms, part in series.items():
             report.candles_written += _write(store, sid, ms, part)
         if interval_ms == finest and n:
@@ -166,7 +182,9 @@ def import_candles(
             _quote_if_absent(store, sid, float(arrays.close[-1]), int(arrays.open_ms[-1]))
 
 
-def _validate(frame: pd.DataFrame, kind: str, known: set[str], report: ImportReport) -> pd.DataFrame:
+def _validate(
+    frame: pd.DataFrame, kind: str, known: set[str], report: ImportReport
+) -> pd.DataFrame:
     frame["symbol"] = frame["symbol"].astype(str).str.strip().str.upper()
     bad = ~frame["symbol"].isin(known)
     reasons = pd.Series("", index=frame.index, dtype=object)
@@ -181,14 +199,16 @@ def _validate(frame: pd.DataFrame, kind: str, known: set[str], report: ImportRep
     for col in price_cols:
         bad_price = ~(np.isfinite(frame[col]) & (frame[col] > 0))
         bad_price |= frame[col] > MAX_PRICE
-        reasons[bad_price & (reasons == "")] = f"{col} must be a finite number in (0, {MAX_PRICE:g}]"
+        reasons[bad_price & (reasons == "")] = (
+            f"{col} must be a finite number in (0, {MAX_PRICE:g}]"
+        )
     bad_volume = ~(np.isfinite(frame["volume"]) & (frame["volume"] >= 0))
     bad_volume |= frame["volume"] > MAX_VOLUME
     reasons[bad_volume & (reasons == "")] = f"volume must be a finite number in [0, {MAX_VOLUME:g}]"
     if kind == "candles":
         frame["interval_ms"] = frame["interval"].astype(str).str.strip().str.lower().map(MS_BY_NAME)
-        reasons[frame["interval_ms"].isna() & (reasons == "")] = "interval must be one of " + ", ".join(
-            MS_BY_NAME
+        reasons[frame["interval_ms"].isna() & (reasons == "")] = (
+            "interval must be one of " + ", ".join(MS_BY_NAME)
         )
         # An open off the interval grid would fail aggregation (and the whole
         # symbol with it) or, stored, stop pricing from restoring its candles.
@@ -222,7 +242,9 @@ def import_file(path: Path, store: MarketStore, known_symbols: Sequence[str]) ->
     good = _validate(frame, kind, set(known_symbols), report)
     sid_by_symbol = store.assign_sids(sorted(set(good["symbol"])))
     symbols = sorted(set(good["symbol"]))
-    with tqdm(total=len(symbols), desc=f"{path.name} ({kind})", unit="symbol", file=sys.stderr) as bar:
+    with tqdm(
+        total=len(symbols), desc=f"{path.name} ({kind})", unit="symbol", file=sys.stderr
+    ) as bar:
         for symbol in symbols:
             part = good[good["symbol"] == symbol]
             if kind == "ticks":

@@ -157,10 +157,7 @@ def apply_ticks(
                 index=tally.seen + i,
                 symbol=symbols[i],
                 code=code,
-                reason=rejection_reason(
-                    code, symbols[i], price, volume, int(times[i]), now_ms
-                ),
+                reason=rejection_reason(code, symbols[i], price, volume, int(times[i]), now_ms),
             )
         )
     tally.seen += len(symbols)
-

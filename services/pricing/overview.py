@@ -74,8 +74,7 @@ def market_overview(
         for i in order[::-1][:top_n]
     ]
     losers = [
-        quote_from_columns(universe.symbol(int(cols.sids[i])), cols, int(i))
-        for i in order[:top_n]
+        quote_from_columns(universe.symbol(int(cols.sids[i])), cols, int(i)) for i in order[:top_n]
     ]
     return pricing_pb2.GetMarketOverviewResponse(
         total_market_cap=total_cap,

@@ -9,6 +9,7 @@ of queueing one each. A background cycle commits at least every
 """
 
 import asyncio
+import contextlib
 import time
 
 import numpy as np
@@ -90,10 +91,8 @@ class Persister:
 
     async def run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self._cycle()
 

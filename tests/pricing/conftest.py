@@ -1,6 +1,7 @@
 """A real pricing server, in-process on an ephemeral port, with its own data
 directory and a short backfill so start-up takes a second or two."""
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -75,16 +76,16 @@ async def start_pricing_server(tmp_path: Path) -> AsyncIterator[StartPricing]:
             await app.start()
             await running.set_serving()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        harness = PricingHarness(app, running, channel, pricing_pb2_grpc.PricingServiceStub(channel))
+        harness = PricingHarness(
+            app, running, channel, pricing_pb2_grpc.PricingServiceStub(channel)
+        )
         started.append(harness)
         return harness
 
     yield start
     for harness in reversed(started):
-        try:
+        with contextlib.suppress(Exception):  # already stopped by the test
             await harness.stop()
-        except Exception:  # already stopped by the test
-            pass
 
 
 @pytest.fixture

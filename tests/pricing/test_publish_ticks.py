@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from pytest import approx
 
@@ -363,7 +362,10 @@ async def test_an_accepted_tick_never_prevents_a_restart(tmp_path: Path) -> None
                 # Finite, but price x volume overflows: out of range, rejected.
                 reply = await publish(
                     stub,
-                    [tick("BTC-USD", 1e308, 2.0, now_ms()), tick("BTC-USD", 100.0, 1e300, now_ms())],
+                    [
+                        tick("BTC-USD", 1e308, 2.0, now_ms()),
+                        tick("BTC-USD", 100.0, 1e300, now_ms()),
+                    ],
                 )
                 assert reply.rejected == 2
                 codes = [r.code for r in reply.rejections]
