@@ -92,7 +92,9 @@ class PricingApp:
         await self._restore(universe, stored_quotes)
 
         persisted_seq = int(await store.on_writer(store.get_meta, "feed_sequence") or 0)
-        start_seq = persisted_seq + RESTART_SEQUENCE_GAP if persisted_seq else 0
+        # A fresh feed starts at 1: from_sequence=0 means "no position", so a
+        # client holding the first snapshot's sequence can still resume.
+        start_seq = persisted_seq + RESTART_SEQUENCE_GAP if persisted_seq else 1
         self._feed = feed = QuoteFeed(
             market,
             batch_ms=settings.stream_batch_ms,
