@@ -4,7 +4,7 @@
 way the pricing service would, plus the per-batch bookkeeping calls. Prints
 ticks/s; not a test (no timing asserts anywhere).
 
-    .venv/bin/python tests/core_rs/measure_candle_engine.py
+    .venv/bin/python -m bench.candle_engine
 """
 
 import time
