@@ -28,6 +28,9 @@ INVALID_VOLUME = pricing_pb2.TICK_REJECTION_REASON_INVALID_VOLUME
 TIME_IN_FUTURE = pricing_pb2.TICK_REJECTION_REASON_TIME_IN_FUTURE
 TIME_BEFORE_CLOSED = pricing_pb2.TICK_REJECTION_REASON_TIME_BEFORE_CLOSED_CANDLE
 PRICE_OUT_OF_RANGE = pricing_pb2.TICK_REJECTION_REASON_PRICE_OUT_OF_RANGE
+INVALID_TIME = pricing_pb2.TICK_REJECTION_REASON_INVALID_TIME
+# Marks a tick whose Timestamp is malformed in the times column.
+INVALID_TIME_MS = np.iinfo(np.int64).min
 
 
 def _iso(ms: int) -> str:
@@ -45,6 +48,8 @@ def rejection_reason(
         return f"price must be greater than 0, got {price}"
     if code == INVALID_VOLUME:
         return f"volume must be a finite number between 0 and {MAX_VOLUME:g}, got {volume}"
+    if code == INVALID_TIME:
+        return "time is not a valid Timestamp: nanos must be between 0 and 999,999,999"
     if code == PRICE_OUT_OF_RANGE:
         return f"price must be at most {MAX_PRICE:g}, got {price}"
     if code == TIME_IN_FUTURE:
@@ -103,14 +108,19 @@ def ticks_to_columns(
         volumes.append(t.volume)
         if t.HasField("time"):
             stamp = t.time
-            stamps.append(stamp.seconds * 1000 + stamp.nanos // 1_000_000)
+            if 0 <= stamp.nanos < 1_000_000_000:
+                stamps.append(stamp.seconds * 1000 + stamp.nanos // 1_000_000)
+            else:
+                stamps.append(INVALID_TIME_MS)
         else:
             stamps.append(now_ms)
     sids = symbols_to_sids(symbols, sid_by_symbol)
     # Float first: a time far outside Timestamp's range would overflow int64
     # (an INTERNAL error); clamped to the range's ends it is rejected as too far
     # in the future or the past. Valid times (|ms| < 2^53) convert exactly.
-    times = np.clip(np.array(stamps, dtype=np.float64), MIN_TIME_MS, MAX_TIME_MS).astype(np.int64)
+    raw = np.array(stamps, dtype=np.float64)
+    times = np.clip(raw, MIN_TIME_MS, MAX_TIME_MS).astype(np.int64)
+    times[raw == float(INVALID_TIME_MS)] = INVALID_TIME_MS
     return (
         symbols,
         sids,
@@ -135,7 +145,8 @@ def apply_ticks(
     # Infinite values keep the engine's own codes (non-finite price / volume).
     price_high = np.isfinite(prices) & (prices > MAX_PRICE)
     volume_high = np.isfinite(volumes) & (volumes > MAX_VOLUME)
-    out_of_range = (price_high | volume_high) & (sids >= 0)
+    bad_time = times == INVALID_TIME_MS
+    out_of_range = (price_high | volume_high | bad_time) & (sids >= 0)
     engine_sids = sids
     if out_of_range.any():
         engine_sids = sids.copy()
@@ -144,6 +155,7 @@ def apply_ticks(
     if out_of_range.any():
         codes[out_of_range & volume_high] = INVALID_VOLUME
         codes[out_of_range & price_high] = PRICE_OUT_OF_RANGE
+        codes[out_of_range & bad_time] = INVALID_TIME
     bad = np.flatnonzero(codes)
     tally.rejected += int(bad.size)
     tally.accepted += len(symbols) - int(bad.size)

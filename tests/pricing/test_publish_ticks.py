@@ -380,3 +380,24 @@ async def test_an_accepted_tick_never_prevents_a_restart(tmp_path: Path) -> None
             await channel.close()
             await running.stop(0.5)
             await app.stop()
+
+
+async def test_malformed_timestamp_is_rejected_and_changes_nothing(
+    start_pricing_server: StartPricing,
+) -> None:
+    server = await start_pricing_server(universe_size=2)
+    before = (await server.stub.GetQuote(pricing_pb2.GetQuoteRequest(symbol="BTC-USD"))).quote
+    bad = []
+    for nanos in (-1, 1_000_000_000):
+        t = pricing_pb2.Tick(symbol="BTC-USD", price=12_345.0, volume=1.0)
+        t.time.seconds = now_ms() // 1000
+        t.time.nanos = nanos
+        bad.append(t)
+    reply = await publish(server.stub, bad)
+    assert (reply.accepted, reply.rejected) == (0, 2)
+    assert [r.code for r in reply.rejections] == [
+        pricing_pb2.TICK_REJECTION_REASON_INVALID_TIME
+    ] * 2
+    assert all("nanos" in r.reason for r in reply.rejections)
+    after = (await server.stub.GetQuote(pricing_pb2.GetQuoteRequest(symbol="BTC-USD"))).quote
+    assert after.price == before.price
