@@ -65,8 +65,10 @@ class PricingServicer:
                 sids.append(sid)
         quotes = self.app.market.quotes_pb(np.asarray(sids, dtype=np.int32), _now_ms())
         priced = {q.symbol for q in quotes}
-        unknown.extend(s for s in seen if s in known and s not in priced)
-        return pricing_pb2.GetQuotesResponse(quotes=quotes, unknown_symbols=unknown)
+        unpriced = [s for s in seen if s in known and s not in priced]
+        return pricing_pb2.GetQuotesResponse(
+            quotes=quotes, unknown_symbols=unknown, unpriced_symbols=sorted(unpriced)
+        )
 
     async def GetCandles(
         self, request: pricing_pb2.GetCandlesRequest, context: grpc.aio.ServicerContext
