@@ -32,6 +32,8 @@ log = structlog.get_logger(__name__)
 DB_FILE = "pricing.sqlite3"
 SIMULATOR_STEP_S = 0.05
 SWEEP_S = 1.0
+PRUNE_EVERY_S = 3600.0
+FINE_INTERVALS_MS = (60_000, 300_000, 900_000)
 
 
 def now_ms() -> int:
@@ -109,6 +111,9 @@ class PricingApp:
         self._spawn(feed.run(), "feed")
         self._spawn(persister.run(), "persister")
         self._spawn(self._sweep(), "sweep")
+        if settings.fine_retention_days:
+            await self.prune_fine_candles()  # before ready: reads never see what goes
+            self._spawn(self._prune(), "prune")
         if settings.feed == "simulator":
             self._spawn(self._simulate(infos, sid_map, stored_quotes), "simulator")
         self.ready = True
@@ -221,6 +226,26 @@ class PricingApp:
         )
 
     # -- background tasks -------------------------------------------------
+
+    async def prune_fine_candles(self) -> int:
+        """Apply MM_FINE_RETENTION_DAYS once: 1m/5m/15m candles are the bulk
+        of the store (1,440 a day per asset) and nobody pages that far back at
+        that resolution; 1h/4h/1d are kept."""
+        assert self.store is not None
+        cutoff = now_ms() - self.settings.fine_retention_days * DAY_MS
+        deleted = await self.store.on_writer(self.store.prune_closed, FINE_INTERVALS_MS, cutoff)
+        if deleted:
+            log.info(
+                "pruned fine candles",
+                deleted=deleted,
+                retention_days=self.settings.fine_retention_days,
+            )
+        return int(deleted)
+
+    async def _prune(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            await self.prune_fine_candles()
 
     async def _sweep(self) -> None:
         """Close candles whose time is up even when no later tick comes."""

@@ -33,6 +33,8 @@ class PricingSettings:
     # Upper bound on how long accepted ticks wait in memory before the
     # background commit (PublishTicks waits for its own commit regardless).
     commit_interval_ms: int
+    # 1m/5m/15m candles older than this are deleted (hourly); 0 keeps them all.
+    fine_retention_days: int = 30
 
 
 def load_pricing_settings() -> PricingSettings:
@@ -50,4 +52,5 @@ def load_pricing_settings() -> PricingSettings:
         stream_heartbeat_s=env_float("MM_STREAM_HEARTBEAT_S", 2.0, minimum=0.1, maximum=5.0),
         candle_close_grace_ms=env_int("MM_CANDLE_CLOSE_GRACE_MS", 5000, minimum=0, maximum=600_000),
         commit_interval_ms=env_int("MM_COMMIT_INTERVAL_MS", 200, minimum=1, maximum=10_000),
+        fine_retention_days=env_int("MM_FINE_RETENTION_DAYS", 30, minimum=0, maximum=36500),
     )

@@ -335,6 +335,25 @@ class MarketStore:
     async def ainsert_history(self, sid: int, interval_ms: int, rows: CandleRows) -> None:
         await self.on_writer(self.insert_history, sid, interval_ms, rows)
 
+    def prune_closed(self, interval_ms: Sequence[int], before_ms: int) -> int:
+        """Delete closed candles of these intervals opened before `before_ms`;
+        returns how many. Forming candles are never pruned."""
+        conn = self._writer
+        deleted = 0
+        for width in interval_ms:
+            conn.execute("BEGIN")
+            try:
+                cursor = conn.execute(
+                    "DELETE FROM candles_closed WHERE interval_ms = ? AND open_ms < ?",
+                    (width, before_ms),
+                )
+                deleted += cursor.rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return deleted
+
     # -- reads ------------------------------------------------------------
 
     def load_quotes(self) -> list[StoredQuote]:
