@@ -59,7 +59,7 @@ from services.pricing.ingest import symbols_to_sids
 from services.pricing.intervals import INTERVAL_MS
 from services.pricing.market import Market
 from services.pricing.persister import Persister
-from services.pricing.store import CandleRows, MarketStore
+from services.pricing.store import MarketStore
 from services.pricing.universe import Universe
 
 GOAL_TICKS_PER_S = 300_000
@@ -154,9 +154,8 @@ def prefill(data_dir: Path, infos: list[AssetInfo], end_ms: int, days: tuple[flo
         ):
             sid = sid_map[infos[history.symbol_idx].symbol]
             for interval_ms, arrays in history.candles.items():
-                rows = CandleRows(**vars(arrays))
-                candles += len(rows)
-                store.insert_history(sid, interval_ms, rows)
+                candles += len(arrays)
+                store.insert_history(sid, interval_ms, arrays)
             quotes.append((sid, history.last_price, history.last_time_ms, 0))
         store.write_batch(None, INTERVAL_MS, quotes, {})
         store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # one file to copy

@@ -304,6 +304,26 @@ def test_catalog_matches_design_table(spec: ServiceSpec) -> None:
     assert table[spec.name]["env override"] == spec.address_env
 
 
+def readme_defaults(text: str) -> dict[str, str]:
+    """`MM_...` -> default from the README's configuration table."""
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    defaults = {}
+    for line in section.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("MM_"):
+            defaults[cells[0]] = cells[1]
+    return defaults
+
+
+@by_name
+def test_catalog_matches_readme_configuration(spec: ServiceSpec) -> None:
+    # The README is what users configure from; it travels with every clone,
+    # unlike DESIGN.md.
+    defaults = readme_defaults((REPO / "README.md").read_text())
+    assert defaults.get(spec.address_env) == spec.default_address
+    assert defaults.get(spec.metrics_port_env) == str(spec.default_metrics_port)
+
+
 # --------------------------------------------------------------------------
 # One compose service per catalog service, configured from the catalog.
 

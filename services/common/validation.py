@@ -7,6 +7,7 @@ the same way and the caller learns which field to fix.
 from __future__ import annotations
 
 import re
+import time
 
 from google.protobuf import message as protobuf_message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -60,6 +61,11 @@ def optional_timestamp_ms(msg: protobuf_message.Message, field_name: str) -> int
     if not msg.HasField(field_name):
         return None
     return timestamp_to_ms(getattr(msg, field_name), field_name)
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds, the unit every service uses."""
+    return time.time_ns() // 1_000_000
 
 
 def ms_to_timestamp(ms: int) -> Timestamp:

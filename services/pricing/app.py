@@ -16,7 +16,9 @@ import structlog
 
 from services.common.errors import Unavailable
 from services.common.pagination import init_page_tokens
+from services.common.validation import now_ms
 from services.pricing.assets import AssetInfo, build_universe
+from services.pricing.candles import CandleArrays
 from services.pricing.feed import RESTART_SEQUENCE_GAP, QuoteFeed
 from services.pricing.history import generate_history
 from services.pricing.intervals import FINEST_MS, INDEX_BY_MS, INTERVAL_MS, NAME_BY_MS
@@ -24,7 +26,7 @@ from services.pricing.market import DAY_MS, Market
 from services.pricing.persister import Persister
 from services.pricing.settings import PricingSettings
 from services.pricing.simulator import MarketSimulator
-from services.pricing.store import CandleRows, MarketStore
+from services.pricing.store import MarketStore
 from services.pricing.universe import Universe
 
 log = structlog.get_logger(__name__)
@@ -34,10 +36,6 @@ SIMULATOR_STEP_S = 0.05
 SWEEP_S = 1.0
 PRUNE_EVERY_S = 3600.0
 FINE_INTERVALS_MS = (60_000, 300_000, 900_000)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class PricingApp:
@@ -51,27 +49,31 @@ class PricingApp:
         self._persister: Persister | None = None
 
     # Accessors used by the servicer: UNAVAILABLE until start-up is done.
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise Unavailable("pricing is starting up (loading market history); retry shortly")
+
     @property
     def market(self) -> Market:
-        if not self.ready or self._market is None:
-            raise Unavailable("pricing is starting up (loading market history); retry shortly")
+        self._check_ready()
+        assert self._market is not None
         return self._market
 
     @property
     def feed(self) -> QuoteFeed:
-        self.market  # noqa: B018  (raises while starting)
+        self._check_ready()
         assert self._feed is not None
         return self._feed
 
     @property
     def persister(self) -> Persister:
-        self.market  # noqa: B018
+        self._check_ready()
         assert self._persister is not None
         return self._persister
 
     @property
     def candle_store(self) -> MarketStore:
-        self.market  # noqa: B018
+        self._check_ready()
         assert self.store is not None
         return self.store
 
@@ -175,9 +177,8 @@ class PricingApp:
         ):
             sid = sid_map[assets[history.symbol_idx].symbol]
             for interval_ms, arrays in history.candles.items():
-                candle_rows = CandleRows(**vars(arrays))
-                rows += len(candle_rows)
-                await self.store.ainsert_history(sid, interval_ms, candle_rows)
+                rows += len(arrays)
+                await self.store.ainsert_history(sid, interval_ms, arrays)
             await self.store.awrite_batch(
                 None, INTERVAL_MS, [(sid, history.last_price, history.last_time_ms, 0)], {}
             )
@@ -190,7 +191,7 @@ class PricingApp:
         window_start = now_ms() - DAY_MS - FINEST_MS
         far_future = 2**62
 
-        def load() -> list[tuple[int, int, CandleRows]]:
+        def load() -> list[tuple[int, int, CandleArrays]]:
             loaded = []
             for sid in universe.active_sids.tolist():
                 for interval_ms in INTERVAL_MS:

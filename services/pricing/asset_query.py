@@ -3,9 +3,9 @@
 import numpy as np
 
 from marketmesh.v1 import common_pb2, pricing_pb2
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import InvalidArgument
 from services.common.pagination import decode_page_token, encode_page_token
-from services.common.validation import parse_limit, parse_symbol
+from services.common.validation import parse_limit
 from services.pricing.assets import AssetInfo
 from services.pricing.market import Market
 
@@ -27,10 +27,7 @@ def asset_pb(info: AssetInfo) -> pricing_pb2.Asset:
 
 
 def get_asset(market: Market, request: pricing_pb2.GetAssetRequest) -> pricing_pb2.GetAssetResponse:
-    symbol = parse_symbol(request.symbol)
-    sid = market.universe.sid_by_symbol.get(symbol)
-    if sid is None:
-        raise NotFound(f"unknown symbol {symbol!r}: not in the asset universe (see ListAssets)")
+    _, sid = market.universe.sid_of(request.symbol)
     info = market.universe.assets[sid]
     assert info is not None
     return pricing_pb2.GetAssetResponse(asset=asset_pb(info))
@@ -44,13 +41,7 @@ def list_assets(
     sector = request.sector.strip().lower()
     if request.tier not in common_pb2.Tier.values():
         raise InvalidArgument("tier", f"unknown tier value {request.tier}")
-    if sector:
-        if sector not in universe.sids_by_sector:
-            known = ", ".join(sorted(universe.sector_names.values()))
-            raise InvalidArgument("sector", f"unknown sector {request.sector!r}; known: {known}")
-        sids = universe.sids_by_sector[sector]
-    else:
-        sids = universe.active_sids
+    sids = universe.sector_sids([request.sector], "sector") if sector else universe.active_sids
     if request.tier != common_pb2.TIER_UNSPECIFIED:
         tiers = market.quote_columns(sids, now_ms).tier
         sids = sids[tiers == request.tier]

@@ -2,14 +2,14 @@
 
 from dataclasses import dataclass
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from marketmesh.v1 import common_pb2, pricing_pb2
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import InvalidArgument
 from services.common.pagination import decode_page_token, encode_page_token
-from services.common.validation import optional_timestamp_ms, parse_limit, parse_symbol
+from services.common.validation import ms_to_timestamp, optional_timestamp_ms, parse_limit
+from services.pricing.candles import CandleArrays
 from services.pricing.intervals import MS_BY_ENUM
-from services.pricing.store import CandleRows, MarketStore
+from services.pricing.store import MarketStore
+from services.pricing.universe import Universe
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5_000
@@ -39,13 +39,8 @@ class CandleQuery:
         )
 
 
-def parse_candle_request(
-    request: pricing_pb2.GetCandlesRequest, sid_by_symbol: dict[str, int]
-) -> CandleQuery:
-    symbol = parse_symbol(request.symbol)
-    sid = sid_by_symbol.get(symbol)
-    if sid is None:
-        raise NotFound(f"unknown symbol {symbol!r}: not in the asset universe (see ListAssets)")
+def parse_candle_request(request: pricing_pb2.GetCandlesRequest, universe: Universe) -> CandleQuery:
+    symbol, sid = universe.sid_of(request.symbol)
     if request.interval == common_pb2.INTERVAL_UNSPECIFIED:
         raise InvalidArgument("interval", "is required (INTERVAL_1M ... INTERVAL_1D)")
     interval_ms = MS_BY_ENUM.get(request.interval)
@@ -81,7 +76,7 @@ def parse_candle_request(
     )
 
 
-def candles_to_pb(rows: CandleRows) -> list[pricing_pb2.Candle]:
+def candles_to_pb(rows: CandleArrays) -> list[pricing_pb2.Candle]:
     out = []
     open_ms = rows.open_ms.tolist()
     opens, highs, lows, closes = (
@@ -95,7 +90,7 @@ def candles_to_pb(rows: CandleRows) -> list[pricing_pb2.Candle]:
     for i, ms in enumerate(open_ms):
         out.append(
             pricing_pb2.Candle(
-                open_time=Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000),
+                open_time=ms_to_timestamp(ms),
                 open=opens[i],
                 high=highs[i],
                 low=lows[i],
@@ -122,21 +117,13 @@ async def get_candles(store: MarketStore, query: CandleQuery) -> pricing_pb2.Get
     paged = query.start_ms is not None or query.after_ms is not None
     token = ""
     if paged and len(rows) > query.limit:
-        rows = _head(rows, query.limit)
+        rows = rows.take(slice(None, query.limit))
         token = query.page_token_after(int(rows.open_ms[-1]))
     elif not paged and len(rows) > query.limit:
-        rows = _tail(rows, query.limit)
+        rows = rows.take(slice(-query.limit, None))
     return pricing_pb2.GetCandlesResponse(
         symbol=query.symbol,
         interval=query.interval,
         candles=candles_to_pb(rows),
         next_page_token=token,
     )
-
-
-def _head(rows: CandleRows, n: int) -> CandleRows:
-    return CandleRows(**{k: v[:n] for k, v in vars(rows).items()})
-
-
-def _tail(rows: CandleRows, n: int) -> CandleRows:
-    return CandleRows(**{k: v[-n:] for k, v in vars(rows).items()})

@@ -35,6 +35,7 @@ import numpy as np
 import structlog
 
 from services.common.errors import Unavailable
+from services.common.validation import now_ms
 from services.pricing.market import Market
 from services.pricing.wire import quote_entries, stream_message, symbol_field
 
@@ -58,10 +59,6 @@ MAX_SHARED_MESSAGES = 64
 class Batch:
     sequence: int
     sids: np.ndarray  # empty for a heartbeat
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class QuoteFeed:
@@ -116,7 +113,7 @@ class QuoteFeed:
         self.sequence += 1
         if changed.size:
             self.market.last_seq[changed] = self.sequence
-            self.refresh_entries(changed, _now_ms())
+            self.refresh_entries(changed, now_ms())
         batch = Batch(self.sequence, changed)
         self._batches.append(batch)
         self._last_publish = now
@@ -153,7 +150,7 @@ class QuoteFeed:
                 # least half a period between two.
                 next_cut = max(next_cut + self.batch_s, loop.time() + self.batch_s / 2)
                 if time.monotonic() >= next_refresh:
-                    self.refresh_entries(self.market.universe.active_sids, _now_ms())
+                    self.refresh_entries(self.market.universe.active_sids, now_ms())
                     next_refresh = time.monotonic() + REFRESH_ALL_S
         finally:
             self._stopped = True
@@ -199,7 +196,7 @@ class QuoteFeed:
         # all of them: a thousand clients reconnecting must not each re-encode
         # the whole universe.
         if self._refreshed_seq != sequence:
-            self.refresh_entries(wanted, _now_ms())
+            self.refresh_entries(wanted, now_ms())
             if sids is None:
                 self._refreshed_seq = sequence
         message = stream_message(sequence, self._entries_for(wanted), snapshot=True)

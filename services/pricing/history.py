@@ -20,11 +20,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from services.pricing.assets import AssetInfo
+from services.pricing.candles import CandleArrays
 from services.pricing.simulator import (
     DAY_MS,
     FACTOR_SIGMA,
@@ -51,38 +52,6 @@ _HISTORY_STREAM = 0x4849_5354  # "HIST": keeps history's random streams apart fr
 _ACTIVITY_SIGMA = 0.45
 # exp(-x) below ~1e-13 of a stablecoin deviation is noise: past this the OU state resets.
 _OU_RESET = 30.0
-
-
-@dataclass
-class CandleArrays:
-    """Candles of one interval, ascending by ``open_ms``; parallel arrays."""
-
-    open_ms: np.ndarray  # int64, interval start, epoch ms aligned to the width
-    open: np.ndarray  # float64
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray  # base units
-    quote_volume: np.ndarray  # quote units (volume x price)
-    trades: np.ndarray  # int64
-    closed: np.ndarray  # bool
-
-    def __len__(self) -> int:
-        return len(self.open_ms)
-
-    @classmethod
-    def empty(cls) -> CandleArrays:
-        f = np.empty(0, np.float64)
-        return cls(
-            np.empty(0, np.int64), f, f, f, f, f, f, np.empty(0, np.int64), np.empty(0, bool)
-        )
-
-    def take(self, selector: slice | np.ndarray) -> CandleArrays:
-        return CandleArrays(*(getattr(self, f.name)[selector] for f in fields(self)))
-
-    @classmethod
-    def concat(cls, parts: Sequence[CandleArrays]) -> CandleArrays:
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 @dataclass

@@ -32,11 +32,12 @@ import core_rs
 from services.common.config import ConfigError
 from services.pricing.app import DB_FILE
 from services.pricing.assets import build_universe
-from services.pricing.history import CandleArrays, aggregate
+from services.pricing.candles import CandleArrays
+from services.pricing.history import aggregate
 from services.pricing.ingest import MAX_PRICE, MAX_VOLUME
 from services.pricing.intervals import INTERVAL_MS, MS_BY_NAME
 from services.pricing.settings import load_pricing_settings
-from services.pricing.store import CandleRows, MarketStore
+from services.pricing.store import MarketStore
 
 TICK_COLUMNS = ("symbol", "time", "price", "volume")
 CANDLE_COLUMNS = ("symbol", "interval", "open_time", "open", "high", "low", "close", "volume")
@@ -80,7 +81,7 @@ def _detect_kind(columns: Sequence[str]) -> str:
 
 
 def _write(store: MarketStore, sid: int, interval_ms: int, arrays: CandleArrays) -> int:
-    store.insert_history(sid, interval_ms, CandleRows(**vars(arrays)))
+    store.insert_history(sid, interval_ms, arrays)
     return len(arrays.open_ms)
 
 
@@ -125,22 +126,7 @@ def import_ticks(
         dirty = engine.take_dirty_candles()
         for idx, interval_ms in enumerate(INTERVAL_MS):
             mask = dirty["interval_idx"] == idx
-            arrays = CandleArrays(
-                **{
-                    k: dirty[k][mask]
-                    for k in (
-                        "open_ms",
-                        "open",
-                        "high",
-                        "low",
-                        "close",
-                        "volume",
-                        "quote_volume",
-                        "trades",
-                        "closed",
-                    )
-                }
-            )
+            arrays = CandleArrays.from_columns(dirty, mask)
             report.candles_written += _write(store, sid, interval_ms, arrays)
 
 

@@ -5,10 +5,10 @@ shared across threads); the heavy loops run inside core_rs without the GIL."""
 from dataclasses import dataclass
 
 import numpy as np
-from google.protobuf.timestamp_pb2 import Timestamp
 
 import core_rs
 from marketmesh.v1 import pricing_pb2
+from services.common.validation import ms_to_timestamp
 from services.pricing.intervals import INTERVAL_MS
 from services.pricing.universe import Universe, tiers_of
 
@@ -98,7 +98,7 @@ def quote_from_columns(symbol: str, cols: QuoteColumns, i: int) -> pricing_pb2.Q
         fully_diluted_valuation=float(cols.fdv[i]),
         tier=int(cols.tier[i]),
         sequence=int(cols.sequence[i]),
-        time=Timestamp(seconds=time_ms // 1000, nanos=(time_ms % 1000) * 1_000_000),
+        time=ms_to_timestamp(time_ms),
         quote_volume_24h=float(cols.quote_volume_24h[i]),
         open_24h=float(cols.open_24h[i]),
     )

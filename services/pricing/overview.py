@@ -1,10 +1,9 @@
 """GetMarketOverview: market-wide aggregates over every asset's quote."""
 
 import numpy as np
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from marketmesh.v1 import common_pb2, pricing_pb2
-from services.common.validation import parse_limit
+from services.common.validation import ms_to_timestamp, parse_limit
 from services.pricing.market import Market, quote_from_columns
 
 DEFAULT_TOP_N = 5
@@ -87,5 +86,5 @@ def market_overview(
         top_gainers=gainers,
         top_losers=losers,
         total_market_cap_change_24h_pct=_weighted_change(cap[priced], change[priced]),
-        time=Timestamp(seconds=now_ms // 1000, nanos=(now_ms % 1000) * 1_000_000),
+        time=ms_to_timestamp(now_ms),
     )

@@ -16,6 +16,7 @@ import numpy as np
 import structlog
 
 from services.common.metrics import histogram
+from services.common.validation import now_ms
 from services.pricing.feed import QuoteFeed
 from services.pricing.intervals import INTERVAL_MS
 from services.pricing.market import Market
@@ -76,8 +77,7 @@ class Persister:
             future.set_result(None)
 
     def _quote_rows(self, sids: np.ndarray) -> list[tuple[int, float, int, int]]:
-        now_ms = time.time_ns() // 1_000_000
-        cols = self.market.quote_columns(sids, now_ms)
+        cols = self.market.quote_columns(sids, now_ms())
         keep = cols.has_price
         return list(
             zip(

@@ -1,6 +1,5 @@
 """marketmesh.v1.PricingService: requests in, plain functions, responses out."""
 
-import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -8,25 +7,13 @@ import numpy as np
 
 from marketmesh.v1 import pricing_pb2
 from services.common.errors import InvalidArgument, NotFound
-from services.common.validation import parse_symbol
+from services.common.validation import now_ms, parse_symbol
 from services.pricing import asset_query, candle_query, overview
 from services.pricing.app import PricingApp
 from services.pricing.ingest import IngestTally, apply_ticks, ticks_to_columns
 
 MAX_QUOTES_PER_CALL = 10_000
 MAX_STREAM_RATE = 1_000.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _sid(app: PricingApp, raw_symbol: str, field: str = "symbol") -> tuple[str, int]:
-    symbol = parse_symbol(raw_symbol, field)
-    sid = app.market.universe.sid_by_symbol.get(symbol)
-    if sid is None:
-        raise NotFound(f"unknown symbol {symbol!r}: not in the asset universe (see ListAssets)")
-    return symbol, sid
 
 
 class PricingServicer:
@@ -36,8 +23,8 @@ class PricingServicer:
     async def GetQuote(
         self, request: pricing_pb2.GetQuoteRequest, context: grpc.aio.ServicerContext
     ) -> pricing_pb2.GetQuoteResponse:
-        symbol, sid = _sid(self.app, request.symbol)
-        quotes = self.app.market.quotes_pb(np.asarray([sid], dtype=np.int32), _now_ms())
+        symbol, sid = self.app.market.universe.sid_of(request.symbol)
+        quotes = self.app.market.quotes_pb(np.asarray([sid], dtype=np.int32), now_ms())
         if not quotes:
             raise NotFound(f"no trade has been seen for {symbol} yet")
         return pricing_pb2.GetQuoteResponse(quote=quotes[0])
@@ -63,7 +50,7 @@ class PricingServicer:
                 unknown.append(symbol)
             else:
                 sids.append(sid)
-        quotes = self.app.market.quotes_pb(np.asarray(sids, dtype=np.int32), _now_ms())
+        quotes = self.app.market.quotes_pb(np.asarray(sids, dtype=np.int32), now_ms())
         priced = {q.symbol for q in quotes}
         unpriced = [s for s in seen if s in known and s not in priced]
         return pricing_pb2.GetQuotesResponse(
@@ -73,7 +60,7 @@ class PricingServicer:
     async def GetCandles(
         self, request: pricing_pb2.GetCandlesRequest, context: grpc.aio.ServicerContext
     ) -> pricing_pb2.GetCandlesResponse:
-        query = candle_query.parse_candle_request(request, self.app.market.universe.sid_by_symbol)
+        query = candle_query.parse_candle_request(request, self.app.market.universe)
         return await candle_query.get_candles(self.app.candle_store, query)
 
     async def StreamQuotes(
@@ -95,17 +82,8 @@ class PricingServicer:
         if not request.symbols and not request.sectors:
             return None
         universe = self.app.market.universe
-        parts = []
-        for i, raw in enumerate(request.symbols):
-            symbol = parse_symbol(raw, f"symbols[{i}]")
-            sid = universe.sid_by_symbol.get(symbol)
-            if sid is None:
-                raise NotFound(f"unknown symbol {symbol!r} in symbols[{i}] (see ListAssets)")
-            parts.append(sid)
-        sector_sids, unknown = universe.sids_for_sectors(list(request.sectors))
-        if unknown:
-            known = ", ".join(sorted(universe.sector_names.values()))
-            raise InvalidArgument("sectors", f"unknown sectors {unknown}; known: {known}")
+        parts = [universe.sid_of(raw, f"symbols[{i}]")[1] for i, raw in enumerate(request.symbols)]
+        sector_sids = universe.sector_sids(list(request.sectors), "sectors")
         return np.unique(np.concatenate([np.asarray(parts, dtype=np.int32), sector_sids])).astype(
             np.int32
         )
@@ -121,7 +99,7 @@ class PricingServicer:
         async for request in request_iterator:
             if not request.ticks:
                 continue
-            now = _now_ms()
+            now = now_ms()
             symbols, sids, times, prices, volumes = ticks_to_columns(
                 request.ticks, market.universe.sid_by_symbol, now
             )
@@ -133,7 +111,7 @@ class PricingServicer:
     async def ListAssets(
         self, request: pricing_pb2.ListAssetsRequest, context: grpc.aio.ServicerContext
     ) -> pricing_pb2.ListAssetsResponse:
-        return asset_query.list_assets(self.app.market, request, _now_ms())
+        return asset_query.list_assets(self.app.market, request, now_ms())
 
     async def GetAsset(
         self, request: pricing_pb2.GetAssetRequest, context: grpc.aio.ServicerContext
@@ -143,4 +121,4 @@ class PricingServicer:
     async def GetMarketOverview(
         self, request: pricing_pb2.GetMarketOverviewRequest, context: grpc.aio.ServicerContext
     ) -> pricing_pb2.GetMarketOverviewResponse:
-        return overview.market_overview(self.app.market, request, _now_ms())
+        return overview.market_overview(self.app.market, request, now_ms())

@@ -18,49 +18,33 @@ from pathlib import Path
 
 import numpy as np
 
-CANDLE_COLUMNS = (
-    "open_ms",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "closed",
-)
+from services.pricing.candles import CANDLE_FIELDS, CandleArrays
 
-_SCHEMA = """
+# Both candle tables hold the same row; only their keys differ.
+_CANDLE_COLUMNS_SQL = """
+    sid INTEGER NOT NULL,
+    interval_ms INTEGER NOT NULL,
+    open_ms INTEGER NOT NULL,
+    open REAL NOT NULL,
+    high REAL NOT NULL,
+    low REAL NOT NULL,
+    close REAL NOT NULL,
+    volume REAL NOT NULL,
+    quote_volume REAL NOT NULL,
+    trades INTEGER NOT NULL,
+    closed INTEGER NOT NULL,"""
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS assets (
     sid INTEGER PRIMARY KEY,
     symbol TEXT NOT NULL UNIQUE
 );
 CREATE TABLE IF NOT EXISTS candles_closed (
-    sid INTEGER NOT NULL,
-    interval_ms INTEGER NOT NULL,
-    open_ms INTEGER NOT NULL,
-    open REAL NOT NULL,
-    high REAL NOT NULL,
-    low REAL NOT NULL,
-    close REAL NOT NULL,
-    volume REAL NOT NULL,
-    quote_volume REAL NOT NULL,
-    trades INTEGER NOT NULL,
-    closed INTEGER NOT NULL,
+{_CANDLE_COLUMNS_SQL}
     PRIMARY KEY (sid, interval_ms, open_ms)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS candles_forming (
-    sid INTEGER NOT NULL,
-    interval_ms INTEGER NOT NULL,
-    open_ms INTEGER NOT NULL,
-    open REAL NOT NULL,
-    high REAL NOT NULL,
-    low REAL NOT NULL,
-    close REAL NOT NULL,
-    volume REAL NOT NULL,
-    quote_volume REAL NOT NULL,
-    trades INTEGER NOT NULL,
-    closed INTEGER NOT NULL,
+{_CANDLE_COLUMNS_SQL}
     PRIMARY KEY (sid, interval_ms)
 ) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS candles AS
@@ -111,40 +95,13 @@ _DROP_SUPERSEDED_FORMING = """
 DELETE FROM candles_forming WHERE sid = ? AND interval_ms = ? AND open_ms <= ?
 """
 
-_SELECT_COLUMNS = "open_ms, open, high, low, close, volume, quote_volume, trades, closed"
-
-# Stores written before the forming/closed split kept one `candles` table.
-_MIGRATE_SINGLE_TABLE = """
-ALTER TABLE candles RENAME TO candles_closed;
-"""
-_MOVE_FORMING = """
-INSERT OR REPLACE INTO candles_forming SELECT * FROM candles_closed WHERE closed = 0;
-DELETE FROM candles_closed WHERE closed = 0;
-"""
+_SELECT_COLUMNS = ", ".join(CANDLE_FIELDS)
 
 _UPSERT_QUOTE = """
 INSERT INTO quotes (sid, price, time_ms, sequence) VALUES (?, ?, ?, ?)
 ON CONFLICT (sid) DO UPDATE SET
     price = excluded.price, time_ms = excluded.time_ms, sequence = excluded.sequence
 """
-
-
-@dataclass
-class CandleRows:
-    """Candles of one (symbol, interval) as column arrays, ascending open_ms."""
-
-    open_ms: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    quote_volume: np.ndarray
-    trades: np.ndarray
-    closed: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.open_ms)
 
 
 @dataclass(frozen=True)
@@ -195,14 +152,7 @@ class MarketStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._writer = _connect(path)
-        legacy = self._writer.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'candles'"
-        ).fetchone()
-        if legacy:
-            self._writer.executescript(_MIGRATE_SINGLE_TABLE)
         self._writer.executescript(_SCHEMA)
-        if legacy:
-            self._writer.executescript(_MOVE_FORMING)
         self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-reader")
         self._local = threading.local()
@@ -272,10 +222,10 @@ class MarketStore:
 
     # -- writes -----------------------------------------------------------
 
-    def insert_history(self, sid: int, interval_ms: int, rows: CandleRows) -> None:
+    def insert_history(self, sid: int, interval_ms: int, rows: CandleArrays) -> None:
         """Bulk insert (or replace) one series; used by the backfill and the importer."""
         n = len(rows)
-        cols = {name: getattr(rows, name) for name in CANDLE_COLUMNS}
+        cols = {name: getattr(rows, name) for name in CANDLE_FIELDS}
         conn = self._writer
         conn.execute("BEGIN")
         try:
@@ -332,7 +282,7 @@ class MarketStore:
     ) -> None:
         await self.on_writer(self.write_batch, candles, interval_ms_by_idx, quotes, meta)
 
-    async def ainsert_history(self, sid: int, interval_ms: int, rows: CandleRows) -> None:
+    async def ainsert_history(self, sid: int, interval_ms: int, rows: CandleArrays) -> None:
         await self.on_writer(self.insert_history, sid, interval_ms, rows)
 
     def prune_closed(self, interval_ms: Sequence[int], before_ms: int) -> int:
@@ -360,7 +310,7 @@ class MarketStore:
         rows = self._writer.execute("SELECT sid, price, time_ms, sequence FROM quotes").fetchall()
         return [StoredQuote(*row) for row in rows]
 
-    def load_candles_since(self, sid: int, interval_ms: int, since_ms: int) -> CandleRows:
+    def load_candles_since(self, sid: int, interval_ms: int, since_ms: int) -> CandleArrays:
         """Candles with open_ms >= since_ms, plus always the latest one."""
         conn = self._writer
         closed = conn.execute(
@@ -388,7 +338,7 @@ class MarketStore:
         end_ms: int | None,
         after_ms: int | None,
         limit: int,
-    ) -> CandleRows:
+    ) -> CandleArrays:
         """Ascending candles in [start, end) after a keyset cursor; with no
         start and no cursor, the latest `limit` of them."""
         clauses = ["sid = ?", "interval_ms = ?"]
@@ -433,7 +383,7 @@ class MarketStore:
         end_ms: int | None,
         after_ms: int | None,
         limit: int,
-    ) -> CandleRows:
+    ) -> CandleArrays:
         return await self._on_reader(
             lambda: self.query_candles(
                 sid, interval_ms, start_ms=start_ms, end_ms=end_ms, after_ms=after_ms, limit=limit
@@ -481,22 +431,11 @@ def _merge(
     return [*closed, forming]
 
 
-def _to_rows(rows: list[tuple]) -> CandleRows:
+def _to_rows(rows: list[tuple]) -> CandleArrays:
     if not rows:
-        empty_f = np.empty(0, dtype=np.float64)
-        return CandleRows(
-            open_ms=np.empty(0, dtype=np.int64),
-            open=empty_f,
-            high=empty_f,
-            low=empty_f,
-            close=empty_f,
-            volume=empty_f,
-            quote_volume=empty_f,
-            trades=np.empty(0, dtype=np.int64),
-            closed=np.empty(0, dtype=bool),
-        )
+        return CandleArrays.empty()
     cols = list(zip(*rows, strict=True))
-    return CandleRows(
+    return CandleArrays(
         open_ms=np.asarray(cols[0], dtype=np.int64),
         open=np.asarray(cols[1], dtype=np.float64),
         high=np.asarray(cols[2], dtype=np.float64),

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from marketmesh.v1 import common_pb2
+from services.common.errors import InvalidArgument, NotFound
+from services.common.validation import parse_symbol
 from services.pricing.assets import AssetInfo
 
 LARGE_CAP = 10e9
@@ -73,10 +75,29 @@ class Universe:
         assert info is not None
         return info.symbol
 
-    def sids_for_sectors(self, sectors: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """Sids tagged with any of the sectors, and the sectors nobody has."""
-        unknown = [s for s in sectors if s.strip().lower() not in self.sids_by_sector]
-        parts = [self.sids_by_sector[s.strip().lower()] for s in sectors if s not in unknown]
-        if not parts:
-            return np.empty(0, dtype=np.int32), unknown
-        return np.unique(np.concatenate(parts)).astype(np.int32), unknown
+    def sid_of(self, raw_symbol: str, field: str = "symbol") -> tuple[str, int]:
+        """The normalised symbol and its sid; INVALID_ARGUMENT for a malformed
+        symbol, NOT_FOUND for one outside the universe."""
+        symbol = parse_symbol(raw_symbol, field)
+        sid = self.sid_by_symbol.get(symbol)
+        if sid is None:
+            where = "" if field == "symbol" else f" in {field}"
+            raise NotFound(
+                f"unknown symbol {symbol!r}{where}: not in the asset universe (see ListAssets)"
+            )
+        return symbol, sid
+
+    def sector_sids(self, sectors: Sequence[str], field: str) -> np.ndarray:
+        """Sids tagged with any of the sectors (case-insensitive);
+        INVALID_ARGUMENT naming the known ones when a sector is unknown."""
+        keys = [s.strip().lower() for s in sectors]
+        unknown = [
+            s for s, key in zip(sectors, keys, strict=True) if key not in self.sids_by_sector
+        ]
+        if unknown:
+            known = ", ".join(sorted(self.sector_names.values()))
+            shown = unknown[0] if len(unknown) == 1 else unknown
+            raise InvalidArgument(field, f"unknown sector {shown!r}; known: {known}")
+        if not keys:
+            return np.empty(0, dtype=np.int32)
+        return np.unique(np.concatenate([self.sids_by_sector[k] for k in keys])).astype(np.int32)
