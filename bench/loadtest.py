@@ -30,14 +30,10 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import grpc
-from google.protobuf.descriptor_pb2 import FileDescriptorProto, FileDescriptorSet
 
 import services  # noqa: F401  (puts the generated stubs on sys.path)
 from bench.common import (
@@ -86,41 +82,12 @@ RUNS = (
 )
 
 
-def protoset_from_reflection(target: str, path: Path) -> None:
-    """The service's file descriptors, fetched through server reflection by
-    service name, as a protoset file for ghz.
-
-    ghz asks reflection for the file containing the *method* symbol, which
-    grpcio-reflection cannot answer (grpc/grpc#34743: the Python descriptor
-    pool only resolves message, enum and service names); asking by service
-    name works, and the descriptors are still the server's own."""
-    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (  # noqa: PLC0415
-        ProtoReflectionDescriptorDatabase,
-    )
-
-    with grpc.insecure_channel(target) as channel:
-        db = ProtoReflectionDescriptorDatabase(channel)
-        ordered: list[FileDescriptorProto] = []
-        seen: set[str] = set()
-
-        def add(proto: FileDescriptorProto) -> None:
-            if proto.name in seen:
-                return
-            seen.add(proto.name)
-            for dependency in proto.dependency:
-                add(db.FindFileByName(dependency))
-            ordered.append(proto)  # dependencies first
-
-        add(db.FindFileContainingSymbol(SERVICE))
-    path.write_bytes(FileDescriptorSet(file=ordered).SerializeToString())
-
-
 class Ghz:
-    def __init__(self, binary: str, target: str, workdir: Path) -> None:
+    def __init__(self, binary: str, target: str) -> None:
         self.binary = binary
         self.target = target
-        self.workdir = workdir
-        self.protoset: Path | None = None
+        # services/common/reflection.py answers ghz's method-symbol lookup,
+        # so no proto files or protoset are needed; a failure here is a bug.
         self.reflection_note = "ghz used server reflection directly"
 
     def _command(self, run: Run, seconds: float) -> list[str]:
@@ -145,8 +112,6 @@ class Ghz:
         ]
         if run.rps:
             command += ["--rps", str(run.rps)]
-        if self.protoset is not None:
-            command += ["--protoset", str(self.protoset)]
         return [*command, self.target]
 
     def run(self, run: Run, seconds: float) -> dict[str, Any]:
@@ -157,16 +122,6 @@ class Ghz:
             timeout=seconds + 60,
             check=False,
         )
-        if out.returncode != 0 and "Symbol not found" in out.stderr and self.protoset is None:
-            # See protoset_from_reflection: fall back once, for every later run too.
-            self.protoset = self.workdir / "pricing.protoset"
-            protoset_from_reflection(self.target, self.protoset)
-            self.reflection_note = (
-                f"ghz's reflection lookup failed ({out.stderr.strip()}; grpc/grpc#34743), "
-                "so the descriptors were fetched through server reflection by service name "
-                "into a protoset"
-            )
-            return self.run(run, seconds)
         if out.returncode != 0 or not out.stdout.strip():
             raise RuntimeError(f"ghz failed ({out.returncode}): {out.stderr.strip()}")
         return json.loads(out.stdout)
@@ -230,11 +185,8 @@ def _session(
     quiet_s: float = 0.0,
     **server_options: Any,
 ) -> tuple[list[dict[str, Any]], str, float]:
-    with (
-        tempfile.TemporaryDirectory(prefix="mm-loadtest-") as tmp,
-        pricing_server(SERVER_ENV | server_options.pop("env", {}), **server_options) as server,
-    ):
-        ghz = Ghz(ghz_binary, server.target, Path(tmp))
+    with pricing_server(SERVER_ENV | server_options.pop("env", {}), **server_options) as server:
+        ghz = Ghz(ghz_binary, server.target)
         ghz.run(runs[0], 2.0)  # warm-up: connections, caches, reflection
         rows = []
         for run in runs:

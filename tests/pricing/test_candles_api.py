@@ -13,6 +13,7 @@ from pytest import approx
 
 from marketmesh.v1 import common_pb2, pricing_pb2, pricing_pb2_grpc
 from tests.pricing.conftest import StartPricing
+from tests.pricing.reference import OHLCV_AGG
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -299,16 +300,7 @@ def resample(fine: pd.DataFrame, fine_ms: int, width: int) -> pd.DataFrame:
     data = fine.set_index(index).drop(columns="open_ms")
     rule = f"{width // MINUTE_MS}min"
     out = data.resample(rule, origin="epoch", label="left", closed="left").agg(
-        {
-            "open": "first",
-            "high": "max",
-            "low": "min",
-            "close": "last",
-            "volume": "sum",
-            "quote_volume": "sum",
-            "trades": "sum",
-            "closed": "all",
-        }
+        {**OHLCV_AGG, "closed": "all"}
     )
     first = data.index.to_series().resample(rule, origin="epoch").min()
     count = data["open"].resample(rule, origin="epoch").count()

@@ -18,6 +18,7 @@ from services.pricing.history import (
     aggregate,
     generate_history,
 )
+from tests.pricing.reference import OHLCV_AGG
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -64,17 +65,7 @@ def _pandas_resample(fine: CandleArrays, fine_ms: int, coarse_ms: int) -> pd.Dat
     grouped = _frame(fine).resample(
         pd.Timedelta(milliseconds=coarse_ms), origin="epoch", label="left", closed="left"
     )
-    out = grouped.agg(
-        {
-            "open": "first",
-            "high": "max",
-            "low": "min",
-            "close": "last",
-            "volume": "sum",
-            "quote_volume": "sum",
-            "trades": "sum",
-        }
-    )
+    out = grouped.agg(OHLCV_AGG)
     out["parts"] = grouped.size()
     return out[out["parts"] > 0]
 

@@ -17,6 +17,7 @@ from pytest import approx
 from marketmesh.v1 import common_pb2, pricing_pb2
 from services.pricing import importer
 from tests.pricing.conftest import StartPricing
+from tests.pricing.reference import OHLCV_AGG
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000
@@ -105,18 +106,7 @@ def resample(frame: pd.DataFrame, width: int) -> pd.DataFrame:
         frame.set_index(index)
         .drop(columns="open_ms")
         .resample(f"{width // MINUTE_MS}min", origin="epoch")
-        .agg(
-            {
-                "open": "first",
-                "high": "max",
-                "low": "min",
-                "close": "last",
-                "volume": "sum",
-                "quote_volume": "sum",
-                "trades": "sum",
-                "closed": "all",
-            }
-        )
+        .agg({**OHLCV_AGG, "closed": "all"})
     )
     out.insert(0, "open_ms", out.index.as_unit("ms").asi8)
     return out.reset_index(drop=True)
