@@ -2,7 +2,9 @@
 //! slices. The PyO3 bindings live in `py` and are compiled only with the
 //! `python` feature (maturin turns it on), so `cargo test` needs no libpython.
 
+pub mod batch;
 pub mod error;
+pub mod indicators;
 pub mod market;
 
 #[cfg(feature = "python")]

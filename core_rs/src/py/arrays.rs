@@ -1,6 +1,7 @@
 //! Reading numpy arguments: exact dtype, one dimension, any strides. A wrong
 //! argument is a ValueError that names it and says how to fix it.
 
+use numpy::PyArrayDescrMethods;
 use numpy::{
     Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
 };
@@ -120,4 +121,54 @@ pub(crate) fn ids<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Ids<'py>
          numpy.asarray({name}, dtype=numpy.int32)",
         describe(obj)
     )))
+}
+
+/// `obj` as a 1-D float64 column for an indicator: float64 arrays are used
+/// as they are (copied only when not contiguous); other real dtypes, lists
+/// and array-likes are converted; anything else is refused.
+pub(crate) fn real_column<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Column<'py, f64>> {
+    if let Some(c) = try_column::<f64>(obj, name)? {
+        return Ok(c);
+    }
+    let array = as_real_array(obj, name)?;
+    if array.ndim() != 1 {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be 1-D, got {}; for many series at once use core_rs.batch",
+            describe(obj)
+        )));
+    }
+    let converted = array.call_method1("astype", ("float64",))?;
+    try_column::<f64>(&converted, name)?
+        .ok_or_else(|| PyValueError::new_err(format!("{name} could not be converted to float64")))
+}
+
+/// `obj` as a numpy array of a real dtype (bool, integer or float).
+pub(crate) fn as_real_array<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let py = obj.py();
+    let array = match obj.cast::<PyUntypedArray>() {
+        Ok(a) => a.clone(),
+        Err(_) => {
+            let numpy = py.import("numpy")?;
+            let converted = numpy.call_method1("asarray", (obj,)).map_err(|e| {
+                PyValueError::new_err(format!(
+                    "{name} must be an array of numbers, got {}: {e}",
+                    describe(obj)
+                ))
+            })?;
+            converted
+                .cast_into::<PyUntypedArray>()
+                .map_err(|_| PyValueError::new_err(format!("{name} must be an array of numbers")))?
+        }
+    };
+    let kind = array.dtype().kind();
+    if !matches!(kind, b'b' | b'i' | b'u' | b'f') {
+        return Err(PyValueError::new_err(format!(
+            "{name} must hold real numbers (float64 preferred), got {}",
+            describe(obj)
+        )));
+    }
+    Ok(array)
 }

@@ -3,6 +3,7 @@
 
 mod arrays;
 mod candle_engine;
+mod indicators;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -24,6 +25,9 @@ mod _core {
 
     #[pymodule_export]
     use super::candle_engine::CandleEngine;
+
+    #[pymodule_export]
+    use super::indicators::{batch_threads, kernels, lookback, run, run_batch, Incremental};
 
     // Tick codes of CandleEngine.ingest, equal to TickRejectionReason.
     #[pymodule_export]

@@ -1,0 +1,5 @@
+"""TODO: the risk kernels."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+//! TODO: the extra kernels.
+
+use super::Spec;
+
+pub const SPECS: &[&Spec] = &[];

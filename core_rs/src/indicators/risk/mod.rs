@@ -1,0 +1,5 @@
+//! TODO: the risk kernels.
+
+use super::Spec;
+
+pub const SPECS: &[&Spec] = &[];
