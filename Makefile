@@ -16,6 +16,8 @@ GHZ_VERSION     := v0.121.0
 GRPCURL_VERSION := v1.9.3
 BUF_VERSION     := v1.75.0
 PYTEST_ARGS ?=
+# fastbuild: no LTO, incremental; for quick kernel iterations only.
+CORE_PROFILE ?= release
 
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -38,7 +40,7 @@ $(GEN)/.stamp: $(PROTOS) $(VENV)/.deps
 	@touch $@
 
 $(VENV)/.core: $(CORE_SRC) $(VENV)/.deps
-	cd core_rs && VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH maturin develop --release --uv --quiet
+	cd core_rs && VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH maturin develop --profile $(CORE_PROFILE) --uv --quiet
 	@touch $@
 
 setup: $(VENV)/.deps $(GEN)/.stamp $(VENV)/.core ## create .venv, install locked deps, generate stubs, build core_rs

@@ -22,7 +22,7 @@ expected, a non-numeric dtype. Empty input returns empty output.
 The extension module is ``core_rs._core``.
 """
 
-from core_rs import _extra, _risk, _ta_hlc, _ta_ma, incremental
+from core_rs import _extra, _risk, _ta_hlc, _ta_ma, _ta_momentum, _ta_osc, incremental
 from core_rs._core import (
     ACCEPTED,
     REJECT_INVALID_VOLUME,
@@ -38,6 +38,8 @@ from core_rs._extra import *  # noqa: F403
 from core_rs._risk import *  # noqa: F403
 from core_rs._ta_hlc import *  # noqa: F403
 from core_rs._ta_ma import *  # noqa: F403
+from core_rs._ta_momentum import *  # noqa: F403
+from core_rs._ta_osc import *  # noqa: F403
 from core_rs.batch import batch, batch_threads
 
 __all__ = [
@@ -54,4 +56,11 @@ __all__ = [
     "batch_threads",
     "incremental",
 ]
-__all__ += _ta_ma.__all__ + _ta_hlc.__all__ + _extra.__all__ + _risk.__all__
+__all__ += (
+    _ta_ma.__all__
+    + _ta_momentum.__all__
+    + _ta_hlc.__all__
+    + _ta_osc.__all__
+    + _extra.__all__
+    + _risk.__all__
+)

@@ -16,6 +16,8 @@
 pub mod extra;
 pub mod hlc;
 pub mod ma;
+pub mod momentum;
+pub mod osc;
 pub mod risk;
 pub mod segments;
 pub mod state;
@@ -107,7 +109,9 @@ pub struct Spec {
 pub fn all() -> impl Iterator<Item = &'static Spec> {
     ma::SPECS
         .iter()
+        .chain(momentum::SPECS)
         .chain(hlc::SPECS)
+        .chain(osc::SPECS)
         .chain(extra::SPECS)
         .chain(risk::SPECS)
         .copied()

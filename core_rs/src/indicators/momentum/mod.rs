@@ -1,0 +1,5 @@
+//! TODO: the momentum kernels.
+
+use super::Spec;
+
+pub const SPECS: &[&Spec] = &[];

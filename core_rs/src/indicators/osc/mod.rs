@@ -1,0 +1,5 @@
+//! TODO: the osc kernels.
+
+use super::Spec;
+
+pub const SPECS: &[&Spec] = &[];
