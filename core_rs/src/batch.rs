@@ -4,16 +4,26 @@
 //! Fork safety: a forked child inherits the pool's bookkeeping but none of
 //! its threads, so rayon's global pool would hang there on first use. The
 //! pool here remembers the pid that built it; a child sees another pid,
-//! leaks the dead pool without touching it and builds a fresh one.
+//! leaks the dead pool without touching it and builds a fresh one. The pool
+//! is found through an atomic pointer, not a mutex, so a fork can never
+//! leave the child waiting on a lock another thread held.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::indicators::Spec;
 
-static POOL: Mutex<Option<(u32, Arc<ThreadPool>)>> = Mutex::new(None);
+struct OwnedPool {
+    pid: u32,
+    pool: ThreadPool,
+}
+
+/// Points at a leaked `OwnedPool`: pools live for the life of the process
+/// (one per fork generation at most).
+static POOL: AtomicPtr<OwnedPool> = AtomicPtr::new(ptr::null_mut());
 
 /// Worker threads: `MM_CORE_THREADS` if set to a positive integer, else one
 /// per available core.
@@ -26,26 +36,35 @@ fn thread_count() -> usize {
 }
 
 /// The pool for this process, built on first use and again after a fork.
-pub fn pool() -> Arc<ThreadPool> {
+pub fn pool() -> &'static ThreadPool {
     let pid = std::process::id();
-    let mut slot = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((owner, pool)) = slot.as_ref() {
-        if *owner == pid {
-            return Arc::clone(pool);
+    loop {
+        let current = POOL.load(Ordering::Acquire);
+        // SAFETY: a non-null POOL points at a leaked, never-freed OwnedPool.
+        if let Some(owned) = unsafe { current.as_ref() } {
+            if owned.pid == pid {
+                return &owned.pool;
+            }
         }
-        // Inherited from the parent: its threads are gone, so dropping it
-        // could wait on them. Leak it instead.
-        std::mem::forget(slot.take());
+        let fresh = Box::into_raw(Box::new(OwnedPool {
+            pid,
+            pool: ThreadPoolBuilder::new()
+                .num_threads(thread_count())
+                .thread_name(|i| format!("core_rs-{i}"))
+                .build()
+                .expect("the rayon pool starts"),
+        }));
+        // The parent's pool (if `current` is one) is left leaked: its
+        // threads do not exist here, so dropping it could wait forever.
+        match POOL.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: `fresh` is now owned by POOL and never freed.
+            Ok(_) => return unsafe { &(*fresh).pool },
+            // Another thread installed a pool first: drop ours (its threads
+            // are live in this process) and use theirs.
+            // SAFETY: `fresh` was never shared.
+            Err(_) => drop(unsafe { Box::from_raw(fresh) }),
+        }
     }
-    let pool = Arc::new(
-        ThreadPoolBuilder::new()
-            .num_threads(thread_count())
-            .thread_name(|i| format!("core_rs-{i}"))
-            .build()
-            .expect("the rayon pool starts"),
-    );
-    *slot = Some((pid, Arc::clone(&pool)));
-    pool
 }
 
 /// The number of threads batch calls run on in this process.
@@ -139,7 +158,7 @@ mod tests {
 
     #[test]
     fn pool_is_reused_within_a_process() {
-        assert!(Arc::ptr_eq(&pool(), &pool()));
+        assert!(std::ptr::eq(pool(), pool()));
         assert!(threads() >= 1);
     }
 }
