@@ -37,14 +37,7 @@ pub const SPEC: Spec = Spec {
         )
     },
     check: None,
-    new_state: Some(|p| {
-        Box::new(Bbands::new(
-            int_param(p, 0),
-            p[1],
-            p[2],
-            int_param(p, 3),
-        ))
-    }),
+    new_state: Some(|p| Box::new(Bbands::new(int_param(p, 0), p[1], p[2], int_param(p, 3)))),
     load_state: Some(load::<Bbands>),
 };
 

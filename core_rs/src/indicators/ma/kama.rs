@@ -188,7 +188,12 @@ mod tests {
             let x: Vec<f64> = (0..n).map(|i| (i * i) as f64).collect();
             let out = run(&SPEC, std::slice::from_ref(&x), &[3.0]);
             assert_eq!(out[0].iter().filter(|v| v.is_nan()).count(), n.min(3));
-            assert_close(&run(&SPEC, std::slice::from_ref(&x), &[1.0])[0], &x, 0.0, "kama(1)");
+            assert_close(
+                &run(&SPEC, std::slice::from_ref(&x), &[1.0])[0],
+                &x,
+                0.0,
+                "kama(1)",
+            );
         }
     }
 }

@@ -23,26 +23,47 @@ pub const SPEC: Spec = Spec {
 /// With `num` the weighted sum and `sum` the plain window sum, one step is
 /// `num += p * x_new - sum; sum += x_new - x_old`: each running value carries
 /// a single add per bar (TA-Lib's `periodSum -= periodSub` carries two).
+/// `num` integrates the rounding of `sum`, so both are recomputed exactly
+/// from the window every [`exact_every`] outputs: the error stays that of a
+/// few hundred steps, however long the series.
 pub fn wma_into(x: &[f64], period: usize, out: &mut [f64]) {
     let lb = period - 1;
+    let n = x.len();
     fill_nan(out, lb);
-    if x.len() <= lb {
+    if n <= lb {
         return;
     }
-    let (mut num, mut sum) = (0.0, 0.0);
-    for (w, &v) in x[..period].iter().enumerate() {
-        sum += v;
-        num += v * (w + 1) as f64;
-    }
     let inv = inv_divider(period);
-    out[lb] = num * inv;
     let pf = period as f64;
-    let (ahead, behind) = (&x[period..], &x[..x.len() - period]);
-    for ((o, &new), &old) in out[period..].iter_mut().zip(ahead).zip(behind) {
-        num += new * pf - sum;
-        sum += new - old;
-        *o = num * inv;
+    let every = exact_every(period);
+    let mut i0 = lb;
+    while i0 < n {
+        let (mut num, mut sum) = exact(&x[i0 + 1 - period..=i0]);
+        out[i0] = num * inv;
+        let end = (i0 + every).min(n);
+        let (ahead, behind) = (&x[i0 + 1..end], &x[i0 + 1 - period..end - period]);
+        for ((o, &new), &old) in out[i0 + 1..end].iter_mut().zip(ahead).zip(behind) {
+            num += new * pf - sum;
+            sum += new - old;
+            *o = num * inv;
+        }
+        i0 = end;
     }
+}
+
+/// Outputs between exact recomputations of the running sums.
+pub fn exact_every(period: usize) -> usize {
+    4 * period.max(64)
+}
+
+/// The weighted and plain sums of a window, oldest first.
+fn exact(w: &[f64]) -> (f64, f64) {
+    let (mut num, mut sum) = (0.0, 0.0);
+    for (k, &v) in w.iter().enumerate() {
+        sum += v;
+        num += v * (k + 1) as f64;
+    }
+    (num, sum)
 }
 
 fn inv_divider(period: usize) -> f64 {
@@ -51,7 +72,7 @@ fn inv_divider(period: usize) -> f64 {
 }
 
 /// The running WMA: a ring of the last `period` values, the weighted and the
-/// plain sums.
+/// plain sums (the same operations as `wma_into`).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Wma {
     ring: Vec<f64>,
@@ -74,16 +95,26 @@ impl Wma {
         }
     }
 
+    /// True if the output for the next value is an exact recomputation.
+    fn exact_next(&self) -> bool {
+        let period = self.ring.len();
+        self.seen >= period && (self.seen + 1 - period) % exact_every(period) == 0
+    }
+
     /// The next value, NaN until `period` values were seen.
     pub fn next(&mut self, x: f64) -> f64 {
         let period = self.ring.len();
+        let exact_now = self.exact_next();
         if self.seen < period {
             self.seen += 1;
             self.sum += x;
             self.num += x * self.seen as f64;
-        } else {
+        } else if !exact_now {
+            self.seen += 1;
             self.num += x * period as f64 - self.sum;
             self.sum += x - self.ring[self.pos];
+        } else {
+            self.seen += 1;
         }
         self.ring[self.pos] = x;
         self.pos = if self.pos + 1 == period {
@@ -91,6 +122,11 @@ impl Wma {
         } else {
             self.pos + 1
         };
+        if exact_now {
+            let (newer, older) = self.ring.split_at(self.pos);
+            let w: Vec<f64> = older.iter().chain(newer).copied().collect();
+            (self.num, self.sum) = exact(&w);
+        }
         if self.seen < period {
             f64::NAN
         } else {
@@ -100,6 +136,9 @@ impl Wma {
 
     pub fn peek(&self, x: f64) -> f64 {
         let period = self.ring.len();
+        if self.exact_next() {
+            return self.clone().next(x);
+        }
         match self.seen + 1 {
             s if s < period => f64::NAN,
             s if s == period => (self.num + x * s as f64) * self.inv,
@@ -137,12 +176,32 @@ mod tests {
     }
 
     #[test]
+    fn state_matches_batch_across_exact_passes() {
+        let x = crate::indicators::testing::make_inputs(&["close"], 2000, 4).remove(0);
+        for period in [2usize, 5, 70] {
+            let want = run(&SPEC, std::slice::from_ref(&x), &[period as f64]);
+            let mut st = Wma::new(period);
+            for (i, &v) in x.iter().enumerate() {
+                let p = st.peek(v);
+                let got = st.next(v);
+                assert!(p.to_bits() == got.to_bits() || (p.is_nan() && got.is_nan()));
+                assert_close(&[got], &want[0][i..=i], 1e-12, "wma state");
+            }
+        }
+    }
+
+    #[test]
     fn edge_lengths_and_period_one() {
         for n in [0usize, 1, 2, 3, 4] {
             let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
             let out = run(&SPEC, std::slice::from_ref(&x), &[3.0]);
             assert_eq!(out[0].iter().filter(|v| v.is_nan()).count(), n.min(2));
-            assert_close(&run(&SPEC, std::slice::from_ref(&x), &[1.0])[0], &x, 0.0, "wma(1)");
+            assert_close(
+                &run(&SPEC, std::slice::from_ref(&x), &[1.0])[0],
+                &x,
+                0.0,
+                "wma(1)",
+            );
         }
     }
 }
