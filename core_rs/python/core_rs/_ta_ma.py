@@ -9,6 +9,7 @@ from core_rs._kernels import Array, call
 
 __all__ = ["bbands", "dema", "ema", "kama", "sma", "stddev", "tema", "trima", "wma"]
 
+
 def sma(real: ArrayLike, timeperiod: int = 30) -> Array:
     """Simple moving average over ``timeperiod`` values (TA-Lib ``SMA``).
 
@@ -96,11 +97,11 @@ def bbands(
     matype: int = 0,
 ) -> tuple[Array, Array, Array]:
     """Bollinger bands (TA-Lib ``BBANDS``): ``(upperband, middleband,
-    lowerband)``. The middle band is the moving average ``matype`` (0 SMA, 1 EMA, 2 WMA, 3 DEMA, 4 TEMA,
-    5 TRIMA, 6 KAMA) over
-    ``timeperiod`` (>= 2); the bands add ``nbdevup`` and subtract ``nbdevdn``
-    population standard deviations of the same window (around its plain
-    mean, whatever the matype, as TA-Lib does).
+    lowerband)``. The middle band is the moving average ``matype`` (0 SMA,
+    1 EMA, 2 WMA, 3 DEMA, 4 TEMA, 5 TRIMA, 6 KAMA) over ``timeperiod``
+    (>= 2); the bands add ``nbdevup`` and subtract ``nbdevdn`` population
+    standard deviations of the same window (around its plain mean, whatever
+    the matype, as TA-Lib does).
 
     The default ``timeperiod`` is 20, TA-Lib 0.8's default (older TA-Lib
     used 5). Warm-up: the moving average's (``timeperiod - 1``; DEMA
@@ -109,4 +110,3 @@ def bbands(
     The deviation uses the same stable rolling variance as ``stddev``.
     """
     return call("bbands", (real,), (timeperiod, nbdevup, nbdevdn, matype))
-

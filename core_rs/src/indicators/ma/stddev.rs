@@ -44,7 +44,7 @@ const TRUST: f64 = 1.0 / 16384.0;
 /// the magnitudes of its updates since the last exact pass (a volatile
 /// stretch followed by a quiet one, where the residue would dominate). A
 /// constant window gives exactly 0.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 pub struct RollVar {
     inv_n: f64,
     c: f64,
@@ -68,8 +68,12 @@ impl RollVar {
         }
     }
 
-    /// Exact two-pass statistics of `window` (oldest first).
-    pub fn reset<'a, I: Iterator<Item = &'a f64> + Clone>(&mut self, window: I) {
+    /// Exact two-pass statistics of `window` (oldest first). Returns a new
+    /// value rather than updating in place, so the hot loops keep the
+    /// running fields in registers.
+    #[cold]
+    #[inline(never)]
+    pub fn exact<'a, I: Iterator<Item = &'a f64> + Clone>(&self, window: I) -> RollVar {
         let mut sum = 0.0;
         for &v in window.clone() {
             sum += v;
@@ -81,15 +85,19 @@ impl RollVar {
             s1 += y;
             s2 += y * y;
         }
-        self.c = c;
-        self.mean = s1 * self.inv_n;
-        self.m2 = (s2 - s1 * self.mean).max(0.0);
-        self.drift = 0.0;
-        self.steps = 0;
+        let mean = s1 * self.inv_n;
+        RollVar {
+            c,
+            mean,
+            m2: (s2 - s1 * mean).max(0.0),
+            drift: 0.0,
+            steps: 0,
+            ..*self
+        }
     }
 
     /// Slides the window: `new` enters, `old` leaves. True when an exact
-    /// pass ([`RollVar::reset`]) over the new window is due.
+    /// pass ([`RollVar::exact`]) over the new window is due.
     #[inline(always)]
     pub fn slide(&mut self, new: f64, old: f64) -> bool {
         let yn = new - self.c;
@@ -120,13 +128,12 @@ impl RollVar {
 /// order. `x.len() >= period`.
 #[inline(always)]
 pub fn rolling_std(x: &[f64], period: usize, mut f: impl FnMut(usize, f64, f64)) {
-    let mut rv = RollVar::new(period);
-    rv.reset(x[..period].iter());
+    let mut rv = RollVar::new(period).exact(x[..period].iter());
     f(period - 1, rv.mean(), rv.std());
     let (ahead, behind) = (&x[period..], &x[..x.len() - period]);
     for (i, (&new, &old)) in (period..).zip(ahead.iter().zip(behind)) {
         if rv.slide(new, old) {
-            rv.reset(x[i + 1 - period..=i].iter());
+            rv = rv.exact(x[i + 1 - period..=i].iter());
         }
         f(i, rv.mean(), rv.std());
     }
@@ -186,7 +193,7 @@ impl RollWindow {
 
     fn reset(&mut self) {
         let (newer, older) = self.ring.split_at(self.pos);
-        self.rv.reset(older.iter().chain(newer));
+        self.rv = self.rv.exact(older.iter().chain(newer));
     }
 }
 
