@@ -98,6 +98,11 @@ impl Ema {
     pub fn peek(&self, x: f64) -> f64 {
         self.clone().next(x)
     }
+
+    /// The last value (NaN during the warm-up).
+    pub fn value(&self) -> f64 {
+        self.prev
+    }
 }
 
 impl State for Ema {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ema, sma};
+use super::{dema, ema, kama, sma, tema, trima, wma};
 use crate::indicators::Param;
 
 /// The `matype` parameter as composite kernels declare it.
@@ -17,9 +17,13 @@ pub fn ma_lookback(matype: usize, period: usize) -> usize {
     if period == 1 {
         return 0;
     }
-    // TODO(ma group): WMA, DEMA, TEMA, TRIMA, KAMA.
-    let _ = matype;
-    period - 1
+    match matype {
+        3 => dema::dema_lookback(period),
+        4 => tema::tema_lookback(period),
+        6 => kama::kama_lookback(period),
+        // SMA, EMA, WMA, TRIMA
+        _ => period - 1,
+    }
 }
 
 /// The moving average `matype` of a gap-free series into `out`. A period
@@ -31,7 +35,11 @@ pub fn ma_into(matype: usize, x: &[f64], period: usize, out: &mut [f64]) {
     }
     match matype {
         1 => ema::ema_into(x, period, out),
-        // TODO(ma group): WMA, DEMA, TEMA, TRIMA, KAMA.
+        2 => wma::wma_into(x, period, out),
+        3 => dema::dema_into(x, period, out),
+        4 => tema::tema_into(x, period, out),
+        5 => trima::trima_into(x, period, out),
+        6 => kama::kama_into(x, period, out),
         _ => sma::sma_into(x, period, out),
     }
 }
@@ -42,6 +50,11 @@ pub enum MaState {
     Copy,
     Sma(sma::Sma),
     Ema(ema::Ema),
+    Wma(wma::Wma),
+    Dema(dema::Dema),
+    Tema(tema::Tema),
+    Trima(trima::Trima),
+    Kama(kama::Kama),
 }
 
 impl MaState {
@@ -51,6 +64,11 @@ impl MaState {
         }
         match matype {
             1 => MaState::Ema(ema::Ema::new(period)),
+            2 => MaState::Wma(wma::Wma::new(period)),
+            3 => MaState::Dema(dema::Dema::new(period)),
+            4 => MaState::Tema(tema::Tema::new(period)),
+            5 => MaState::Trima(trima::Trima::new(period)),
+            6 => MaState::Kama(kama::Kama::new(period)),
             _ => MaState::Sma(sma::Sma::new(period)),
         }
     }
@@ -60,6 +78,11 @@ impl MaState {
             MaState::Copy => x,
             MaState::Sma(s) => s.next(x),
             MaState::Ema(s) => s.next(x),
+            MaState::Wma(s) => s.next(x),
+            MaState::Dema(s) => s.next(x),
+            MaState::Tema(s) => s.next(x),
+            MaState::Trima(s) => s.next(x),
+            MaState::Kama(s) => s.next(x),
         }
     }
 
@@ -68,6 +91,37 @@ impl MaState {
             MaState::Copy => x,
             MaState::Sma(s) => s.peek(x),
             MaState::Ema(s) => s.peek(x),
+            MaState::Wma(s) => s.peek(x),
+            MaState::Dema(s) => s.peek(x),
+            MaState::Tema(s) => s.peek(x),
+            MaState::Trima(s) => s.peek(x),
+            MaState::Kama(s) => s.peek(x),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indicators::testing::{close_enough, make_inputs};
+
+    #[test]
+    fn every_matype_state_matches_its_batch_and_lookback() {
+        let x = make_inputs(&["close"], 300, 11).remove(0);
+        for matype in 0..=6 {
+            for period in [1usize, 2, 3, 7, 30] {
+                let lb = ma_lookback(matype, period);
+                let mut out = vec![0.0; x.len()];
+                ma_into(matype, &x, period, &mut out);
+                let mut st = MaState::new(matype, period);
+                for (i, (&v, &want)) in x.iter().zip(&out).enumerate() {
+                    let peeked = st.peek(v);
+                    let got = st.next(v);
+                    assert!(close_enough(got, want, 1e-12), "{matype}/{period} at {i}");
+                    assert!(close_enough(peeked, got, 0.0), "{matype}/{period} peek {i}");
+                    assert_eq!(want.is_nan(), i < lb, "{matype}/{period} lookback at {i}");
+                }
+            }
         }
     }
 }
