@@ -53,9 +53,7 @@ def minus_di(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int 
     return call("minus_di", (high, low, close), (timeperiod,))
 
 
-def sar(
-    high: ArrayLike, low: ArrayLike, acceleration: float = 0.02, maximum: float = 0.2
-) -> Array:
+def sar(high: ArrayLike, low: ArrayLike, acceleration: float = 0.02, maximum: float = 0.2) -> Array:
     """Wilder's parabolic SAR (TA-Lib ``SAR``, same algorithm and results):
     the first bar seeds (initial direction short if the second bar's -DM is
     positive, else long; first SAR the first bar's low or high), reversals

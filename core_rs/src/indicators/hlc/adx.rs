@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::atr::Wilder;
-use super::dm::{moves, DmSums, DmState};
+use super::dm::{moves, DmState, DmSums};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
 
@@ -44,7 +44,10 @@ pub fn adx_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &m
     let mut adx = sum_dx / period as f64;
     out[lb] = adx;
     let w = Wilder::new(period);
-    for (o, x) in out[lb + 1..].iter_mut().zip(moves(high, low, close, lb + 1)) {
+    for (o, x) in out[lb + 1..]
+        .iter_mut()
+        .zip(moves(high, low, close, lb + 1))
+    {
         s.step(x);
         if let Some(dx) = s.dx() {
             adx = w.step(adx, dx);

@@ -80,7 +80,12 @@ mod tests {
     fn period_one_is_dm_over_tr_without_100() {
         // only bar 2 has a -DM: 2.5 / 3
         let out = run(&SPEC, &bars(), &[1.0]);
-        assert_close(&out[0], &[NAN, 0.0, 2.5 / 3.0, 0.0, 0.0], 1e-15, "minus_di(1)");
+        assert_close(
+            &out[0],
+            &[NAN, 0.0, 2.5 / 3.0, 0.0, 0.0],
+            1e-15,
+            "minus_di(1)",
+        );
     }
 
     #[test]

@@ -80,7 +80,12 @@ mod tests {
     fn period_one_is_dm_over_tr_without_100() {
         // bar 1: 2 / 2.5; bar 3: 4 / 6.5; bars 2 and 4 have no +DM
         let out = run(&SPEC, &bars(), &[1.0]);
-        assert_close(&out[0], &[NAN, 0.8, 0.0, 4.0 / 6.5, 0.0], 1e-15, "plus_di(1)");
+        assert_close(
+            &out[0],
+            &[NAN, 0.8, 0.0, 4.0 / 6.5, 0.0],
+            1e-15,
+            "plus_di(1)",
+        );
     }
 
     #[test]
