@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::atr::Wilder;
 use super::dm::{moves, DmState, DmSums};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -27,45 +26,67 @@ pub const SPEC: Spec = Spec {
 };
 
 /// ADX of a gap-free series, NaN for the first `2 * period - 1` values.
+///
+/// Kept as the Wilder sum S = n * ADX / 100 of the unit DX q = DX / 100:
+/// S = S * a + q with a = (n - 1) / n (one multiply and one add on the
+/// dependency chain; the division making q is off it), output S * 100 / n.
+/// (`adx * a + dx * b` let the compiler pack both products into one vector
+/// multiply plus shuffles, a longer chain.) The first S is the sum of the
+/// first n unit DX.
 pub fn adx_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
     let lb = 2 * period - 1;
     fill_nan(out, lb);
     if out.len() <= lb {
         return;
     }
+    let c = AdxConsts::new(period);
     let mut s = DmSums::seeded(high, low, close, period);
-    let mut sum_dx = 0.0;
+    let mut sum = 0.0;
     for x in moves(high, low, close, period).take(period) {
         s.step(x);
-        if let Some(dx) = s.dx() {
-            sum_dx += dx;
+        if let Some(q) = s.dx_unit() {
+            sum += q;
         }
     }
-    let mut adx = sum_dx / period as f64;
-    out[lb] = adx;
-    let w = Wilder::new(period);
+    out[lb] = sum * c.scale;
     for (o, x) in out[lb + 1..]
         .iter_mut()
         .zip(moves(high, low, close, lb + 1))
     {
         s.step(x);
-        if let Some(dx) = s.dx() {
-            adx = w.step(adx, dx);
+        if let Some(q) = s.dx_unit() {
+            sum = sum * c.a + q;
         }
-        *o = adx;
+        *o = sum * c.scale;
     }
 }
 
-/// The running ADX: the DM/TR sums, the count of smoothed bars, the DX sum
-/// of the warm-up and the last ADX.
+/// a = (n - 1) / n and the output scale 100 / n.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct AdxConsts {
+    a: f64,
+    scale: f64,
+}
+
+impl AdxConsts {
+    fn new(period: usize) -> AdxConsts {
+        let n = period as f64;
+        AdxConsts {
+            a: (n - 1.0) / n,
+            scale: 100.0 / n,
+        }
+    }
+}
+
+/// The running ADX: the DM/TR sums, the count of smoothed bars and the sum
+/// S of the unit DX (see [`adx_into`]).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Adx {
     period: usize,
     dm: DmState,
-    wilder: Wilder,
+    c: AdxConsts,
     smoothed: usize,
-    sum_dx: f64,
-    adx: f64,
+    sum: f64,
 }
 
 impl Adx {
@@ -73,10 +94,9 @@ impl Adx {
         Adx {
             period,
             dm: DmState::new(period),
-            wilder: Wilder::new(period),
+            c: AdxConsts::new(period),
             smoothed: 0,
-            sum_dx: 0.0,
-            adx: f64::NAN,
+            sum: 0.0,
         }
     }
 
@@ -86,20 +106,19 @@ impl Adx {
             Some((_, true)) => {}
             _ => return f64::NAN,
         }
-        let dx = self.dm.sums.dx();
+        let q = self.dm.sums.dx_unit();
         if self.smoothed < self.period {
             self.smoothed += 1;
-            if let Some(dx) = dx {
-                self.sum_dx += dx;
+            if let Some(q) = q {
+                self.sum += q;
             }
             if self.smoothed < self.period {
                 return f64::NAN;
             }
-            self.adx = self.sum_dx / self.period as f64;
-        } else if let Some(dx) = dx {
-            self.adx = self.wilder.step(self.adx, dx);
+        } else if let Some(q) = q {
+            self.sum = self.sum * self.c.a + q;
         }
-        self.adx
+        self.sum * self.c.scale
     }
 }
 

@@ -112,14 +112,14 @@ impl DmSums {
         }
     }
 
-    /// DX = 100 * |+DI - -DI| / (+DI + -DI), computed from the sums (TR
-    /// cancels, one division instead of three); None where TA-Lib skips it.
-    /// The threshold +DI + -DI < 1e-14 is (p + m) < 1e-16 * tr.
+    /// |+DI - -DI| / (+DI + -DI), i.e. DX / 100, computed from the sums (TR
+    /// cancels: one division instead of TA-Lib's three); None where TA-Lib
+    /// skips the DX. Its threshold +DI + -DI < 1e-14 is (p + m) < 1e-16 * tr.
     #[inline(always)]
-    pub fn dx(&self) -> Option<f64> {
+    pub fn dx_unit(&self) -> Option<f64> {
         let sum = self.plus + self.minus;
         if self.tr > 0.0 && sum >= 1e-16 * self.tr {
-            Some((self.plus - self.minus).abs() / sum * 100.0)
+            Some((self.plus - self.minus).abs() / sum)
         } else {
             None
         }
