@@ -1,8 +1,20 @@
 //! Kernels over high/low/close (and volume) bars.
 
+pub mod adx;
 pub mod atr;
+mod dm;
+pub mod minus_di;
+pub mod plus_di;
+pub mod sar;
 pub mod trange;
 
 use super::Spec;
 
-pub const SPECS: &[&Spec] = &[&trange::SPEC, &atr::SPEC];
+pub const SPECS: &[&Spec] = &[
+    &trange::SPEC,
+    &atr::SPEC,
+    &adx::SPEC,
+    &plus_di::SPEC,
+    &minus_di::SPEC,
+    &sar::SPEC,
+];

@@ -20,10 +20,17 @@ pub const SPEC: Spec = Spec {
 /// The true range of bar `i` given the previous close.
 #[inline(always)]
 pub fn true_range(high: f64, low: f64, prev_close: f64) -> f64 {
+    // Plain comparisons (TA-Lib's) compile to maxsd; f64::max's NaN rule
+    // costs extra instructions, and inputs here are finite.
     let range = high - low;
     let up = (prev_close - high).abs();
     let down = (prev_close - low).abs();
-    range.max(up).max(down)
+    let m = if up > range { up } else { range };
+    if down > m {
+        down
+    } else {
+        m
+    }
 }
 
 /// TRANGE of a gap-free series; the first value is NaN (no previous close).

@@ -1,0 +1,103 @@
+//! PLUS_DI: Wilder's plus directional indicator, 100 * (+DM sum) / (TR sum)
+//! with TA-Lib's seeding (see [`super::dm`]). Lookback `timeperiod`; 0 where
+//! the TR sum is 0. Period 1 is +DM / TR without the factor 100, as in TA-Lib.
+
+use serde::{Deserialize, Serialize};
+
+use super::dm::{di_into, DiState};
+use crate::indicators::state::load;
+use crate::indicators::{int_param, Param, Spec, State};
+
+pub const SPEC: Spec = Spec {
+    name: "plus_di",
+    inputs: &["high", "low", "close"],
+    outputs: &["real"],
+    params: &[Param::period("timeperiod", 14.0, 1.0)],
+    lookback: |p| int_param(p, 0),
+    run: |i, p, o| plus_di_into(i[0], i[1], i[2], int_param(p, 0), o[0]),
+    check: None,
+    new_state: Some(|p| Box::new(PlusDi::new(int_param(p, 0)))),
+    load_state: Some(load::<PlusDi>),
+};
+
+/// PLUS_DI of a gap-free series, NaN for the first `period` values.
+pub fn plus_di_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
+    di_into::<true>(high, low, close, period, out);
+}
+
+/// The running PLUS_DI.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PlusDi(DiState<true>);
+
+impl PlusDi {
+    pub fn new(period: usize) -> PlusDi {
+        PlusDi(DiState::new(period))
+    }
+
+    /// The next value, NaN during the warm-up.
+    pub fn next(&mut self, high: f64, low: f64, close: f64) -> f64 {
+        self.0.next(high, low, close)
+    }
+}
+
+impl State for PlusDi {
+    fn update(&mut self, bar: &[f64], out: &mut [f64]) {
+        out[0] = self.next(bar[0], bar[1], bar[2]);
+    }
+
+    crate::state_boilerplate!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indicators::testing::{assert_close, run};
+
+    const NAN: f64 = f64::NAN;
+
+    fn bars() -> Vec<Vec<f64>> {
+        vec![
+            vec![10.0, 12.0, 11.0, 15.0, 14.0],
+            vec![9.0, 10.5, 8.0, 13.0, 13.0],
+            vec![9.5, 11.0, 8.5, 14.0, 13.5],
+        ]
+    }
+
+    #[test]
+    fn golden_values_by_hand() {
+        // bar 1: up 2, down -1.5 -> +DM 2, TR 2.5; bar 2: up -1, down 2.5 ->
+        // +DM 0, TR 3; bar 3: up 4, down -5 -> +DM 4, TR 6.5; bar 4: up -1,
+        // down 0 -> +DM 0, TR 1.
+        // period 2: seed sums (bar 1) +DM 2, TR 2.5; bar 2: +DM 2/2 + 0 = 1,
+        // TR 2.5/2 + 3 = 4.25 -> 100/4.25; bar 3: 0.5 + 4 = 4.5, 2.125 + 6.5
+        // = 8.625 -> 450/8.625; bar 4: 2.25, 4.3125 + 1 = 5.3125 -> 225/5.3125
+        let out = run(&SPEC, &bars(), &[2.0]);
+        let want = [NAN, NAN, 100.0 / 4.25, 450.0 / 8.625, 225.0 / 5.3125];
+        assert_close(&out[0], &want, 1e-15, "plus_di");
+    }
+
+    #[test]
+    fn period_one_is_dm_over_tr_without_100() {
+        // bar 1: 2 / 2.5; bar 3: 4 / 6.5; bars 2 and 4 have no +DM
+        let out = run(&SPEC, &bars(), &[1.0]);
+        assert_close(
+            &out[0],
+            &[NAN, 0.8, 0.0, 4.0 / 6.5, 0.0],
+            1e-15,
+            "plus_di(1)",
+        );
+    }
+
+    #[test]
+    fn flat_is_zero_and_edges_do_not_panic() {
+        let flat = vec![vec![5.0; 6]; 3];
+        let out = run(&SPEC, &flat, &[2.0]);
+        assert_close(&out[0], &[NAN, NAN, 0.0, 0.0, 0.0, 0.0], 0.0, "flat");
+        for n in 0..5 {
+            let x = vec![vec![1.0; n]; 3];
+            let out = run(&SPEC, &x, &[3.0]);
+            assert_eq!(out[0].len(), n);
+            assert!(out[0].iter().take(3).all(|v| v.is_nan()));
+        }
+    }
+}
