@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::window::RollingMax;
+use super::window::{rolling_arg_high_low, RollingMax};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
 
@@ -27,18 +27,11 @@ pub const SPEC: Spec = Spec {
 pub fn aroon_into(high: &[f64], low: &[f64], period: usize, down: &mut [f64], up: &mut [f64]) {
     fill_nan(down, period);
     fill_nan(up, period);
-    let mut state = Aroon::new(period);
-    let warm = period.min(up.len());
-    for (&h, &l) in high[..warm].iter().zip(&low[..warm]) {
-        state.push(h, l);
-    }
-    if up.len() <= period {
-        return;
-    }
-    let bars = high[period..].iter().zip(&low[period..]);
-    for ((d, u), (&h, &l)) in down[period..].iter_mut().zip(&mut up[period..]).zip(bars) {
-        (*d, *u) = state.push(h, l);
-    }
+    let factor = 100.0 / period as f64;
+    rolling_arg_high_low(high, low, period + 1, |i, hi_at, lo_at| {
+        down[i] = factor * (period - (i - lo_at)) as f64;
+        up[i] = factor * (period - (i - hi_at)) as f64;
+    });
 }
 
 /// The deques of the highest high and lowest low with their bars.
@@ -110,7 +103,16 @@ mod tests {
         // bar 4: latest max at 3, 1 bar ago: 66.67; bar 5: at 5: 100;
         // bar 6: at 5: 66.67; bar 7: window 4..7, at 5: 33.33. Lows mirror.
         let out = run(&SPEC, &[high, low], &[3.0]);
-        let want = [NAN, NAN, NAN, 100.0, 200.0 / 3.0, 100.0, 200.0 / 3.0, 100.0 / 3.0];
+        let want = [
+            NAN,
+            NAN,
+            NAN,
+            100.0,
+            200.0 / 3.0,
+            100.0,
+            200.0 / 3.0,
+            100.0 / 3.0,
+        ];
         assert_close(&out[1], &want, 1e-15, "aroonup");
         assert_close(&out[0], &want, 1e-15, "aroondown");
     }

@@ -19,15 +19,15 @@ pub const SPEC: Spec = Spec {
     load_state: Some(load::<Obv>),
 };
 
+/// `obv + v` if `x` rose, `obv - v` if it fell, else `obv`, without a
+/// branch (a price's direction is a coin flip a branch mispredicts):
+/// `v * 1 - v * 0 = v`, `v * 0 - v * 1 = -v` and `0 - 0 = 0` are exact, so
+/// this equals TA-Lib's branching form.
 #[inline(always)]
 fn obv_step(obv: f64, x: f64, prev: f64, v: f64) -> f64 {
-    if x > prev {
-        obv + v
-    } else if x < prev {
-        obv - v
-    } else {
-        obv
-    }
+    let up = f64::from(u8::from(x > prev));
+    let down = f64::from(u8::from(x < prev));
+    obv + (v * up - v * down)
 }
 
 /// OBV of a gap-free series.
@@ -37,7 +37,10 @@ pub fn obv_into(real: &[f64], volume: &[f64], out: &mut [f64]) {
     }
     let mut obv = volume[0];
     out[0] = obv;
-    let bars = real[1..].iter().zip(&real[..real.len() - 1]).zip(&volume[1..]);
+    let bars = real[1..]
+        .iter()
+        .zip(&real[..real.len() - 1])
+        .zip(&volume[1..]);
     for (o, ((&x, &prev), &v)) in out[1..].iter_mut().zip(bars) {
         obv = obv_step(obv, x, prev, v);
         *o = obv;

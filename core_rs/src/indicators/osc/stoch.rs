@@ -75,10 +75,20 @@ pub fn stoch_into(
     let lb = lbs + ma_lookback(p.slowd_matype, p.slowd_period);
     fastk_into(high, low, close, p.fastk_period, slowd);
     if n > lbk {
-        ma_into(p.slowk_matype, &slowd[lbk..], p.slowk_period, &mut slowk[lbk..]);
+        ma_into(
+            p.slowk_matype,
+            &slowd[lbk..],
+            p.slowk_period,
+            &mut slowk[lbk..],
+        );
     }
     if n > lbs {
-        ma_into(p.slowd_matype, &slowk[lbs..], p.slowd_period, &mut slowd[lbs..]);
+        ma_into(
+            p.slowd_matype,
+            &slowk[lbs..],
+            p.slowd_period,
+            &mut slowd[lbs..],
+        );
     }
     fill_nan(slowk, lb);
     fill_nan(slowd, lb);

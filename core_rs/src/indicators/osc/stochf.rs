@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::range_of;
-use super::window::HighLow;
+use super::window::{rolling_high_low, HighLow};
 use crate::indicators::ma::matype::{ma_into, ma_lookback, matype_param, MaState};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -59,19 +59,9 @@ pub fn fastk_value(highest: f64, lowest: f64, close: f64) -> f64 {
 pub fn fastk_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
     let lb = period - 1;
     fill_nan(out, lb);
-    let mut w = HighLow::new(period);
-    let warm = lb.min(out.len());
-    for (&h, &l) in high[..warm].iter().zip(&low[..warm]) {
-        w.push(h, l);
-    }
-    if out.len() <= lb {
-        return;
-    }
-    let bars = high[lb..].iter().zip(&low[lb..]).zip(&close[lb..]);
-    for (o, ((&h, &l), &c)) in out[lb..].iter_mut().zip(bars) {
-        let (hh, ll) = w.push(h, l);
-        *o = fastk_value(hh, ll, c);
-    }
+    rolling_high_low(high, low, period, |i, hh, ll| {
+        out[i] = fastk_value(hh, ll, close[i]);
+    });
 }
 
 /// STOCHF of a gap-free series into `fastk` and `fastd`.
