@@ -30,16 +30,3 @@ pub const TA_EPSILON: f64 = 1e-14;
 pub fn is_zero_scaled(v: f64, scale: f64) -> bool {
     v.abs() <= TA_EPSILON * scale
 }
-
-/// The high-low range of a window, or `None` when TA-Lib calls the window
-/// flat (range within `TA_EPSILON` of |highest| + |lowest|): STOCH, STOCHF
-/// and WILLR then output 0.
-#[inline(always)]
-pub fn range_of(highest: f64, lowest: f64) -> Option<f64> {
-    let range = highest - lowest;
-    if is_zero_scaled(range, highest.abs() + lowest.abs()) {
-        None
-    } else {
-        Some(range)
-    }
-}

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::range_of;
+use super::is_zero_scaled;
 use super::window::{rolling_high_low, HighLow};
 use crate::indicators::ma::matype::{ma_into, ma_lookback, matype_param, MaState};
 use crate::indicators::state::load;
@@ -46,12 +46,16 @@ pub const SPEC: Spec = Spec {
     load_state: Some(load::<StochF>),
 };
 
-/// Fast-K from the window's extremes and the close.
+/// Fast-K from the window's extremes and the close. Selects only (the
+/// quotient of a flat window is computed and dropped), so it vectorizes.
 #[inline(always)]
 pub fn fastk_value(highest: f64, lowest: f64, close: f64) -> f64 {
-    match range_of(highest, lowest) {
-        Some(range) => ((close - lowest) / range) * 100.0,
-        None => 0.0,
+    let range = highest - lowest;
+    let k = ((close - lowest) / range) * 100.0;
+    if is_zero_scaled(range, highest.abs() + lowest.abs()) {
+        0.0
+    } else {
+        k
     }
 }
 
@@ -59,8 +63,12 @@ pub fn fastk_value(highest: f64, lowest: f64, close: f64) -> f64 {
 pub fn fastk_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
     let lb = period - 1;
     fill_nan(out, lb);
-    rolling_high_low(high, low, period, |i, hh, ll| {
-        out[i] = fastk_value(hh, ll, close[i]);
+    rolling_high_low(high, low, period, |s, hh, ll| {
+        let n = hh.len();
+        let bars = hh.iter().zip(ll).zip(&close[s..s + n]);
+        for (o, ((&hh, &ll), &c)) in out[s..s + n].iter_mut().zip(bars) {
+            *o = fastk_value(hh, ll, c);
+        }
     });
 }
 

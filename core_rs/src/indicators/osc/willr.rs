@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::range_of;
+use super::is_zero_scaled;
 use super::window::{rolling_high_low, HighLow};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -22,12 +22,19 @@ pub const SPEC: Spec = Spec {
 };
 
 /// %R from the window's extremes and the close (TA-Lib's formula order:
-/// divide by the range, then scale, then clamp).
+/// divide by the range, then scale, then clamp). Written with selects only
+/// (the quotient of a flat window is computed and dropped) so the batch
+/// loop vectorizes.
 #[inline(always)]
 pub fn willr_value(highest: f64, lowest: f64, close: f64) -> f64 {
-    match range_of(highest, lowest) {
-        Some(range) => (((highest - close) / range) * -100.0).clamp(-100.0, 0.0),
-        None => 0.0,
+    let range = highest - lowest;
+    let r = ((highest - close) / range) * -100.0;
+    let r = if r > 0.0 { 0.0 } else { r };
+    let r = if r < -100.0 { -100.0 } else { r };
+    if is_zero_scaled(range, highest.abs() + lowest.abs()) {
+        0.0
+    } else {
+        r
     }
 }
 
@@ -35,8 +42,12 @@ pub fn willr_value(highest: f64, lowest: f64, close: f64) -> f64 {
 pub fn willr_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
     let lb = period - 1;
     fill_nan(out, lb);
-    rolling_high_low(high, low, period, |i, hh, ll| {
-        out[i] = willr_value(hh, ll, close[i]);
+    rolling_high_low(high, low, period, |s, hh, ll| {
+        let n = hh.len();
+        let bars = hh.iter().zip(ll).zip(&close[s..s + n]);
+        for (o, ((&hh, &ll), &c)) in out[s..s + n].iter_mut().zip(bars) {
+            *o = willr_value(hh, ll, c);
+        }
     });
 }
 

@@ -114,20 +114,22 @@ fn fmin(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Batch rolling extremes by van Herk / Gil-Werman blocks: for every bar
-/// `i >= window - 1`, calls `emit(i, highest high, lowest low)` over bars
-/// `i + 1 - window ..= i`. The bars are cut into blocks of `window`; a
-/// window is the suffix of one block plus the prefix of the next, so it is
-/// the max of a suffix extreme and a prefix extreme, both computed in one
-/// fused pass per block (four independent compare chains, no data-dependent
-/// branches). O(1) per bar, O(window) scratch. The values equal the deque's
-/// exactly (a max is a max), so batch and incremental agree bit for bit.
+/// Batch rolling extremes by van Herk / Gil-Werman blocks: calls
+/// `emit(start, highest, lowest)` with the highest high and lowest low over
+/// bars `i + 1 - window ..= i` for `i` in `start..start + highest.len()`,
+/// block by block, covering every bar `i >= window - 1`. The bars are cut
+/// into blocks of `window`; a window is a suffix of one block plus a prefix
+/// of the next, so its extreme is the max of a suffix extreme and a prefix
+/// extreme, both computed in one fused pass per block (four independent
+/// compare chains, no data-dependent branches). O(1) per bar, O(window)
+/// scratch. The values equal the deque's exactly (a max is a max), so batch
+/// and incremental agree bit for bit.
 #[inline(always)]
 pub fn rolling_high_low(
     high: &[f64],
     low: &[f64],
     window: usize,
-    mut emit: impl FnMut(usize, f64, f64),
+    mut emit: impl FnMut(usize, &[f64], &[f64]),
 ) {
     let n = high.len().min(low.len());
     let p = window;
@@ -144,7 +146,11 @@ pub fn rolling_high_low(
         hh = fmax(hh, high[j]);
         ll = fmin(ll, low[j]);
     }
-    emit(p - 1, hh, ll);
+    emit(p - 1, &[hh], &[ll]);
+    // Bar s + j: previous block from j + 1 on, this block up to j (the last
+    // bar of a full block is the block alone: an empty suffix).
+    suf_h[p] = f64::NEG_INFINITY;
+    suf_l[p] = f64::INFINITY;
     let mut s = p;
     while s < n {
         let len = p.min(n - s);
@@ -184,17 +190,14 @@ pub fn rolling_high_low(
                 pre_l[j] = pl;
             }
         }
-        // Bar s + j: previous block from j + 1 on, this block up to j (the
-        // last bar of a full block is the block alone: suffix -inf/+inf).
-        suf_h[p] = f64::NEG_INFINITY;
-        suf_l[p] = f64::INFINITY;
-        let parts = pre_h[..len]
-            .iter()
-            .zip(&pre_l[..len])
-            .zip(suf_h[1..=len].iter().zip(&suf_l[1..=len]));
-        for (j, ((&ph, &pl), (&sh, &sl))) in parts.enumerate() {
-            emit(s + j, fmax(sh, ph), fmin(sl, pl));
+        // Combine in place (vectorizable).
+        for (x, &sv) in pre_h[..len].iter_mut().zip(&suf_h[1..=len]) {
+            *x = fmax(sv, *x);
         }
+        for (x, &sv) in pre_l[..len].iter_mut().zip(&suf_l[1..=len]) {
+            *x = fmin(sv, *x);
+        }
+        emit(s, &pre_h[..len], &pre_l[..len]);
         s += p;
     }
 }
@@ -312,7 +315,11 @@ mod tests {
                     .map(|i| (hi.push(i as u64, h[i]), lo.push(i as u64, -l[i])))
                     .collect();
                 let mut got = Vec::new();
-                rolling_high_low(&h, &l, window, |i, a, b| got.push((i, a, b)));
+                rolling_high_low(&h, &l, window, |s, a, b| {
+                    for (j, (&a, &b)) in a.iter().zip(b).enumerate() {
+                        got.push((s + j, a, b));
+                    }
+                });
                 let mut got_at = Vec::new();
                 rolling_arg_high_low(&h, &l, window, |i, a, b| got_at.push((i, a, b)));
                 assert_eq!(got.len(), (n + 1).saturating_sub(window));
