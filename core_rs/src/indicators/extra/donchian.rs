@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::window::{RollingMax, RollingMin};
+use super::window::{rolling_into, RollingMax, RollingMin};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
 
@@ -23,7 +23,8 @@ pub const SPEC: Spec = Spec {
 };
 
 /// Donchian channel of a gap-free series, NaN for the first `period - 1`
-/// bars. Rolling extremes by monotonic deques: O(1) amortized per bar.
+/// bars: rolling max into the upper band, rolling min into the lower band
+/// (O(1) per bar, see `window`), then the midpoint.
 pub fn donchian_into(
     high: &[f64],
     low: &[f64],
@@ -32,25 +33,18 @@ pub fn donchian_into(
     middle: &mut [f64],
     lower: &mut [f64],
 ) {
-    let lb = period - 1;
-    let mut state = Donchian::new(period);
-    let bars = high.iter().zip(low);
-    let outs = upper
-        .iter_mut()
-        .zip(middle.iter_mut())
-        .zip(lower.iter_mut());
-    for (i, ((&h, &l), ((u, m), d))) in bars.zip(outs).enumerate() {
-        let (hi, lo) = state.extremes(i, h, l);
-        *u = hi;
-        *m = (hi + lo) * 0.5;
-        *d = lo;
+    rolling_into::<true>(high, period, upper);
+    rolling_into::<false>(low, period, lower);
+    for ((m, &u), &l) in middle.iter_mut().zip(upper.iter()).zip(lower.iter()) {
+        *m = (u + l) * 0.5;
     }
+    let lb = period - 1;
     fill_nan(upper, lb);
     fill_nan(middle, lb);
     fill_nan(lower, lb);
 }
 
-/// The two deques and the bar count.
+/// The two rolling extremes and the bar count.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Donchian {
     period: usize,

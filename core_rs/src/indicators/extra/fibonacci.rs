@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::window::{RollingMax, RollingMin};
+use super::window::{rolling_arg_into, RollingMax, RollingMin};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
 
@@ -35,12 +35,12 @@ pub const SPEC: Spec = Spec {
 /// The inner ratios (level_0 and level_1000 are the swing's ends, exactly).
 const RATIOS: [f64; 5] = [0.236, 0.382, 0.5, 0.618, 0.786];
 
-/// The seven levels for a window's extremes.
+/// The seven levels for a window's extremes; `up`: the high came at or
+/// after the low.
 #[inline(always)]
-fn levels(hi: (f64, usize), lo: (f64, usize)) -> [f64; 7] {
-    let (h, l) = (hi.0, lo.0);
+fn levels(h: f64, l: f64, up: bool) -> [f64; 7] {
     let range = h - l;
-    if hi.1 >= lo.1 {
+    if up {
         let [a, b, c, d, e] = RATIOS.map(|r| h - r * range);
         [h, a, b, c, d, e, l]
     } else {
@@ -50,22 +50,25 @@ fn levels(hi: (f64, usize), lo: (f64, usize)) -> [f64; 7] {
 }
 
 /// Fibonacci levels of a gap-free series into the seven outputs, NaN for
-/// the first `period - 1` bars.
+/// the first `period - 1` bars. The rolling extremes and their indices go
+/// to spare outputs first (blocks, O(1) per bar, see `window`), then one
+/// pass turns them into the levels.
 pub fn fibonacci_into(high: &[f64], low: &[f64], period: usize, outs: &mut [&mut [f64]]) {
-    let n = high.len();
-    let mut state = Fibonacci::new(period);
-    for (i, (&h, &l)) in high.iter().zip(low).enumerate().take(n) {
-        let v = levels(state.hi.push(i, h), state.lo.push(i, l));
-        for (o, x) in outs.iter_mut().zip(v) {
-            o[i] = x;
-        }
+    let [l0, l236, l382, l500, l618, l786, l1000] = outs else {
+        unreachable!("seven outputs")
+    };
+    rolling_arg_into::<true>(high, period, l0, l236);
+    rolling_arg_into::<false>(low, period, l1000, l382);
+    for i in 0..l0.len() {
+        let v = levels(l0[i], l1000[i], l236[i] >= l382[i]);
+        [l0[i], l236[i], l382[i], l500[i], l618[i], l786[i], l1000[i]] = v;
     }
     for o in outs.iter_mut() {
         fill_nan(o, period - 1);
     }
 }
 
-/// The two deques (with indices) and the bar count.
+/// The two rolling extremes (with indices) and the bar count.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Fibonacci {
     period: usize,
@@ -85,6 +88,10 @@ impl Fibonacci {
     }
 }
 
+fn both(hi: (f64, usize), lo: (f64, usize)) -> [f64; 7] {
+    levels(hi.0, lo.0, hi.1 >= lo.1)
+}
+
 fn write(ready: bool, v: [f64; 7], out: &mut [f64]) {
     if ready {
         out.copy_from_slice(&v);
@@ -96,14 +103,14 @@ fn write(ready: bool, v: [f64; 7], out: &mut [f64]) {
 impl State for Fibonacci {
     fn update(&mut self, bar: &[f64], out: &mut [f64]) {
         let i = self.seen;
-        let v = levels(self.hi.push(i, bar[0]), self.lo.push(i, bar[1]));
+        let v = both(self.hi.push(i, bar[0]), self.lo.push(i, bar[1]));
         self.seen += 1;
         write(self.seen >= self.period, v, out);
     }
 
     fn peek(&self, bar: &[f64], out: &mut [f64]) {
         let i = self.seen;
-        let v = levels(self.hi.peek(i, bar[0]), self.lo.peek(i, bar[1]));
+        let v = both(self.hi.peek(i, bar[0]), self.lo.peek(i, bar[1]));
         write(i + 1 >= self.period, v, out);
     }
 

@@ -14,7 +14,7 @@
 //! own warm-up (kijun_period - 1, max(tenkan, kijun) - 1 + displacement,
 //! senkou_b_period - 1 + displacement, none for chikou).
 
-use super::window::{RollingMax, RollingMin};
+use super::window::rolling_into;
 use crate::indicators::{fill_nan, int_param, Param, Spec};
 
 pub const SPEC: Spec = Spec {
@@ -56,29 +56,20 @@ pub struct Lines<'a> {
     pub chikou: &'a mut [f64],
 }
 
-/// A rolling midpoint (highest + lowest) / 2.
-struct Mid {
-    hi: RollingMax,
-    lo: RollingMin,
-}
-
-impl Mid {
-    fn new(period: usize) -> Mid {
-        Mid {
-            hi: RollingMax::new(period),
-            lo: RollingMin::new(period),
-        }
-    }
-
-    #[inline(always)]
-    fn push(&mut self, i: usize, h: f64, l: f64) -> f64 {
-        (self.hi.push(i, h).0 + self.lo.push(i, l).0) * 0.5
+/// The rolling midpoint (highest high + lowest low) / 2 into `out`, with
+/// `scratch` (same length) for the lows.
+fn midpoint_into(high: &[f64], low: &[f64], period: usize, out: &mut [f64], scratch: &mut [f64]) {
+    rolling_into::<true>(high, period, out);
+    rolling_into::<false>(low, period, scratch);
+    for (o, &l) in out.iter_mut().zip(scratch.iter()) {
+        *o = (*o + l) * 0.5;
     }
 }
 
-/// Ichimoku of a gap-free series, in one pass: the lines computed at bar j
-/// go to tenkan[j], kijun[j], senkou_a[j + d], senkou_b[j + d]; those of
-/// the last d bars (the cloud beyond the data) are dropped.
+/// Ichimoku of a gap-free series. Rolling extremes by blocks (O(1) per
+/// bar, see `window`), each line in its own output, the spare outputs as
+/// scratch; the senkou spans are shifted in place. The cloud computed over
+/// the last `d` bars (projected beyond the data) is dropped.
 pub fn ichimoku_into(
     high: &[f64],
     low: &[f64],
@@ -88,24 +79,19 @@ pub fn ichimoku_into(
     out: Lines<'_>,
 ) {
     let n = close.len();
-    let (mut t_mid, mut k_mid, mut b_mid) =
-        (Mid::new(tenkan_p), Mid::new(kijun_p), Mid::new(span_b_p));
-    let span_a_lb = tenkan_p.max(kijun_p) - 1;
-    let bars = high.iter().zip(low).enumerate();
-    for (j, (&h, &l)) in bars {
-        let t = t_mid.push(j, h, l);
-        let k = k_mid.push(j, h, l);
-        let b = b_mid.push(j, h, l);
-        out.tenkan[j] = t;
-        out.kijun[j] = k;
-        if let (Some(a), Some(sb)) = (out.senkou_a.get_mut(j + d), out.senkou_b.get_mut(j + d)) {
+    midpoint_into(high, low, tenkan_p, out.tenkan, out.senkou_a);
+    midpoint_into(high, low, kijun_p, out.kijun, out.senkou_a);
+    midpoint_into(high, low, span_b_p, out.senkou_b, out.chikou);
+    if d < n {
+        out.senkou_b.copy_within(0..n - d, d);
+        let lines = out.tenkan[..n - d].iter().zip(&out.kijun[..n - d]);
+        for (a, (&t, &k)) in out.senkou_a[d..].iter_mut().zip(lines) {
             *a = (t + k) * 0.5;
-            *sb = b;
         }
     }
     fill_nan(out.tenkan, tenkan_p - 1);
     fill_nan(out.kijun, kijun_p - 1);
-    fill_nan(out.senkou_a, span_a_lb + d);
+    fill_nan(out.senkou_a, tenkan_p.max(kijun_p) - 1 + d);
     fill_nan(out.senkou_b, span_b_p - 1 + d);
     let ahead = d.min(n);
     out.chikou[..n - ahead].copy_from_slice(&close[ahead..]);
