@@ -85,6 +85,14 @@ mod tests {
     }
 
     #[test]
+    fn extreme_ratios_stay_finite() {
+        // 1e300 / 1e-300 overflows: ln 1e300 - ln 1e-300 = 600 ln 10.
+        let out = run(&SPEC, &[vec![1e-300, 1e300, 1e-300]], &[]);
+        let l = 600.0 * std::f64::consts::LN_10;
+        assert_close(&out[0], &[NAN, l, -l], 1e-14, "log_returns");
+    }
+
+    #[test]
     fn edge_lengths() {
         for n in 0..3 {
             let out = run(&SPEC, &[vec![5.0; n]], &[]);

@@ -194,10 +194,17 @@ impl LogReturn {
 }
 
 /// ln(price / prev): the division first keeps full relative precision for
-/// tiny moves (ln(price) - ln(prev) would cancel).
+/// tiny moves (ln(price) - ln(prev) would cancel). When the ratio itself
+/// overflows, underflows or is subnormal (prices 1e-300 and 1e300), the
+/// difference of the logs is exact enough and finite.
 #[inline(always)]
 pub fn log_return(prev: f64, price: f64) -> f64 {
-    (price / prev).ln()
+    let ratio = price / prev;
+    if ratio.is_normal() {
+        ratio.ln()
+    } else {
+        price.ln() - prev.ln()
+    }
 }
 
 /// Prices must be positive for log returns and fractional drawdowns: a
