@@ -4,7 +4,7 @@
 //! `historical_var`), a positive number for a loss.
 
 use super::historical_var::{check_confidence, CONFIDENCE};
-use super::sorted::{quantile, SortedReturns};
+use super::sorted::{QuantileAt, SortedReturns};
 use super::{price_state, Spec};
 use crate::indicators::state::load;
 use crate::indicators::{int_param, Param};
@@ -33,10 +33,14 @@ pub fn historical_cvar_into(x: &[f64], period: usize, confidence: f64, out: &mut
 
 /// -(mean of the values <= the quantile) of a sorted window.
 #[inline]
-pub fn cvar_of(sorted: &[f64], q: f64) -> f64 {
-    let cut = quantile(sorted, q);
-    // At least the value at floor(h) is <= the quantile.
-    let m = sorted.partition_point(|&v| v <= cut).max(1);
+pub fn cvar_of(sorted: &[f64], at: &QuantileAt) -> f64 {
+    // The values up to floor(h) are <= the quantile; past it, only ties
+    // with the quantile can be.
+    let cut = at.of(sorted);
+    let mut m = at.lo + 1;
+    while m < sorted.len() && sorted[m] <= cut {
+        m += 1;
+    }
     -(sorted[..m].iter().sum::<f64>() / m as f64)
 }
 

@@ -3,7 +3,7 @@
 //! interpolation), a positive number for a loss (0.03: a one-bar log
 //! return of -3 % or worse has probability 1 - confidence).
 
-use super::sorted::{quantile, SortedReturns};
+use super::sorted::{QuantileAt, SortedReturns};
 use super::{price_state, Spec};
 use crate::indicators::state::load;
 use crate::indicators::{int_param, Param};
@@ -46,8 +46,8 @@ pub fn historical_var_into(x: &[f64], period: usize, confidence: f64, out: &mut 
 
 /// -(the quantile) of a sorted window.
 #[inline]
-pub fn var_of(sorted: &[f64], q: f64) -> f64 {
-    -quantile(sorted, q)
+pub fn var_of(sorted: &[f64], at: &QuantileAt) -> f64 {
+    -at.of(sorted)
 }
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]

@@ -40,6 +40,26 @@ pub struct Drawdown {
     dd: f64,
 }
 
+/// max and min for the finite prices the kernel sees: one instruction
+/// each (`f64::max` also handles NaN, which costs a compare and a blend).
+#[inline(always)]
+fn hi(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn lo(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
 /// The fall from `peak` to a later `low` as a fraction of the peak
 /// (negative when `low` is above it).
 #[inline(always)]
@@ -62,27 +82,27 @@ impl Monoid for Drawdown {
     #[inline(always)]
     fn push(self, x: f64) -> Drawdown {
         Drawdown {
-            peak: self.peak.max(x),
-            trough: self.trough.min(x),
-            dd: self.dd.max(fall(self.peak, x)),
+            peak: hi(self.peak, x),
+            trough: lo(self.trough, x),
+            dd: hi(self.dd, fall(self.peak, x)),
         }
     }
 
     #[inline(always)]
     fn prepend(x: f64, s: Drawdown) -> Drawdown {
         Drawdown {
-            peak: s.peak.max(x),
-            trough: s.trough.min(x),
-            dd: s.dd.max(fall(x, s.trough)),
+            peak: hi(s.peak, x),
+            trough: lo(s.trough, x),
+            dd: hi(s.dd, fall(x, s.trough)),
         }
     }
 
     #[inline(always)]
     fn merge(a: Drawdown, b: Drawdown) -> Drawdown {
         Drawdown {
-            peak: a.peak.max(b.peak),
-            trough: a.trough.min(b.trough),
-            dd: a.dd.max(b.dd).max(fall(a.peak, b.trough)),
+            peak: hi(a.peak, b.peak),
+            trough: lo(a.trough, b.trough),
+            dd: hi(hi(a.dd, b.dd), fall(a.peak, b.trough)),
         }
     }
 }

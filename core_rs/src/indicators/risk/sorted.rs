@@ -16,8 +16,8 @@ pub struct SortedReturns {
     /// The oldest return's place in `ring`.
     pos: usize,
     sorted: Vec<f64>,
-    /// 1 - confidence: the quantile level of the loss tail.
-    q: f64,
+    /// The 1 - confidence quantile's place in the full window.
+    at: QuantileAt,
 }
 
 impl SortedReturns {
@@ -28,7 +28,7 @@ impl SortedReturns {
             ring: Vec::with_capacity(period),
             pos: 0,
             sorted: Vec::with_capacity(period),
-            q: 1.0 - confidence,
+            at: QuantileAt::new(period, 1.0 - confidence),
         }
     }
 
@@ -39,10 +39,10 @@ impl SortedReturns {
         self.sorted.clear();
     }
 
-    /// Feeds a price; `f(sorted window, quantile level)` once the window
+    /// Feeds a price; `f(sorted window, quantile place)` once the window
     /// holds `period` returns, else NaN. A non-positive price is a gap.
     #[inline]
-    pub fn next(&mut self, price: f64, f: impl Fn(&[f64], f64) -> f64) -> f64 {
+    pub fn next(&mut self, price: f64, f: impl Fn(&[f64], &QuantileAt) -> f64) -> f64 {
         if bad_price(price) {
             self.reset();
             return f64::NAN;
@@ -66,7 +66,7 @@ impl SortedReturns {
             };
             replace_sorted(&mut self.sorted, old, r);
         }
-        f(&self.sorted, self.q)
+        f(&self.sorted, &self.at)
     }
 }
 
@@ -74,40 +74,84 @@ impl SortedReturns {
 /// only the values between their places.
 #[inline]
 pub fn replace_sorted(s: &mut [f64], old: f64, new: f64) {
-    let i = s.partition_point(|&v| v < old).min(s.len() - 1);
-    if new > old {
-        // The values after i that are below `new` move one place left.
-        let j = i + 1 + s[i + 1..].partition_point(|&v| v < new);
+    // Where `old` is and where `new` goes, both in the whole slice.
+    let (i, j) = lower_bounds(s, old, new);
+    let i = i.min(s.len() - 1);
+    if j > i {
+        // new > old: the values in (i, j) move one place left.
         s.copy_within(i + 1..j, i);
         s[j - 1] = new;
-    } else if new < old {
-        // The values before i that are above `new` move one place right.
-        let j = s[..i].partition_point(|&v| v <= new);
+    } else {
+        // new <= old: the values in [j, i) move one place right.
         s.copy_within(j..i, j + 1);
         s[j] = new;
-    } else {
-        s[i] = new;
     }
 }
 
-/// The `q` quantile of sorted values with linear interpolation, exactly as
-/// numpy's default (`method="linear"`): index h = (n - 1) * q, then a lerp
-/// between the values at floor(h) and floor(h) + 1, from the nearer end.
+/// The first index whose value is not below `a`, and the same for `b`.
+/// Two branchless binary searches in one loop: their loads are
+/// independent, so their latencies overlap.
 #[inline]
-pub fn quantile(s: &[f64], q: f64) -> f64 {
-    let n = s.len();
-    let h = (n - 1) as f64 * q;
-    let lo = h.floor();
-    let g = h - lo;
-    let i = (lo as usize).min(n - 1);
-    let a = s[i];
-    let b = s[(i + 1).min(n - 1)];
-    let diff = b - a;
-    if g >= 0.5 {
-        b - diff * (1.0 - g)
-    } else {
-        a + diff * g
+fn lower_bounds(s: &[f64], a: f64, b: f64) -> (usize, usize) {
+    if s.is_empty() {
+        return (0, 0);
     }
+    let (mut ia, mut ib) = (0usize, 0usize);
+    let mut len = s.len();
+    while len > 1 {
+        let half = len / 2;
+        // Arithmetic, not `if`: a branch here is a coin flip, mispredicted
+        // half the time; a multiply is not.
+        ia += half * usize::from(s[ia + half - 1] < a);
+        ib += half * usize::from(s[ib + half - 1] < b);
+        len -= half;
+    }
+    (ia + usize::from(s[ia] < a), ib + usize::from(s[ib] < b))
+}
+
+/// Where the `q` quantile of `n` sorted values lies, as numpy's default
+/// linear interpolation (`method="linear"`) puts it: index h = (n - 1) * q,
+/// between the values at floor(h) and floor(h) + 1. The window's length is
+/// fixed, so this is computed once.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub struct QuantileAt {
+    /// floor(h): the values up to it are all at or below the quantile.
+    pub lo: usize,
+    hi: usize,
+    /// h - floor(h).
+    g: f64,
+}
+
+impl QuantileAt {
+    pub fn new(n: usize, q: f64) -> QuantileAt {
+        let h = n.saturating_sub(1) as f64 * q;
+        let lo = h.floor();
+        let last = n.saturating_sub(1);
+        QuantileAt {
+            lo: (lo as usize).min(last),
+            hi: (lo as usize + 1).min(last),
+            g: h - lo,
+        }
+    }
+
+    /// The quantile of `s` (sorted, `n` values): numpy's lerp, from the
+    /// nearer end.
+    #[inline]
+    pub fn of(&self, s: &[f64]) -> f64 {
+        let a = s[self.lo];
+        let b = s[self.hi];
+        let diff = b - a;
+        if self.g >= 0.5 {
+            b - diff * (1.0 - self.g)
+        } else {
+            a + diff * self.g
+        }
+    }
+}
+
+/// The `q` quantile of sorted values (numpy's default method).
+pub fn quantile(s: &[f64], q: f64) -> f64 {
+    QuantileAt::new(s.len(), q).of(s)
 }
 
 #[cfg(test)]
@@ -129,6 +173,17 @@ mod tests {
             want.sort_by(f64::total_cmp);
             replace_sorted(&mut s, old, new);
             assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn lower_bounds_match_partition_point() {
+        let s = [1.0, 2.0, 2.0, 2.0, 5.0, 7.0, 7.0];
+        for n in 0..=s.len() {
+            for v in [0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 8.0] {
+                let want = s[..n].partition_point(|&x| x < v);
+                assert_eq!(lower_bounds(&s[..n], v, v), (want, want), "{n} {v}");
+            }
         }
     }
 

@@ -142,8 +142,11 @@ impl Monoid for Moments {
     #[inline(always)]
     fn push(self, x: f64) -> Moments {
         let n = self.n + 1.0;
+        // 1 / n depends only on the count: the division stays off the
+        // mean's dependency chain (d / n would put it on).
+        let inv = 1.0 / n;
         let d = x - self.mean;
-        let mean = self.mean + d / n;
+        let mean = self.mean + d * inv;
         Moments {
             n,
             mean,
@@ -159,11 +162,12 @@ impl Monoid for Moments {
     #[inline(always)]
     fn merge(a: Moments, b: Moments) -> Moments {
         let n = a.n + b.n;
+        let wb = b.n / n;
         let d = b.mean - a.mean;
         Moments {
             n,
-            mean: a.mean + d * (b.n / n),
-            m2: a.m2 + b.m2 + d * d * (a.n * b.n / n),
+            mean: a.mean + d * wb,
+            m2: a.m2 + b.m2 + d * d * (a.n * wb),
         }
     }
 }
