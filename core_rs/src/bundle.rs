@@ -198,7 +198,10 @@ impl Bundle {
             let member = resolve(index, def, columns.len())?;
             let outputs = member.spec.outputs;
             let names: Vec<String> = if outputs.len() == 1 {
-                vec![member.alias.clone().unwrap_or_else(|| member.spec.name.into())]
+                vec![member
+                    .alias
+                    .clone()
+                    .unwrap_or_else(|| member.spec.name.into())]
             } else {
                 outputs
                     .iter()

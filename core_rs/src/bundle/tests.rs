@@ -234,7 +234,10 @@ fn states_equal_their_members_updated_alone_and_the_batch() {
             }
             for (c, v) in row.iter().enumerate() {
                 let w = want_batch[s][c][t];
-                assert!(close_enough(*v, w, 1e-12), "sym {s} col {c} bar {t}: {v} != {w}");
+                assert!(
+                    close_enough(*v, w, 1e-12),
+                    "sym {s} col {c} bar {t}: {v} != {w}"
+                );
             }
         }
     }
@@ -259,7 +262,9 @@ fn bad_ids_and_lengths_change_nothing() {
     let e = set
         .update(&[0i32, 1], &[none, none, none, &x[..1], none], &mut out)
         .unwrap_err();
-    assert!(e.to_string().starts_with("close must have the same length as ids"));
+    assert!(e
+        .to_string()
+        .starts_with("close must have the same length as ids"));
     let e = set
         .update(&[0i32, 1], &[none, none, none, &x, none], &mut out[..1])
         .unwrap_err();
@@ -276,8 +281,12 @@ fn add_symbols_reset_and_repeated_ids() {
     let none: &[f64] = &[];
     let mut out = [0.0; 3];
     // Symbol 1 listed twice takes two bars, in order.
-    set.update(&[1u32, 1, 2], &[none, none, none, &[1.0, 3.0, 5.0], none], &mut out)
-        .unwrap();
+    set.update(
+        &[1u32, 1, 2],
+        &[none, none, none, &[1.0, 3.0, 5.0], none],
+        &mut out,
+    )
+    .unwrap();
     assert!(out[0].is_nan() && out[1] == 2.0 && out[2].is_nan());
     set.reset(&[1u32]).unwrap();
     set.update(&[1u32], &[none, none, none, &[7.0], none], &mut out[..1])

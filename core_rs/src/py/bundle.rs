@@ -14,7 +14,12 @@ use super::arrays::{ids, real_column, Column, IdSlice, Ids};
 use super::indicators::{rows, Rows};
 use crate::bundle::{Bundle, BundleStates, MemberDef, INPUTS};
 
-type MemberTuple = (String, Vec<(String, f64)>, Option<String>, Vec<(String, String)>);
+type MemberTuple = (
+    String,
+    Vec<(String, f64)>,
+    Option<String>,
+    Vec<(String, String)>,
+);
 
 fn defs(members: Vec<MemberTuple>) -> Vec<MemberDef> {
     members
@@ -194,9 +199,9 @@ impl BundleSet {
             let mut rw = array
                 .try_readwrite()
                 .map_err(|e| PyValueError::new_err(format!("out cannot be written: {e}")))?;
-            let slice = rw.as_slice_mut().map_err(|_| {
-                PyValueError::new_err("out must be a C-contiguous float64 array")
-            })?;
+            let slice = rw
+                .as_slice_mut()
+                .map_err(|_| PyValueError::new_err("out must be a C-contiguous float64 array"))?;
             py.detach(|| {
                 let mut set = self.lock();
                 match (ids, peek) {
@@ -216,8 +221,9 @@ impl BundleSet {
     #[new]
     #[pyo3(signature = (members, n_symbols = 0))]
     fn new(members: Vec<MemberTuple>, n_symbols: i64) -> PyResult<Self> {
-        let n = usize::try_from(n_symbols)
-            .map_err(|_| PyValueError::new_err(format!("n_symbols must be >= 0, got {n_symbols}")))?;
+        let n = usize::try_from(n_symbols).map_err(|_| {
+            PyValueError::new_err(format!("n_symbols must be >= 0, got {n_symbols}"))
+        })?;
         let states = BundleStates::new(Bundle::new(&defs(members))?, n)?;
         Ok(BundleSet {
             inner: Mutex::new(states),
