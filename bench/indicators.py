@@ -110,7 +110,13 @@ def field_of(kernel_input: str) -> str:
 
 
 def inputs_of(name: str, bars: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return [bars[field_of(i)] for i in KERNELS[name]["inputs"]]
+    out = []
+    for i in KERNELS[name]["inputs"]:
+        if i == "periods":  # MAVP: a period per bar, within its default range
+            out.append(np.full(bars["close"].shape, 10.0))
+        else:
+            out.append(bars[field_of(i)])
+    return out
 
 
 def talib_fn(name: str) -> Callable[..., Any] | None:

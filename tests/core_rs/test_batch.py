@@ -27,12 +27,14 @@ FORK_TIMEOUT_S = 60.0
 
 def field_data(names: list[str], n: int, seed: int) -> list[np.ndarray]:
     """One series per kernel input: bar fields by name, the close for
-    ``real`` and any other input name, hourly times for ``timestamp``."""
+    ``real`` and any other input name, hourly times for ``timestamp``,
+    whole numbers 2..21 for ``periods``."""
     bars = ohlcv(n, seed)
     bars["real"] = bars["close"]
     bars["real0"] = bars["close"]
     bars["real1"] = bars["open"]
     bars["timestamp"] = 1.7e12 + 3.6e6 * np.arange(n)
+    bars["periods"] = (np.arange(n) % 20 + 2).astype(np.float64)  # MAVP's periods
     return [bars.get(name, bars["close"]) for name in names]
 
 
