@@ -85,20 +85,32 @@ QUICK = Sizes(
 
 def ohlcv(n_series: int, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Geometric random walks with consistent bars (open = previous close,
-    high/low beyond both, positive volume), shape (n_series, n)."""
+    high/low beyond both, positive volume), shape (n_series, n). The random
+    draws are float32 (the prices float64): a year of 6,000 series is
+    generated in seconds."""
     rng = np.random.default_rng(seed)
-    close = rng.normal(0.0, 0.01, (n_series, n))
-    np.cumsum(close, axis=1, out=close)
+    shape = (n_series, n)
+
+    def uniform(lo: float, hi: float) -> np.ndarray:
+        u = rng.random(shape, dtype=np.float32)
+        u *= np.float32(hi - lo)
+        u += np.float32(lo)
+        return u
+
+    steps = rng.standard_normal(shape, dtype=np.float32)
+    steps *= np.float32(0.01)
+    close = np.cumsum(steps, axis=1, dtype=np.float64)
+    del steps
     np.exp(close, out=close)
     close *= 100.0
     open_ = np.empty_like(close)
     open_[:, 0] = 100.0
     open_[:, 1:] = close[:, :-1]
     high = np.maximum(open_, close)
-    high *= 1.0 + rng.uniform(0.0, 0.005, (n_series, n))
+    high *= uniform(1.0, 1.005)
     low = np.minimum(open_, close)
-    low *= 1.0 - rng.uniform(0.0, 0.005, (n_series, n))
-    volume = rng.uniform(1e3, 1e5, (n_series, n))
+    low *= uniform(0.995, 1.0)
+    volume = uniform(1e3, 1e5).astype(np.float64)
     return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
 
 
@@ -137,10 +149,13 @@ class Pair:
     theirs_cpu: float
 
 
-def time_pair(ours: Callable[[], Any], theirs: Callable[[], Any], reps: int) -> Pair:
-    """``reps`` calls each, alternating, after a warm-up."""
-    ours()
-    theirs()
+def time_pair(
+    ours: Callable[[], Any], theirs: Callable[[], Any], reps: int, warmup: bool = True
+) -> Pair:
+    """``reps`` calls each, alternating, after a warm-up call each."""
+    if warmup:
+        ours()
+        theirs()
     times: list[list[float]] = [[], [], [], []]
     for _ in range(reps):
         for k, fn in enumerate((ours, theirs)):
@@ -178,8 +193,12 @@ def single(sizes: Sizes, kernels: list[str]) -> dict[str, Any]:
             ours_fn, theirs_fn = getattr(core_rs, name), talib_fn(name)
             assert theirs_fn is not None
             try:
+                # Long series need no warm-up (and it would cost seconds).
                 p = time_pair(
-                    lambda f=ours_fn, x=ins: f(*x), lambda f=theirs_fn, x=ins: f(*x), reps
+                    lambda f=ours_fn, x=ins: f(*x),
+                    lambda f=theirs_fn, x=ins: f(*x),
+                    reps,
+                    warmup=n < 1_000_000,
                 )
             except Exception as exc:  # a kernel that cannot run here is reported, not fatal
                 rows.append({"kernel": name, "n": n, "error": repr(exc)})
