@@ -1,8 +1,9 @@
 """`make bench`: the pricing benchmarks in one go, with a summary.
 
 Runs bench.ingest (in-process ingest), bench.publish_ticks (PublishTicks over
-gRPC into a server process) and, when present, bench.fanout (StreamQuotes
-fan-out), each writing its own bench/results/<name>.json and .md, then prints
+gRPC into a server process), when present bench.fanout (StreamQuotes
+fan-out), and bench.indicators (core_rs indicator kernels against TA-Lib),
+each writing its own bench/results/<name>.json and .md, then prints
 a summary table and writes bench/results/bench.json and bench.md.
 
     .venv/bin/python -m bench.run [--skip NAME ...] [--fanout-args "..."]
@@ -100,13 +101,21 @@ def _fanout_summary(result: dict[str, Any]) -> list[list[object]]:
     return rows
 
 
+def _indicators() -> Any:
+    """bench.indicators, imported when used (it needs core_rs and talib)."""
+    return importlib.import_module("bench.indicators")
+
+
 HEADERS = ("benchmark", "case", "result", "goal", "")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["ingest", "publish_ticks", "fanout"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["ingest", "publish_ticks", "fanout", "indicators"],
     )
     parser.add_argument("--fanout-args", default=FANOUT_ARGS)
     parser.add_argument(
@@ -129,6 +138,7 @@ def main() -> None:
             shlex.split(args.fanout_args)
             + (["--wait-quiet", str(args.wait_quiet)] if args.wait_quiet else [])
         ),
+        "indicators": lambda: _indicators().measure(quiet_s=args.wait_quiet),
     }
     for name, step in steps.items():
         if name in args.skip:
@@ -150,6 +160,8 @@ def main() -> None:
             write_results("ingest", result, ingest.markdown(result))
         elif name == "publish_ticks":
             write_results("publish_ticks", result, publish_ticks.markdown(result))
+        elif name == "indicators":
+            write_results("indicators", result, _indicators().markdown(result))
         # bench.fanout writes its own files.
 
     rows: list[list[object]] = []
@@ -159,6 +171,8 @@ def main() -> None:
         rows += _publish_summary(sections["publish_ticks"])
     if "fanout" in sections:
         rows += _fanout_summary(sections["fanout"])
+    if "indicators" in sections:
+        rows += _indicators().summary_rows(sections["indicators"])
     table = md_table(HEADERS, rows)
     total = round(time.monotonic() - started, 1)
     print(table)

@@ -3,6 +3,7 @@
 //! `python` feature (maturin turns it on), so `cargo test` needs no libpython.
 
 pub mod batch;
+pub mod bundle;
 pub mod error;
 pub mod indicators;
 pub mod market;

@@ -18,11 +18,13 @@ expected, a non-numeric dtype. Empty input returns empty output.
 
 - Many series at once: ``core_rs.batch`` (see ``core_rs.batch``).
 - Per bar: ``core_rs.incremental`` (``Rsi(timeperiod=14).update(close)``).
+- Several indicators per series at once, over many series or bar by bar
+  for many symbols: ``core_rs.bundle`` (``bundle.run``, ``bundle.BundleSet``).
 
 The extension module is ``core_rs._core``.
 """
 
-from core_rs import _extra, _risk, _ta_hlc, _ta_ma, _ta_momentum, _ta_osc, incremental
+from core_rs import _extra, _risk, _ta_hlc, _ta_ma, _ta_momentum, _ta_osc, bundle, incremental
 from core_rs._core import (
     ACCEPTED,
     REJECT_INVALID_VOLUME,
@@ -54,6 +56,7 @@ __all__ = [
     "CandleEngine",
     "batch",
     "batch_threads",
+    "bundle",
     "incremental",
 ]
 __all__ += (

@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension ``core_rs._core``."""
 
-from typing import Final, Literal, TypedDict
+from typing import Final, Literal, Self, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -147,5 +147,54 @@ class Incremental:
     def name(self) -> str: ...
     @property
     def params(self) -> list[float]: ...
+    def to_bytes(self) -> bytes: ...
+    def _restore(self, data: bytes) -> None: ...
+
+# Bundles (see core_rs.bundle): members as (kernel, [(param, value)], alias,
+# [(kernel input, bar field)]).
+
+_MemberTuple = tuple[str, list[tuple[str, float]], str | None, list[tuple[str, str]]]
+_Field = object | None
+
+def bundle_columns(members: list[_MemberTuple]) -> list[str]: ...
+def bundle_run(
+    members: list[_MemberTuple],
+    open: _Field = None,
+    high: _Field = None,
+    low: _Field = None,
+    close: _Field = None,
+    volume: _Field = None,
+) -> dict[str, NDArray[np.float64]]: ...
+
+class BundleSet:
+    def __new__(cls, members: list[_MemberTuple], n_symbols: int = 0) -> Self: ...
+    def add_symbols(self, n: int) -> int: ...
+    @property
+    def n_symbols(self) -> int: ...
+    @property
+    def columns(self) -> list[str]: ...
+    @property
+    def _members(self) -> list[_MemberTuple]: ...
+    def update(
+        self,
+        ids: object,
+        open: _Field = None,
+        high: _Field = None,
+        low: _Field = None,
+        close: _Field = None,
+        volume: _Field = None,
+        out: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]: ...
+    def peek(
+        self,
+        ids: object,
+        open: _Field = None,
+        high: _Field = None,
+        low: _Field = None,
+        close: _Field = None,
+        volume: _Field = None,
+        out: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]: ...
+    def reset(self, ids: object) -> None: ...
     def to_bytes(self) -> bytes: ...
     def _restore(self, data: bytes) -> None: ...

@@ -76,20 +76,20 @@ pub fn run<'py>(
 }
 
 /// One batch input: a C-contiguous 2-D array, or a list of 1-D columns.
-enum Rows<'py> {
+pub(super) enum Rows<'py> {
     Matrix(PyReadonlyArray2<'py, f64>),
     List(Vec<Column<'py, f64>>),
 }
 
 impl Rows<'_> {
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         match self {
             Rows::Matrix(m) => m.shape()[0],
             Rows::List(l) => l.len(),
         }
     }
 
-    fn row(&self, i: usize) -> &[f64] {
+    pub(super) fn row(&self, i: usize) -> &[f64] {
         match self {
             Rows::Matrix(m) => {
                 let width = m.shape()[1];
@@ -101,7 +101,7 @@ impl Rows<'_> {
     }
 }
 
-fn rows<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Rows<'py>> {
+pub(super) fn rows<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Rows<'py>> {
     let py = obj.py();
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
         let items = obj.try_iter()?.collect::<PyResult<Vec<_>>>()?;

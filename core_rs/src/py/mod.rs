@@ -2,6 +2,7 @@
 //! GIL around the kernel and convert results; no arithmetic lives here.
 
 mod arrays;
+mod bundle;
 mod candle_engine;
 mod indicators;
 
@@ -25,6 +26,9 @@ mod _core {
 
     #[pymodule_export]
     use super::candle_engine::CandleEngine;
+
+    #[pymodule_export]
+    use super::bundle::{bundle_columns, bundle_run, BundleSet};
 
     #[pymodule_export]
     use super::indicators::{batch_threads, kernels, lookback, run, run_batch, Incremental};
