@@ -36,21 +36,34 @@ pub fn rsi_value(gain: f64, loss: f64) -> f64 {
     }
 }
 
-/// The gain and loss parts of one change: (max(d, 0), max(-d, 0)).
+/// The gain and loss parts of one change: (max(d, 0), max(-d, 0)),
+/// without a branch (the sign of a price change is a coin flip, and a
+/// mispredicted branch costs more than the whole step).
 #[inline(always)]
 fn split(d: f64) -> (f64, f64) {
-    if d < 0.0 {
-        (0.0, -d)
-    } else {
-        (d, 0.0)
-    }
+    (d.max(0.0), (-d).max(0.0))
 }
 
 /// The Wilder averages of gains and losses; shared by the batch kernel, the
 /// incremental state and STOCHRSI so all three do the same operations.
+///
+/// Bars are taken in pairs to halve the loop-carried chain: from the
+/// averages `g` before a pair with gains `u1`, `u2`,
+///   g1 = g * a + u1 * b                      (output only)
+///   g2 = g * a^2 + (u1 * (a * b) + u2 * b)   (carried)
+/// with a = (n - 1) / n and b = 1 / n, so the chain is one multiply and one
+/// add per TWO bars (TA-Lib's chain multiplies, adds and divides every
+/// bar). The two forms agree to a few ulps, and the smoothing damps
+/// rounding, so the result stays within 1e-13 of TA-Lib's order. A lone
+/// step (`half`) is the first half of a pair; the incremental state
+/// completes the pair on the next bar, so it matches the batch bitwise.
 #[derive(Clone, Copy, Serialize, Deserialize)]
 pub struct RsiCore {
-    pub wilder: Wilder,
+    a: f64,
+    b: f64,
+    a2: f64,
+    ab: f64,
+    /// The averages before the current pair.
     pub gain: f64,
     pub loss: f64,
 }
@@ -60,22 +73,35 @@ impl RsiCore {
     #[inline]
     pub fn seed(period: usize, gain_sum: f64, loss_sum: f64) -> RsiCore {
         let n = period as f64;
+        let w = Wilder::new(period);
         RsiCore {
-            wilder: Wilder::new(period),
+            a: w.a,
+            b: w.b,
+            a2: w.a * w.a,
+            ab: w.a * w.b,
             gain: gain_sum / n,
             loss: loss_sum / n,
         }
     }
 
-    /// Smooths in the change `d` and returns the new RSI. The two averages
-    /// are independent chains of one multiply and one add each (the
-    /// `x * b` products are off the chains); TA-Lib's chain also divides.
+    /// The RSI after change `d` (the first of a pair); the carried
+    /// averages do not move.
     #[inline(always)]
-    pub fn step(&mut self, d: f64) -> f64 {
+    pub fn half(&self, d: f64) -> f64 {
         let (up, down) = split(d);
-        self.gain = self.wilder.step(self.gain, up);
-        self.loss = self.wilder.step(self.loss, down);
-        rsi_value(self.gain, self.loss)
+        rsi_value(self.gain * self.a + up * self.b, self.loss * self.a + down * self.b)
+    }
+
+    /// The RSIs after changes `d1` then `d2`; the averages advance by both.
+    #[inline(always)]
+    pub fn pair(&mut self, d1: f64, d2: f64) -> (f64, f64) {
+        let (u1, n1) = split(d1);
+        let (u2, n2) = split(d2);
+        let g1 = self.gain * self.a + u1 * self.b;
+        let l1 = self.loss * self.a + n1 * self.b;
+        self.gain = self.gain * self.a2 + (u1 * self.ab + u2 * self.b);
+        self.loss = self.loss * self.a2 + (n1 * self.ab + n2 * self.b);
+        (rsi_value(g1, l1), rsi_value(self.gain, self.loss))
     }
 
     #[inline(always)]
@@ -97,24 +123,42 @@ pub fn seed_sums(x: &[f64]) -> (f64, f64) {
     (gain, loss)
 }
 
-/// RSI of a gap-free series into `out`, NaN for the first `period` values.
-pub fn rsi_into(x: &[f64], period: usize, out: &mut [f64]) {
-    let n = out.len();
-    fill_nan(out, period);
-    if n <= period {
+/// Calls `emit` with the RSI of each bar from `period` on, in order
+/// (`x.len() - period` calls; none if `x` is that short).
+#[inline(always)]
+pub fn rsi_each(x: &[f64], period: usize, mut emit: impl FnMut(f64)) {
+    if x.len() <= period {
         return;
     }
     let (g, l) = seed_sums(&x[..=period]);
     let mut core = RsiCore::seed(period, g, l);
-    out[period] = core.value();
-    let bars = x[period + 1..].iter().zip(&x[period..n - 1]);
-    for (o, (&cur, &prev)) in out[period + 1..].iter_mut().zip(bars) {
-        *o = core.step(cur - prev);
+    emit(core.value());
+    let mut prev = x[period];
+    let mut pairs = x[period + 1..].chunks_exact(2);
+    for p in pairs.by_ref() {
+        let (r1, r2) = core.pair(p[0] - prev, p[1] - p[0]);
+        prev = p[1];
+        emit(r1);
+        emit(r2);
+    }
+    if let [last] = pairs.remainder() {
+        emit(core.half(last - prev));
     }
 }
 
+/// RSI of a gap-free series into `out`, NaN for the first `period` values.
+pub fn rsi_into(x: &[f64], period: usize, out: &mut [f64]) {
+    fill_nan(out, period);
+    let mut slots = out.iter_mut().skip(period);
+    rsi_each(x, period, |v| {
+        if let Some(o) = slots.next() {
+            *o = v;
+        }
+    });
+}
+
 /// The running RSI: the last price, the seed sums during warm-up, then the
-/// Wilder averages.
+/// Wilder averages, with the first change of an unfinished pair pending.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Rsi {
     period: usize,
@@ -124,6 +168,7 @@ pub struct Rsi {
     gain_sum: f64,
     loss_sum: f64,
     core: RsiCore,
+    pending: Option<f64>,
 }
 
 impl Rsi {
@@ -135,6 +180,7 @@ impl Rsi {
             gain_sum: 0.0,
             loss_sum: 0.0,
             core: RsiCore::seed(period, 0.0, 0.0),
+            pending: None,
         }
     }
 
@@ -144,7 +190,13 @@ impl Rsi {
         let d = x - self.last;
         self.last = x;
         if self.seen > self.period {
-            return self.core.step(d);
+            return match self.pending.take() {
+                None => {
+                    self.pending = Some(d);
+                    self.core.half(d)
+                }
+                Some(d1) => self.core.pair(d1, d).1,
+            };
         }
         self.seen += 1;
         if self.seen == 1 {

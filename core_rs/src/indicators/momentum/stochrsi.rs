@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::rsi::{seed_sums, Rsi, RsiCore};
+use super::rsi::{rsi_each, Rsi};
 use crate::indicators::ma::matype::{ma_into, ma_lookback, matype_param, MaState};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -150,14 +150,13 @@ pub fn stochrsi_into(
         return;
     }
     fill_nan(fastk, timeperiod);
-    let (g, l) = seed_sums(&x[..=timeperiod]);
-    let mut core = RsiCore::seed(timeperiod, g, l);
     let mut win = StochWindow::new(fastk_period);
-    fastk[timeperiod] = win.push(core.value());
-    let bars = x[timeperiod + 1..].iter().zip(&x[timeperiod..n - 1]);
-    for (o, (&cur, &prev)) in fastk[timeperiod + 1..].iter_mut().zip(bars) {
-        *o = win.push(core.step(cur - prev));
-    }
+    let mut slots = fastk.iter_mut().skip(timeperiod);
+    rsi_each(x, timeperiod, |r| {
+        if let Some(o) = slots.next() {
+            *o = win.push(r);
+        }
+    });
     fill_nan(fastd, k0);
     ma_into(matype, &fastk[k0..], fastd_period, &mut fastd[k0..]);
     fill_nan(fastk, lb);
