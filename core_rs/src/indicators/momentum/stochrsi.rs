@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::rsi::{rsi_each, Rsi};
+use super::rsi::{rsi_into, Rsi};
 use crate::indicators::ma::matype::{ma_into, ma_lookback, matype_param, MaState};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -90,23 +90,37 @@ impl Extreme {
     }
 }
 
+/// Up to this window length the extremes are found by scanning the window
+/// each bar: a few branch-free `max`/`min` per bar beat the deques, whose
+/// pops are data-dependent branches (RSI values are noise, so each bar
+/// mispredicts about once per deque). Longer windows use the deques.
+const SCAN_MAX: usize = 32;
+
 /// The rolling highest and lowest of the last `period` values, and the fast
-/// stochastic of the newest one.
+/// stochastic of the newest one. Both methods find the same (exact) values.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StochWindow {
     period: usize,
     bar: usize,
+    /// The next ring slot (scan mode).
+    pos: usize,
+    /// The last `period` values, in ring order (scan mode).
+    ring: Vec<f64>,
+    /// Monotonic deques (deque mode).
     hi: Extreme,
     lo: Extreme,
 }
 
 impl StochWindow {
     pub fn new(period: usize) -> StochWindow {
+        let scan = period <= SCAN_MAX;
         StochWindow {
             period,
             bar: 0,
-            hi: Extreme::new(period),
-            lo: Extreme::new(period),
+            pos: 0,
+            ring: vec![0.0; if scan { period } else { 0 }],
+            hi: Extreme::new(if scan { 0 } else { period }),
+            lo: Extreme::new(if scan { 0 } else { period }),
         }
     }
 
@@ -115,23 +129,55 @@ impl StochWindow {
     pub fn push(&mut self, v: f64) -> f64 {
         let i = self.bar;
         self.bar += 1;
-        let hi = self.hi.push(i, v, self.period, |old, new| old <= new);
-        let lo = self.lo.push(i, v, self.period, |old, new| old >= new);
+        let (hi, lo) = if self.ring.is_empty() {
+            (
+                self.hi.push(i, v, self.period, |old, new| old <= new),
+                self.lo.push(i, v, self.period, |old, new| old >= new),
+            )
+        } else {
+            self.ring[self.pos] = v;
+            self.pos += 1;
+            if self.pos == self.period {
+                self.pos = 0;
+            }
+            if self.bar < self.period {
+                return f64::NAN;
+            }
+            scan(&self.ring)
+        };
         if self.bar < self.period {
             return f64::NAN;
         }
-        let diff = hi - lo;
-        if diff != 0.0 {
-            (v - lo) * 100.0 / diff
-        } else {
-            0.0
-        }
+        stoch_value(v, hi, lo)
     }
 }
 
-/// STOCHRSI of a gap-free series into `fastk` and `fastd`: one fused pass
-/// (RSI, rolling extremes, fastk) then the moving average of fastk, written
-/// straight into `fastd`. No buffer of the series' length is allocated.
+/// 100 * (v - lo) / (hi - lo), 0 when the window is flat (TA-Lib).
+#[inline(always)]
+fn stoch_value(v: f64, hi: f64, lo: f64) -> f64 {
+    let diff = hi - lo;
+    if diff != 0.0 {
+        (v - lo) * 100.0 / diff
+    } else {
+        0.0
+    }
+}
+
+/// (max, min) of a non-empty slice; selects compile to `maxsd`/`minsd`.
+#[inline(always)]
+fn scan(w: &[f64]) -> (f64, f64) {
+    let (mut hi, mut lo) = (w[0], w[0]);
+    for &v in &w[1..] {
+        hi = if v > hi { v } else { hi };
+        lo = if v < lo { v } else { lo };
+    }
+    (hi, lo)
+}
+
+/// STOCHRSI of a gap-free series into `fastk` and `fastd`. The RSI goes
+/// into `fastd` as scratch, fastk is computed from it, then the moving
+/// average of fastk overwrites `fastd`: no buffer of the series' length is
+/// allocated, and each pass is a tight loop.
 pub fn stochrsi_into(
     x: &[f64],
     timeperiod: usize,
@@ -149,14 +195,19 @@ pub fn stochrsi_into(
         fill_nan(fastd, n);
         return;
     }
-    fill_nan(fastk, timeperiod);
-    let mut win = StochWindow::new(fastk_period);
-    let mut slots = fastk.iter_mut().skip(timeperiod);
-    rsi_each(x, timeperiod, |r| {
-        if let Some(o) = slots.next() {
+    rsi_into(x, timeperiod, fastd);
+    let rsi = &fastd[timeperiod..];
+    if fastk_period <= SCAN_MAX {
+        for (o, w) in fastk[k0..].iter_mut().zip(rsi.windows(fastk_period)) {
+            let (hi, lo) = scan(w);
+            *o = stoch_value(w[fastk_period - 1], hi, lo);
+        }
+    } else {
+        let mut win = StochWindow::new(fastk_period);
+        for (o, &r) in fastk[timeperiod..].iter_mut().zip(rsi) {
             *o = win.push(r);
         }
-    });
+    }
     fill_nan(fastd, k0);
     ma_into(matype, &fastk[k0..], fastd_period, &mut fastd[k0..]);
     fill_nan(fastk, lb);
@@ -230,7 +281,7 @@ mod tests {
     #[test]
     fn window_extremes_match_a_scan() {
         let x = &make_inputs(&["close"], 300, 8)[0];
-        for period in [1, 2, 5, 17] {
+        for period in [1, 2, 5, 17, 32, 33, 60] {
             let mut w = StochWindow::new(period);
             for (i, &v) in x.iter().enumerate() {
                 let k = w.push(v);
