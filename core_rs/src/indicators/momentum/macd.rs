@@ -48,28 +48,73 @@ fn periods(p: &[f64]) -> (usize, usize, usize) {
     (a.min(b), a.max(b), int_param(p, 2))
 }
 
-/// The three smoothing factors and their complements.
+/// One EMA's factors for stepping one bar or two at once. Two bars from
+/// `e`: e1 = e * c + x1 * k (output only) and
+/// e2 = e * c^2 + (x1 * (k * c) + x2 * k) (carried), c = 1 - k: the
+/// loop-carried chain is one multiply and one add per TWO bars. Agrees
+/// with the one-bar recursion to a few ulps; the smoothing damps rounding.
 #[derive(Clone, Copy, Serialize, Deserialize)]
-struct Ks {
-    fast: f64,
-    fast_c: f64,
-    slow: f64,
-    slow_c: f64,
-    signal: f64,
-    signal_c: f64,
+struct EmaK {
+    k: f64,
+    c: f64,
+    c2: f64,
+    kc: f64,
 }
 
-impl Ks {
-    fn new(fast: usize, slow: usize, signal: usize) -> Ks {
-        let (f, s, g) = (ema_k(fast), ema_k(slow), ema_k(signal));
-        Ks {
-            fast: f,
-            fast_c: 1.0 - f,
-            slow: s,
-            slow_c: 1.0 - s,
-            signal: g,
-            signal_c: 1.0 - g,
+impl EmaK {
+    fn new(period: usize) -> EmaK {
+        let k = ema_k(period);
+        let c = 1.0 - k;
+        EmaK {
+            k,
+            c,
+            c2: c * c,
+            kc: k * c,
         }
+    }
+
+    #[inline(always)]
+    fn one(self, e: f64, x: f64) -> f64 {
+        ema_step(e, x, self.k, self.c)
+    }
+
+    #[inline(always)]
+    fn two(self, e: f64, x1: f64, x2: f64) -> (f64, f64) {
+        (self.one(e, x1), e * self.c2 + (x1 * self.kc + x2 * self.k))
+    }
+}
+
+/// The three EMAs, stepped one bar (the first of a pair) or two.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct Lines {
+    fast: EmaK,
+    slow: EmaK,
+    signal: EmaK,
+    ef: f64,
+    es: f64,
+    s: f64,
+}
+
+impl Lines {
+    /// (macd, signal, hist) after `x`, without moving the carried EMAs.
+    #[inline(always)]
+    fn half(&self, x: f64) -> [f64; 3] {
+        let m = self.fast.one(self.ef, x) - self.slow.one(self.es, x);
+        let s = self.signal.one(self.s, m);
+        [m, s, m - s]
+    }
+
+    /// The outputs after `x1` and after `x2`; the EMAs advance by both.
+    #[inline(always)]
+    fn two(&mut self, x1: f64, x2: f64) -> ([f64; 3], [f64; 3]) {
+        let (f1, f2) = self.fast.two(self.ef, x1, x2);
+        let (s1, s2) = self.slow.two(self.es, x1, x2);
+        let (m1, m2) = (f1 - s1, f2 - s2);
+        let (g1, g2) = self.signal.two(self.s, m1, m2);
+        self.ef = f2;
+        self.es = s2;
+        self.s = g2;
+        ([m1, g1, m1 - g1], [m2, g2, m2 - g2])
     }
 }
 
@@ -102,52 +147,58 @@ pub fn macd_into(
         fast_sum += v;
         slow_sum += v;
     }
-    let k = Ks::new(fast, slow, signal);
+    let (kf, ks, kg) = (EmaK::new(fast), EmaK::new(slow), EmaK::new(signal));
     let mut ef = fast_sum / fast as f64;
     let mut es = slow_sum / slow as f64;
     // The signal seed: the sum of the first `signal` MACD values.
     let mut sig_sum = ef - es;
     for &v in &x[slow..=lb] {
-        ef = ema_step(ef, v, k.fast, k.fast_c);
-        es = ema_step(es, v, k.slow, k.slow_c);
+        ef = kf.one(ef, v);
+        es = ks.one(es, v);
         sig_sum += ef - es;
     }
-    let mut m = ef - es;
-    let mut s = sig_sum / signal as f64;
+    let m = ef - es;
+    let s = sig_sum / signal as f64;
     macd[lb] = m;
     sig[lb] = s;
     hist[lb] = m - s;
-    // Three independent multiply-add chains per bar; the MACD line feeds
-    // the signal chain but is not itself carried.
+    let mut lines = Lines {
+        fast: kf,
+        slow: ks,
+        signal: kg,
+        ef,
+        es,
+        s,
+    };
     let outs = macd[lb + 1..]
-        .iter_mut()
-        .zip(sig[lb + 1..].iter_mut())
-        .zip(hist[lb + 1..].iter_mut());
-    for (((om, os), oh), &v) in outs.zip(&x[lb + 1..]) {
-        ef = ema_step(ef, v, k.fast, k.fast_c);
-        es = ema_step(es, v, k.slow, k.slow_c);
-        m = ef - es;
-        s = ema_step(s, m, k.signal, k.signal_c);
-        *om = m;
-        *os = s;
-        *oh = m - s;
+        .chunks_exact_mut(2)
+        .zip(sig[lb + 1..].chunks_exact_mut(2))
+        .zip(hist[lb + 1..].chunks_exact_mut(2));
+    let mut bars = x[lb + 1..].chunks_exact(2);
+    for (((om, os), oh), p) in outs.zip(bars.by_ref()) {
+        let (a, b) = lines.two(p[0], p[1]);
+        (om[0], os[0], oh[0]) = (a[0], a[1], a[2]);
+        (om[1], os[1], oh[1]) = (b[0], b[1], b[2]);
+    }
+    if let [last] = bars.remainder() {
+        let [m, s, h] = lines.half(*last);
+        (macd[n - 1], sig[n - 1], hist[n - 1]) = (m, s, h);
     }
 }
 
-/// The running MACD: seed sums during warm-up, then the three EMAs.
+/// The running MACD: seed sums during warm-up, then the three EMAs, with
+/// the first bar of an unfinished pair pending (as the batch pairs bars).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Macd {
     fast: usize,
     slow: usize,
     signal: usize,
-    k: Ks,
     seen: usize,
     fast_sum: f64,
     slow_sum: f64,
     sig_sum: f64,
-    ef: f64,
-    es: f64,
-    s: f64,
+    lines: Lines,
+    pending: Option<f64>,
 }
 
 impl Macd {
@@ -156,14 +207,19 @@ impl Macd {
             fast,
             slow,
             signal,
-            k: Ks::new(fast, slow, signal),
             seen: 0,
             fast_sum: 0.0,
             slow_sum: 0.0,
             sig_sum: 0.0,
-            ef: f64::NAN,
-            es: f64::NAN,
-            s: f64::NAN,
+            lines: Lines {
+                fast: EmaK::new(fast),
+                slow: EmaK::new(slow),
+                signal: EmaK::new(signal),
+                ef: f64::NAN,
+                es: f64::NAN,
+                s: f64::NAN,
+            },
+            pending: None,
         }
     }
 
@@ -172,7 +228,17 @@ impl Macd {
         const NAN3: [f64; 3] = [f64::NAN; 3];
         let lb = self.slow - 1 + self.signal - 1;
         let i = self.seen;
-        self.seen = (i + 1).min(lb + 1);
+        if i > lb {
+            return match self.pending.take() {
+                None => {
+                    self.pending = Some(x);
+                    self.lines.half(x)
+                }
+                Some(x1) => self.lines.two(x1, x).1,
+            };
+        }
+        self.seen += 1;
+        let l = &mut self.lines;
         if i < self.slow {
             if i >= self.slow - self.fast {
                 self.fast_sum += x;
@@ -181,26 +247,21 @@ impl Macd {
             if i + 1 < self.slow {
                 return NAN3;
             }
-            self.ef = self.fast_sum / self.fast as f64;
-            self.es = self.slow_sum / self.slow as f64;
-            self.sig_sum = self.ef - self.es;
+            l.ef = self.fast_sum / self.fast as f64;
+            l.es = self.slow_sum / self.slow as f64;
+            self.sig_sum = l.ef - l.es;
         } else {
-            self.ef = ema_step(self.ef, x, self.k.fast, self.k.fast_c);
-            self.es = ema_step(self.es, x, self.k.slow, self.k.slow_c);
-            let m = self.ef - self.es;
-            if i > lb {
-                self.s = ema_step(self.s, m, self.k.signal, self.k.signal_c);
-                return [m, self.s, m - self.s];
-            }
-            self.sig_sum += m;
+            l.ef = l.fast.one(l.ef, x);
+            l.es = l.slow.one(l.es, x);
+            self.sig_sum += l.ef - l.es;
         }
         if i < lb {
             return NAN3;
         }
         // i == lb: the signal is seeded.
-        let m = self.ef - self.es;
-        self.s = self.sig_sum / self.signal as f64;
-        [m, self.s, m - self.s]
+        let m = l.ef - l.es;
+        l.s = self.sig_sum / self.signal as f64;
+        [m, l.s, m - l.s]
     }
 }
 
@@ -233,8 +294,18 @@ mod tests {
         //   = 79/12, macd 67/9 - 79/12 = 31/36; signal 11/12 + (31/36-11/12)*2/3
         //   = 95/108, hist 31/36 - 95/108 = -1/54
         let out = run(&SPEC, &[vec![1.0, 2.0, 4.0, 8.0, 8.0]], &[2.0, 3.0, 2.0]);
-        assert_close(&out[0], &[NAN, NAN, NAN, 7.0 / 6.0, 31.0 / 36.0], 1e-14, "macd");
-        assert_close(&out[1], &[NAN, NAN, NAN, 11.0 / 12.0, 95.0 / 108.0], 1e-14, "signal");
+        assert_close(
+            &out[0],
+            &[NAN, NAN, NAN, 7.0 / 6.0, 31.0 / 36.0],
+            1e-14,
+            "macd",
+        );
+        assert_close(
+            &out[1],
+            &[NAN, NAN, NAN, 11.0 / 12.0, 95.0 / 108.0],
+            1e-14,
+            "signal",
+        );
         assert_close(&out[2], &[NAN, NAN, NAN, 0.25, -1.0 / 54.0], 1e-12, "hist");
     }
 

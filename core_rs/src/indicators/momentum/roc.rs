@@ -50,11 +50,17 @@ pub struct Roc(Lag);
 
 impl State for Roc {
     fn update(&mut self, bar: &[f64], out: &mut [f64]) {
-        out[0] = self.0.push(bar[0]).map_or(f64::NAN, |old| roc_value(bar[0], old));
+        out[0] = self
+            .0
+            .push(bar[0])
+            .map_or(f64::NAN, |old| roc_value(bar[0], old));
     }
 
     fn peek(&self, bar: &[f64], out: &mut [f64]) {
-        out[0] = self.0.lagged().map_or(f64::NAN, |old| roc_value(bar[0], old));
+        out[0] = self
+            .0
+            .lagged()
+            .map_or(f64::NAN, |old| roc_value(bar[0], old));
     }
 
     crate::state_boilerplate!();

@@ -89,7 +89,10 @@ impl RsiCore {
     #[inline(always)]
     pub fn half(&self, d: f64) -> f64 {
         let (up, down) = split(d);
-        rsi_value(self.gain * self.a + up * self.b, self.loss * self.a + down * self.b)
+        rsi_value(
+            self.gain * self.a + up * self.b,
+            self.loss * self.a + down * self.b,
+        )
     }
 
     /// The RSIs after changes `d1` then `d2`; the averages advance by both.

@@ -292,7 +292,11 @@ mod tests {
                 let win = &x[i + 1 - period..=i];
                 let hi = win.iter().copied().fold(f64::MIN, f64::max);
                 let lo = win.iter().copied().fold(f64::MAX, f64::min);
-                let want = if hi > lo { (v - lo) * 100.0 / (hi - lo) } else { 0.0 };
+                let want = if hi > lo {
+                    (v - lo) * 100.0 / (hi - lo)
+                } else {
+                    0.0
+                };
                 assert_eq!(k, want, "period {period} bar {i}");
             }
         }
