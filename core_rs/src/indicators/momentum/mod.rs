@@ -1,5 +1,17 @@
-//! TODO: the momentum kernels.
+//! Momentum kernels over one price series: RSI, MACD, MOM, ROC, STOCHRSI.
+
+pub mod macd;
+pub mod mom;
+pub mod roc;
+pub mod rsi;
+pub mod stochrsi;
 
 use super::Spec;
 
-pub const SPECS: &[&Spec] = &[];
+pub const SPECS: &[&Spec] = &[
+    &rsi::SPEC,
+    &macd::SPEC,
+    &mom::SPEC,
+    &roc::SPEC,
+    &stochrsi::SPEC,
+];
