@@ -253,13 +253,18 @@ def run_pythons(code: str, envs: list[dict[str, str]]) -> list[str]:
 # Prints the pool size, the number of core_rs worker threads that exist and
 # a digest of a result.
 _THREADS_CODE = """
-import os, numpy as np, core_rs
+import os, time, numpy as np, core_rs
 x = np.random.default_rng(0).random((16, 5000)) + 1
 out = core_rs.batch("sma", x, timeperiod=10)
 tasks = f"/proc/{os.getpid()}/task"
-comm = [open(f"{tasks}/{t}/comm").read().strip() for t in os.listdir(tasks)]
-print(core_rs.batch_threads(), sum(c.startswith("core_rs-") for c in comm),
-      float(np.nansum(out)).hex())
+# A worker names itself when it first runs, which can lag its creation.
+for _ in range(200):
+    comm = [open(f"{tasks}/{t}/comm").read().strip() for t in os.listdir(tasks)]
+    named = sum(c.startswith("core_rs-") for c in comm)
+    if named == core_rs.batch_threads():
+        break
+    time.sleep(0.01)
+print(core_rs.batch_threads(), named, float(np.nansum(out)).hex())
 """
 
 

@@ -117,14 +117,6 @@ def test_macd_swap_equals_unswapped() -> None:
 def test_stochrsi_every_matype(matype: int) -> None:
     x = ohlcv(1500, 6)["close"]
     params = {"timeperiod": 14, "fastk_period": 5, "fastd_period": 3, "fastd_matype": matype}
-    if matype >= 2:
-        # WMA..KAMA are completed by the moving-average group in parallel;
-        # skipped here until that work is merged.
-        try:
-            compare("stochrsi", x, params, f"matype {matype}")
-        except (AssertionError, ValueError) as e:
-            pytest.skip(f"matype {matype} not available in this branch: {e}")
-        return
     compare("stochrsi", x, params, f"matype {matype}")
     compare("stochrsi", x, {**params, "fastk_period": 14, "fastd_period": 1}, "fastd 1")
 

@@ -234,8 +234,7 @@ def test_period_minimums_match_talib() -> None:
 
 @pytest.mark.parametrize("matype", range(7))
 def test_stoch_matypes(matype: int) -> None:
-    """TA-Lib's matype 0..6. 2..6 come from the ma group's matype module and
-    are skipped here until it lands (the integrator unskips them)."""
+    """TA-Lib's matype 0..6."""
     bars = ohlcv(1500, 12)
     hi, lo, c = bars["high"], bars["low"], bars["close"]
     cases = [
@@ -244,15 +243,10 @@ def test_stoch_matypes(matype: int) -> None:
         (core_rs.stochf, talib.STOCHF, {"fastd_matype": matype, "fastd_period": 4}),
     ]
     for ours_fn, theirs_fn, kw in cases:
-        try:
-            ours = ours_fn(hi, lo, c, **kw)
-            theirs = theirs_fn(hi, lo, c, **kw)
-            for a, b in zip(ours, theirs, strict=True):
-                assert_close(a, b, what=f"matype {matype} {kw}")
-        except (ValueError, AssertionError):
-            if matype >= 2:
-                pytest.skip(f"matype {matype} not in core_rs.ma.matype yet")
-            raise
+        ours = ours_fn(hi, lo, c, **kw)
+        theirs = theirs_fn(hi, lo, c, **kw)
+        for a, b in zip(ours, theirs, strict=True):
+            assert_close(a, b, what=f"matype {matype} {kw}")
 
 
 def test_mfi_small_quotes_are_not_zeroed() -> None:

@@ -7,7 +7,7 @@ from numpy.typing import ArrayLike
 
 from core_rs._kernels import Array, call
 
-__all__ = ["adx", "atr", "minus_di", "plus_di", "sar", "trange"]
+__all__ = ["adx", "atr", "minus_di", "natr", "plus_di", "sar", "trange"]
 
 
 def trange(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> Array:
@@ -21,6 +21,13 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14)
     ``timeperiod`` true ranges, then atr = (atr * (n - 1) + tr) / n. The first
     ``timeperiod`` outputs are NaN; a period of 1 is ``trange``."""
     return call("atr", (high, low, close), (timeperiod,))
+
+
+def natr(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> Array:
+    """Normalized ATR (TA-Lib ``NATR``): 100 * atr / close, 0 where the close
+    is 0. The first ``timeperiod`` outputs are NaN. As in TA-Lib, a period of
+    1 returns the raw true range (not divided by the close)."""
+    return call("natr", (high, low, close), (timeperiod,))
 
 
 def adx(high: ArrayLike, low: ArrayLike, close: ArrayLike, timeperiod: int = 14) -> Array:

@@ -4,6 +4,7 @@ pub mod adx;
 pub mod atr;
 mod dm;
 pub mod minus_di;
+pub mod natr;
 pub mod plus_di;
 pub mod sar;
 pub mod trange;
@@ -13,6 +14,7 @@ use super::Spec;
 pub const SPECS: &[&Spec] = &[
     &trange::SPEC,
     &atr::SPEC,
+    &natr::SPEC,
     &adx::SPEC,
     &plus_di::SPEC,
     &minus_di::SPEC,

@@ -66,8 +66,13 @@ pub fn kama_into(x: &[f64], period: usize, out: &mut [f64]) {
         return;
     }
     let mut sum = 0.0;
+    // Consecutive unchanged bars ending here: `period` of them make the
+    // window flat, and its change sum is then exactly 0 (as TA-Lib 0.8.1
+    // reports), not the rounding residue the running sum leaves.
+    let mut run = 0;
     for w in x[..=period].windows(2) {
         sum += (w[0] - w[1]).abs();
+        run = if w[0] == w[1] { run + 1 } else { 0 };
     }
     let mut prev = kama_step(x[period - 1], x[period], x[period] - x[0], sum);
     out[period] = prev;
@@ -79,6 +84,10 @@ pub fn kama_into(x: &[f64], period: usize, out: &mut [f64]) {
     for (o, (((&cur, &last), &lag), &lag1)) in out[period + 1..].iter_mut().zip(bars) {
         sum -= (lag1 - lag).abs();
         sum += (cur - last).abs();
+        run = if cur == last { run + 1 } else { 0 };
+        if run >= period {
+            sum = 0.0;
+        }
         prev = kama_step(prev, cur, cur - lag, sum);
         *o = prev;
     }
@@ -94,6 +103,7 @@ pub struct Kama {
     seen: usize,
     last: f64,
     sum: f64,
+    run: usize,
     prev: f64,
 }
 
@@ -106,6 +116,7 @@ impl Kama {
             seen: 0,
             last: 0.0,
             sum: 0.0,
+            run: 0,
             prev: f64::NAN,
         }
     }
@@ -120,6 +131,7 @@ impl Kama {
         let out = if t < p {
             if t > 0 {
                 self.sum += (self.last - x).abs();
+                self.note_change(x);
             }
             f64::NAN
         } else {
@@ -131,6 +143,7 @@ impl Kama {
                 self.sum -= (self.ring[self.pos] - lag).abs();
                 self.sum += (x - self.last).abs();
             }
+            self.note_change(x);
             self.prev = kama_step(self.prev, x, x - lag, self.sum);
             self.prev
         };
@@ -139,6 +152,14 @@ impl Kama {
         self.last = x;
         self.seen += 1;
         out
+    }
+
+    /// Counts unchanged bars; a flat window's change sum is exactly 0.
+    fn note_change(&mut self, x: f64) {
+        self.run = if x == self.last { self.run + 1 } else { 0 };
+        if self.run >= self.period {
+            self.sum = 0.0;
+        }
     }
 
     pub fn peek(&self, x: f64) -> f64 {

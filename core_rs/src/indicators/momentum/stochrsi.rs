@@ -152,11 +152,15 @@ impl StochWindow {
     }
 }
 
-/// 100 * (v - lo) / (hi - lo), 0 when the window is flat (TA-Lib).
+/// 100 * (v - lo) / (hi - lo), 0 when the window is flat (TA-Lib), and
+/// exactly 100 at the high (the division can land an ulp below, which a
+/// KAMA fastd would amplify: its efficiency ratio jumps on flat stretches).
 #[inline(always)]
 fn stoch_value(v: f64, hi: f64, lo: f64) -> f64 {
     let diff = hi - lo;
-    if diff != 0.0 {
+    if v == hi && diff != 0.0 {
+        100.0
+    } else if diff != 0.0 {
         (v - lo) * 100.0 / diff
     } else {
         0.0
@@ -292,7 +296,9 @@ mod tests {
                 let win = &x[i + 1 - period..=i];
                 let hi = win.iter().copied().fold(f64::MIN, f64::max);
                 let lo = win.iter().copied().fold(f64::MAX, f64::min);
-                let want = if hi > lo {
+                let want = if hi > lo && v == hi {
+                    100.0
+                } else if hi > lo {
                     (v - lo) * 100.0 / (hi - lo)
                 } else {
                     0.0
