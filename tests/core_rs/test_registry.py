@@ -296,7 +296,9 @@ def test_property_no_panic_nan_prefix_and_incremental(
     first_gap = gap if gap is not None and gap < n else n
     for out in outs[:1]:
         assert np.isnan(out[: min(lb, first_gap)]).all()
-        if first_gap > lb:
+        # Sharpe/Sortino are NaN by design where the window has no spread
+        # or no downside, which short random windows can have.
+        if first_gap > lb and name not in ("sharpe", "sortino"):
             assert np.isfinite(out[lb])
     if KERNELS[name]["has_state"]:
         state = _core.Incremental(name, values)

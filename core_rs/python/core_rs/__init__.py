@@ -24,7 +24,7 @@ expected, a non-numeric dtype. Empty input returns empty output.
 The extension module is ``core_rs._core``.
 """
 
-from core_rs import _extra, _risk, _ta_hlc, _ta_ma, _ta_momentum, _ta_osc, bundle, incremental
+from core_rs import _cpu, _extra, _risk, _ta_hlc, _ta_ma, _ta_momentum, _ta_osc, bundle, incremental  # noqa: F401
 from core_rs._core import (
     ACCEPTED,
     REJECT_INVALID_VOLUME,

@@ -79,6 +79,12 @@ impl Param {
 /// (NaN for the warm-up) and must not panic on any length, including 0.
 pub type RunFn = fn(inputs: &[&[f64]], params: &[f64], outputs: &mut [&mut [f64]]);
 
+/// A kernel that also reports whether every input value it read was finite
+/// (true), checking as it goes: one pass over memory instead of a scan for
+/// gaps and then the kernel. When it returns false its outputs are
+/// discarded and the series is run gap by gap with [`RunFn`].
+pub type RunCheckedFn = fn(inputs: &[&[f64]], params: &[f64], outputs: &mut [&mut [f64]]) -> bool;
+
 /// The number of leading NaN outputs for these (validated) parameters.
 pub type LookbackFn = fn(params: &[f64]) -> usize;
 
@@ -100,6 +106,7 @@ pub struct Spec {
     pub params: &'static [Param],
     pub lookback: LookbackFn,
     pub run: RunFn,
+    pub run_checked: Option<RunCheckedFn>,
     pub check: Option<CheckFn>,
     pub new_state: Option<NewStateFn>,
     pub load_state: Option<LoadStateFn>,
@@ -169,6 +176,11 @@ impl Spec {
     /// Runs the kernel over whole series with the NaN policy applied.
     /// `params` must have been validated.
     pub fn run_series(&self, inputs: &[&[f64]], params: &[f64], outputs: &mut [&mut [f64]]) {
+        if let Some(checked) = self.run_checked {
+            if checked(inputs, params, outputs) {
+                return;
+            }
+        }
         run_segmented(self.run, inputs, params, outputs);
     }
 
@@ -197,6 +209,21 @@ impl Spec {
 #[inline]
 pub fn int_param(params: &[f64], i: usize) -> usize {
     params[i] as usize
+}
+
+/// True for NaN and ±infinity: the exponent bits all set. Integer work, so
+/// OR-ing it into a flag stays off a kernel's floating-point chain.
+#[inline(always)]
+pub fn non_finite(v: f64) -> bool {
+    const EXP: u64 = 0x7ff0_0000_0000_0000;
+    v.to_bits() & EXP == EXP
+}
+
+/// Whether any value of `x` is NaN or infinite (for a kernel's warm-up part;
+/// its main loop ORs [`non_finite`] as it reads).
+#[inline]
+pub fn any_non_finite(x: &[f64]) -> bool {
+    x.iter().fold(false, |bad, &v| bad | non_finite(v))
 }
 
 /// Fills `out[..n]` with NaN, `n` clamped to the length: the warm-up.
@@ -244,6 +271,13 @@ mod tests {
     fn every_kernel_handles_edge_lengths_and_gaps() {
         for spec in all() {
             testing::check_edges(spec);
+        }
+    }
+
+    #[test]
+    fn every_checked_kernel_equals_its_plain_kernel_and_sees_every_gap() {
+        for spec in all().filter(|s| s.run_checked.is_some()) {
+            testing::check_run_checked(spec);
         }
     }
 

@@ -169,3 +169,53 @@ pub fn check_state_matches_batch(spec: &'static Spec) {
         }
     }
 }
+
+/// A `run_checked` kernel: on finite input it returns true with outputs
+/// bitwise equal to `run`'s; any NaN or infinity in any input at any bar
+/// (first, inside the warm-up, middle, last) makes it return false.
+pub fn check_run_checked(spec: &Spec) {
+    let checked = spec.run_checked.expect("run_checked");
+    let params = spec.defaults();
+    let lb = (spec.lookback)(&params);
+    for n in [0, 1, lb, lb + 1, lb + 2, 3 * lb + 97] {
+        let inputs = make_inputs(spec.inputs, n, 21 + n as u64);
+        let ins: Vec<&[f64]> = inputs.iter().map(Vec::as_slice).collect();
+        let mut want = vec![vec![0.0; n]; spec.outputs.len()];
+        let mut got = want.clone();
+        let mut want_refs: Vec<&mut [f64]> = want.iter_mut().map(Vec::as_mut_slice).collect();
+        (spec.run)(&ins, &params, &mut want_refs);
+        let mut got_refs: Vec<&mut [f64]> = got.iter_mut().map(Vec::as_mut_slice).collect();
+        assert!(
+            checked(&ins, &params, &mut got_refs),
+            "{}: finite input reported as a gap",
+            spec.name
+        );
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                g.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}: run_checked differs from run at n={n}",
+                spec.name
+            );
+        }
+        let mut positions = vec![0, n / 2, n.saturating_sub(1), lb.saturating_sub(1), lb];
+        positions.retain(|&p| p < n);
+        for k in 0..inputs.len() {
+            for &p in &positions {
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                    let mut broken = inputs.clone();
+                    broken[k][p] = bad;
+                    let ins: Vec<&[f64]> = broken.iter().map(Vec::as_slice).collect();
+                    let mut outs = vec![vec![0.0; n]; spec.outputs.len()];
+                    let mut refs: Vec<&mut [f64]> =
+                        outs.iter_mut().map(Vec::as_mut_slice).collect();
+                    assert!(
+                        !checked(&ins, &params, &mut refs),
+                        "{}: {bad} in {} at {p} of {n} not seen",
+                        spec.name,
+                        spec.inputs[k]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@ pub const SPEC: Spec = Spec {
         let [up, mid, lo] = o else { unreachable!() };
         donchian_into(i[0], i[1], int_param(p, 0), up, mid, lo)
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Donchian::new(int_param(p, 0)))),
     load_state: Some(load::<Donchian>),

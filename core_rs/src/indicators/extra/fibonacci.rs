@@ -27,6 +27,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 55.0, 1.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| fibonacci_into(i[0], i[1], int_param(p, 0), o),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Fibonacci::new(int_param(p, 0)))),
     load_state: Some(load::<Fibonacci>),

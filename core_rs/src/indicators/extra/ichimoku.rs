@@ -42,6 +42,7 @@ pub const SPEC: Spec = Spec {
         };
         ichimoku_into(i[0], i[1], i[2], periods, int_param(p, 3), lines)
     },
+    run_checked: None,
     check: None,
     new_state: None,
     load_state: None,

@@ -33,6 +33,7 @@ pub const SPEC: Spec = Spec {
             lo,
         )
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Keltner::new(int_param(p, 0), int_param(p, 1), p[2]))),
     load_state: Some(load::<Keltner>),

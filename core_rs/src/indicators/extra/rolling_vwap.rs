@@ -23,6 +23,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 20.0, 1.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| rolling_vwap_into(i[0], i[1], i[2], i[3], int_param(p, 0), o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(RollingVwap::new(int_param(p, 0)))),
     load_state: Some(load::<RollingVwap>),

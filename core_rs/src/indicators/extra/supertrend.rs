@@ -30,6 +30,7 @@ pub const SPEC: Spec = Spec {
         let [st, dir] = o else { unreachable!() };
         supertrend_into(i[0], i[1], i[2], int_param(p, 0), p[1], st, dir)
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Supertrend::new(int_param(p, 0), p[1]))),
     load_state: Some(load::<Supertrend>),

@@ -15,6 +15,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::int("session_ms", 86_400_000.0, 60_000.0, 1e12)],
     lookback: |_| 0,
     run: |i, p, o| vwap_into(i[0], i[1], i[2], i[3], i[4], p[0], o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Vwap::new(p[0]))),
     load_state: Some(load::<Vwap>),

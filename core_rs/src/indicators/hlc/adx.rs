@@ -20,6 +20,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 14.0, 2.0)],
     lookback: |p| 2 * int_param(p, 0) - 1,
     run: |i, p, o| adx_into(i[0], i[1], i[2], int_param(p, 0), o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Adx::new(int_param(p, 0)))),
     load_state: Some(load::<Adx>),

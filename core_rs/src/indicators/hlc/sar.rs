@@ -37,6 +37,7 @@ pub const SPEC: Spec = Spec {
     ],
     lookback: |_| 1,
     run: |i, p, o| sar_into(i[0], i[1], p[0], p[1], o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Sar::new(p[0], p[1]))),
     load_state: Some(load::<Sar>),

@@ -12,6 +12,7 @@ pub const SPEC: Spec = Spec {
     params: &[],
     lookback: |_| 1,
     run: |i, _, o| trange_into(i[0], i[1], i[2], o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|_| Box::new(Trange::default())),
     load_state: Some(load::<Trange>),

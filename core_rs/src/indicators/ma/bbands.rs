@@ -36,6 +36,7 @@ pub const SPEC: Spec = Spec {
             lower,
         )
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Bbands::new(int_param(p, 0), p[1], p[2], int_param(p, 3)))),
     load_state: Some(load::<Bbands>),

@@ -16,6 +16,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| dema_lookback(int_param(p, 0)),
     run: |i, p, o| dema_into(i[0], int_param(p, 0), o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Dema::new(int_param(p, 0)))),
     load_state: Some(load::<Dema>),

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "ema",
@@ -13,6 +13,10 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| ema_into(i[0], int_param(p, 0), o[0]),
+    run_checked: Some(|i, p, o| {
+        let period = int_param(p, 0);
+        ema_checked(i[0], period, ema_k(period), o[0])
+    }),
     check: None,
     new_state: Some(|p| Box::new(Ema::new(int_param(p, 0)))),
     load_state: Some(load::<Ema>),
@@ -22,11 +26,13 @@ pub fn ema_k(period: usize) -> f64 {
     2.0 / (period as f64 + 1.0)
 }
 
-/// One EMA step. `prev * (1 - k) + x * k` keeps only a multiply and an add
-/// on the dependency chain (TA-Lib's `(x - prev) * k + prev` has three).
+/// One EMA step. `prev * (1 - k) + x * k` as one fused multiply-add on the
+/// dependency chain, `x * k` computed beside it (TA-Lib's
+/// `(x - prev) * k + prev` chains three operations). The crate is built for
+/// x86-64-v3, so `mul_add` is the FMA instruction, not a library call.
 #[inline(always)]
 pub fn ema_step(prev: f64, x: f64, k: f64, one_minus_k: f64) -> f64 {
-    prev * one_minus_k + x * k
+    prev.mul_add(one_minus_k, x * k)
 }
 
 /// EMA of a gap-free series into `out`, NaN for the first `period - 1`.
@@ -37,22 +43,32 @@ pub fn ema_into(x: &[f64], period: usize, out: &mut [f64]) {
 /// EMA with an explicit smoothing factor (MACD's fixed 12/26 use 0.15 and
 /// 0.075; Wilder-style callers pass 1 / period).
 pub fn ema_into_k(x: &[f64], period: usize, k: f64, out: &mut [f64]) {
+    ema_checked(x, period, k, out);
+}
+
+/// `ema_into_k` that also returns whether every input was finite, checked
+/// in the same pass (see `RunCheckedFn`).
+pub fn ema_checked(x: &[f64], period: usize, k: f64, out: &mut [f64]) -> bool {
     let lb = period - 1;
     fill_nan(out, lb);
     if x.len() <= lb {
-        return;
+        return !any_non_finite(x);
     }
     let mut sum = 0.0;
+    let mut bad = false;
     for &v in &x[..period] {
         sum += v;
+        bad |= non_finite(v);
     }
     let mut prev = sum / period as f64;
     out[lb] = prev;
     let one_minus_k = 1.0 - k;
     for (o, &v) in out[period..].iter_mut().zip(&x[period..]) {
+        bad |= non_finite(v);
         prev = ema_step(prev, v, k, one_minus_k);
         *o = prev;
     }
+    !bad
 }
 
 /// The running EMA: the seed sum during warm-up, then the last value.

@@ -17,6 +17,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| kama_lookback(int_param(p, 0)),
     run: |i, p, o| kama_into(i[0], int_param(p, 0), o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Kama::new(int_param(p, 0)))),
     load_state: Some(load::<Kama>),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "sma",
@@ -12,6 +12,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| sma_into(i[0], int_param(p, 0), o[0]),
+    run_checked: Some(|i, p, o| sma_checked(i[0], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Sma::new(int_param(p, 0)))),
     load_state: Some(load::<Sma>),
@@ -21,22 +22,32 @@ pub const SPEC: Spec = Spec {
 /// `period - 1` values. The window sum moves by `x[i] - x[i - period]`,
 /// computed off the dependency chain, so the loop carries one add per bar.
 pub fn sma_into(x: &[f64], period: usize, out: &mut [f64]) {
+    sma_checked(x, period, out);
+}
+
+/// `sma_into` that also returns whether every input was finite, checked in
+/// the same pass (see `RunCheckedFn`).
+pub fn sma_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     let lb = period - 1;
     fill_nan(out, lb);
     if x.len() <= lb {
-        return;
+        return !any_non_finite(x);
     }
     let inv = 1.0 / period as f64;
     let mut sum = 0.0;
+    let mut bad = false;
     for &v in &x[..period] {
         sum += v;
+        bad |= non_finite(v);
     }
     out[lb] = sum * inv;
     let (ahead, behind) = (&x[period..], &x[..x.len() - period]);
     for ((o, &new), &old) in out[period..].iter_mut().zip(ahead).zip(behind) {
+        bad |= non_finite(new);
         sum += new - old;
         *o = sum * inv;
     }
+    !bad
 }
 
 /// The running window: a ring of the last `period` values and their sum.

@@ -20,6 +20,7 @@ pub const SPEC: Spec = Spec {
     ],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| stddev_into(i[0], int_param(p, 0), p[1], o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Stddev::new(int_param(p, 0), p[1]))),
     load_state: Some(load::<Stddev>),

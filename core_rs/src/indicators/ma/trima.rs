@@ -14,6 +14,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| trima_into(i[0], int_param(p, 0), o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Trima::new(int_param(p, 0)))),
     load_state: Some(load::<Trima>),

@@ -34,6 +34,7 @@ pub const SPEC: Spec = Spec {
         };
         macd_into(i[0], fast, slow, signal, m, s, h)
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| {
         let (fast, slow, signal) = periods(p);

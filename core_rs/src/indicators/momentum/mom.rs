@@ -12,6 +12,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 10.0, 1.0)],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| mom_into(i[0], int_param(p, 0), o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Mom(Lag::new(int_param(p, 0))))),
     load_state: Some(load::<Mom>),

@@ -15,6 +15,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 10.0, 1.0)],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| roc_into(i[0], int_param(p, 0), o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Roc(Lag::new(int_param(p, 0))))),
     load_state: Some(load::<Roc>),

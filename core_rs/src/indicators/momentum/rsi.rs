@@ -20,6 +20,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 14.0, 2.0)],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| rsi_into(i[0], int_param(p, 0), o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Rsi::new(int_param(p, 0)))),
     load_state: Some(load::<Rsi>),

@@ -36,6 +36,7 @@ pub const SPEC: Spec = Spec {
         };
         stochrsi_into(i[0], tp, fk, fd, mt, k, d)
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| {
         let (tp, fk, fd, mt) = params(p);

@@ -18,6 +18,7 @@ pub const SPEC: Spec = Spec {
         let (down, up) = o.split_at_mut(1);
         aroon_into(i[0], i[1], int_param(p, 0), down[0], up[0])
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Aroon::new(int_param(p, 0)))),
     load_state: Some(load::<Aroon>),

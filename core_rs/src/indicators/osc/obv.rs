@@ -14,6 +14,7 @@ pub const SPEC: Spec = Spec {
     params: &[],
     lookback: |_| 0,
     run: |i, _, o| obv_into(i[0], i[1], o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|_| Box::new(Obv::default())),
     load_state: Some(load::<Obv>),

@@ -31,6 +31,7 @@ pub const SPEC: Spec = Spec {
         let (k, d) = o.split_at_mut(1);
         stoch_into(i[0], i[1], i[2], &Params::from(p), k[0], d[0])
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| Box::new(Stoch::new(&Params::from(p)))),
     load_state: Some(load::<Stoch>),

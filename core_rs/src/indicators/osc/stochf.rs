@@ -35,6 +35,7 @@ pub const SPEC: Spec = Spec {
             d[0],
         )
     },
+    run_checked: None,
     check: None,
     new_state: Some(|p| {
         Box::new(StochF::new(

@@ -16,6 +16,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 100.0, 2.0), CONFIDENCE],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| historical_var_into(i[0], int_param(p, 0), p[1], o[0]),
+    run_checked: None,
     check: Some(check_confidence),
     new_state: Some(|p| Box::new(HistoricalVar::new(int_param(p, 0), p[1]))),
     load_state: Some(load::<HistoricalVar>),

@@ -14,6 +14,7 @@ pub const SPEC: Spec = Spec {
     params: &[],
     lookback: |_| 1,
     run: |i, _, o| log_returns_into(i[0], o[0]),
+    run_checked: None,
     check: None,
     new_state: Some(|_| Box::new(LogReturns::default())),
     load_state: Some(load::<LogReturns>),

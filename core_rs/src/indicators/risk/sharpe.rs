@@ -21,6 +21,7 @@ pub const SPEC: Spec = Spec {
     ],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| sharpe_into(i[0], int_param(p, 0), p[1], p[2], o[0]),
+    run_checked: None,
     check: Some(|p| positive(p, 2, "periods_per_year")),
     new_state: Some(|p| Box::new(Sharpe::new(int_param(p, 0), p[1], p[2]))),
     load_state: Some(load::<Sharpe>),

@@ -16,6 +16,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 2.0), PERIODS_PER_YEAR],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| volatility_into(i[0], int_param(p, 0), p[1], o[0]),
+    run_checked: None,
     check: Some(|p| positive(p, 1, "periods_per_year")),
     new_state: Some(|p| Box::new(Volatility::new(int_param(p, 0), p[1]))),
     load_state: Some(load::<Volatility>),
