@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gaps::Gaps;
+
 use crate::indicators::ma::ema::{ema_k, ema_step};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -34,7 +36,13 @@ pub const SPEC: Spec = Spec {
         };
         macd_into(i[0], fast, slow, signal, m, s, h)
     },
-    run_checked: None,
+    run_checked: Some(|i, p, o| {
+        let (fast, slow, signal) = periods(p);
+        let [m, s, h] = o else {
+            unreachable!("macd has three outputs")
+        };
+        macd_checked(i[0], fast, slow, signal, m, s, h)
+    }),
     check: None,
     new_state: Some(|p| {
         let (fast, slow, signal) = periods(p);
@@ -51,8 +59,9 @@ fn periods(p: &[f64]) -> (usize, usize, usize) {
 
 /// One EMA's factors for stepping one bar or two at once. Two bars from
 /// `e`: e1 = e * c + x1 * k (output only) and
-/// e2 = e * c^2 + (x1 * (k * c) + x2 * k) (carried), c = 1 - k: the
-/// loop-carried chain is one multiply and one add per TWO bars. Agrees
+/// e2 = e * c^2 + (x1 * (k * c) + x2 * k) (carried), c = 1 - k, each
+/// `e * ...` one fused multiply-add: the loop-carried chain is one FMA per
+/// TWO bars. Agrees
 /// with the one-bar recursion to a few ulps; the smoothing damps rounding.
 #[derive(Clone, Copy, Serialize, Deserialize)]
 struct EmaK {
@@ -81,7 +90,10 @@ impl EmaK {
 
     #[inline(always)]
     fn two(self, e: f64, x1: f64, x2: f64) -> (f64, f64) {
-        (self.one(e, x1), e * self.c2 + (x1 * self.kc + x2 * self.k))
+        (
+            self.one(e, x1),
+            e.mul_add(self.c2, x1.mul_add(self.kc, x2 * self.k)),
+        )
     }
 }
 
@@ -129,14 +141,31 @@ pub fn macd_into(
     sig: &mut [f64],
     hist: &mut [f64],
 ) {
+    macd_checked(x, fast, slow, signal, macd, sig, hist);
+}
+
+/// `macd_into` that also returns whether every input was finite, checked
+/// as it reads (see `RunCheckedFn`).
+pub fn macd_checked(
+    x: &[f64],
+    fast: usize,
+    slow: usize,
+    signal: usize,
+    macd: &mut [f64],
+    sig: &mut [f64],
+    hist: &mut [f64],
+) -> bool {
     let n = macd.len();
     let lb = slow - 1 + signal - 1;
     fill_nan(macd, lb);
     fill_nan(sig, lb);
     fill_nan(hist, lb);
+    let mut gaps = Gaps::default();
     if n <= lb {
-        return;
+        gaps.see_all(x);
+        return gaps.finite();
     }
+    gaps.see_all(&x[..=lb]);
     // Both price EMAs are seeded over windows ending on bar slow - 1; the
     // slow sum adds bars in order, as TA-Lib does.
     let mut slow_sum = 0.0;
@@ -177,14 +206,18 @@ pub fn macd_into(
         .zip(hist[lb + 1..].chunks_exact_mut(2));
     let mut bars = x[lb + 1..].chunks_exact(2);
     for (((om, os), oh), p) in outs.zip(bars.by_ref()) {
+        gaps.see(p[0]);
+        gaps.see(p[1]);
         let (a, b) = lines.two(p[0], p[1]);
         (om[0], os[0], oh[0]) = (a[0], a[1], a[2]);
         (om[1], os[1], oh[1]) = (b[0], b[1], b[2]);
     }
     if let [last] = bars.remainder() {
+        gaps.see(*last);
         let [m, s, h] = lines.half(*last);
         (macd[n - 1], sig[n - 1], hist[n - 1]) = (m, s, h);
     }
+    gaps.finite()
 }
 
 /// The running MACD: seed sums during warm-up, then the three EMAs, with

@@ -1,5 +1,6 @@
 //! Momentum kernels over one price series: RSI, MACD, MOM, ROC, STOCHRSI.
 
+mod gaps;
 pub mod macd;
 pub mod mom;
 pub mod roc;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gaps::Gaps;
+
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
 
@@ -12,23 +14,33 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 10.0, 1.0)],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| mom_into(i[0], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| mom_checked(i[0], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Mom(Lag::new(int_param(p, 0))))),
     load_state: Some(load::<Mom>),
 };
 
 /// MOM of a gap-free series into `out`, NaN for the first `period` values.
-/// No loop-carried state: the loop vectorizes.
 pub fn mom_into(x: &[f64], period: usize, out: &mut [f64]) {
-    let n = out.len();
+    mom_checked(x, period, out);
+}
+
+/// `mom_into` that also returns whether every input was finite, checked in
+/// the same pass (see `RunCheckedFn`). No loop-carried state: the loop,
+/// check included, vectorizes.
+pub fn mom_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     fill_nan(out, period);
-    if n <= period {
-        return;
+    let mut gaps = Gaps::default();
+    if x.len() <= period {
+        gaps.see_all(x);
+        return gaps.finite();
     }
+    gaps.see_all(&x[..period]);
     for (o, (&cur, &old)) in out[period..].iter_mut().zip(x[period..].iter().zip(x)) {
+        gaps.see(cur);
         *o = cur - old;
     }
+    gaps.finite()
 }
 
 /// The last `period` values, for the lagged kernels (MOM, ROC).

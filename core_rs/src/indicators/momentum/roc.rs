@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gaps::Gaps;
 use super::mom::Lag;
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -15,7 +16,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 10.0, 1.0)],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| roc_into(i[0], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| roc_checked(i[0], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Roc(Lag::new(int_param(p, 0))))),
     load_state: Some(load::<Roc>),
@@ -36,14 +37,24 @@ pub fn roc_value(cur: f64, old: f64) -> f64 {
 
 /// ROC of a gap-free series into `out`, NaN for the first `period` values.
 pub fn roc_into(x: &[f64], period: usize, out: &mut [f64]) {
-    let n = out.len();
+    roc_checked(x, period, out);
+}
+
+/// `roc_into` that also returns whether every input was finite, checked in
+/// the same pass (see `RunCheckedFn`).
+pub fn roc_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     fill_nan(out, period);
-    if n <= period {
-        return;
+    let mut gaps = Gaps::default();
+    if x.len() <= period {
+        gaps.see_all(x);
+        return gaps.finite();
     }
+    gaps.see_all(&x[..period]);
     for (o, (&cur, &old)) in out[period..].iter_mut().zip(x[period..].iter().zip(x)) {
+        gaps.see(cur);
         *o = roc_value(cur, old);
     }
+    gaps.finite()
 }
 
 #[derive(Clone, Serialize, Deserialize)]

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gaps::Gaps;
+
 use crate::indicators::hlc::atr::Wilder;
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -20,7 +22,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 14.0, 2.0)],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| rsi_into(i[0], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| rsi_checked(i[0], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Rsi::new(int_param(p, 0)))),
     load_state: Some(load::<Rsi>),
@@ -39,34 +41,49 @@ pub fn rsi_value(gain: f64, loss: f64) -> f64 {
 
 /// The gain and loss parts of one change: (max(d, 0), max(-d, 0)),
 /// without a branch (the sign of a price change is a coin flip, and a
-/// mispredicted branch costs more than the whole step).
+/// mispredicted branch costs more than the whole step). Plain comparisons,
+/// one `maxsd` each (`f64::max` adds NaN handling); both parts are +0 for
+/// a zero change, as TA-Lib's.
 #[inline(always)]
 fn split(d: f64) -> (f64, f64) {
-    (d.max(0.0), (-d).max(0.0))
+    let nd = -d;
+    (
+        if d > 0.0 { d } else { 0.0 },
+        if nd > 0.0 { nd } else { 0.0 },
+    )
 }
+
+/// Bars per block of the batch loop (see [`RsiCore`]).
+const BLOCK: usize = 4;
 
 /// The Wilder averages of gains and losses; shared by the batch kernel, the
 /// incremental state and STOCHRSI so all three do the same operations.
 ///
-/// Bars are taken in pairs to halve the loop-carried chain: from the
-/// averages `g` before a pair with gains `u1`, `u2`,
-///   g1 = g * a + u1 * b                      (output only)
-///   g2 = g * a^2 + (u1 * (a * b) + u2 * b)   (carried)
-/// with a = (n - 1) / n and b = 1 / n, so the chain is one multiply and one
-/// add per TWO bars (TA-Lib's chain multiplies, adds and divides every
-/// bar). The two forms agree to a few ulps, and the smoothing damps
-/// rounding, so the result stays within 1e-13 of TA-Lib's order. A lone
-/// step (`half`) is the first half of a pair; the incremental state
-/// completes the pair on the next bar, so it matches the batch bitwise.
+/// Bars are taken in blocks of four to cut the loop-carried chain: from the
+/// averages `g` before a block with gains `u1..u4`, bar `j` of the block has
+///   g_j = g * a^j + w_j,  w_1 = u1 * b,  w_j = w_(j-1) * a + u_j * b
+/// with a = (n - 1) / n and b = 1 / n (each step one fused multiply-add).
+/// The `w` depend on the prices only, so the chain carried from block to
+/// block is ONE FMA per four bars (TA-Lib's chain multiplies, adds and
+/// divides every bar), and the four RSIs of a block are independent (their
+/// divisions overlap). The forms agree with the one-bar recursion to a few
+/// ulps, and the smoothing damps rounding: within 1e-13 of TA-Lib's order.
+/// `step` takes one bar of a block (the incremental state and the batch's
+/// last bars), with exactly the operations of `block`, so the state matches
+/// the batch bitwise.
 #[derive(Clone, Copy, Serialize, Deserialize)]
 pub struct RsiCore {
     a: f64,
     b: f64,
-    a2: f64,
-    ab: f64,
-    /// The averages before the current pair.
-    pub gain: f64,
-    pub loss: f64,
+    /// a, a^2, a^3, a^4.
+    ap: [f64; BLOCK],
+    /// The averages before the current block.
+    gain: f64,
+    loss: f64,
+    /// The current block's weighted gains and losses so far, and its bars.
+    wg: f64,
+    wl: f64,
+    k: usize,
 }
 
 impl RsiCore {
@@ -75,39 +92,64 @@ impl RsiCore {
     pub fn seed(period: usize, gain_sum: f64, loss_sum: f64) -> RsiCore {
         let n = period as f64;
         let w = Wilder::new(period);
+        let a = w.a;
+        let a2 = a * a;
         RsiCore {
-            a: w.a,
+            a,
             b: w.b,
-            a2: w.a * w.a,
-            ab: w.a * w.b,
+            ap: [a, a2, a2 * a, a2 * a2],
             gain: gain_sum / n,
             loss: loss_sum / n,
+            wg: 0.0,
+            wl: 0.0,
+            k: 0,
         }
     }
 
-    /// The RSI after change `d` (the first of a pair); the carried
-    /// averages do not move.
+    /// The RSIs after the four changes `d` (at a block boundary).
     #[inline(always)]
-    pub fn half(&self, d: f64) -> f64 {
-        let (up, down) = split(d);
-        rsi_value(
-            self.gain * self.a + up * self.b,
-            self.loss * self.a + down * self.b,
-        )
+    pub fn block(&mut self, d: [f64; BLOCK]) -> [f64; BLOCK] {
+        debug_assert_eq!(self.k, 0);
+        let (mut wg, mut wl) = ([0.0; BLOCK], [0.0; BLOCK]);
+        let (u, v) = split(d[0]);
+        (wg[0], wl[0]) = (u * self.b, v * self.b);
+        for j in 1..BLOCK {
+            let (u, v) = split(d[j]);
+            wg[j] = wg[j - 1].mul_add(self.a, u * self.b);
+            wl[j] = wl[j - 1].mul_add(self.a, v * self.b);
+        }
+        let mut out = [0.0; BLOCK];
+        let (mut g, mut l) = (0.0, 0.0);
+        for j in 0..BLOCK {
+            g = self.gain.mul_add(self.ap[j], wg[j]);
+            l = self.loss.mul_add(self.ap[j], wl[j]);
+            out[j] = rsi_value(g, l);
+        }
+        (self.gain, self.loss) = (g, l);
+        out
     }
 
-    /// The RSIs after changes `d1` then `d2`; the averages advance by both.
+    /// The RSI after one change `d`, the next bar of the current block.
     #[inline(always)]
-    pub fn pair(&mut self, d1: f64, d2: f64) -> (f64, f64) {
-        let (u1, n1) = split(d1);
-        let (u2, n2) = split(d2);
-        let g1 = self.gain * self.a + u1 * self.b;
-        let l1 = self.loss * self.a + n1 * self.b;
-        self.gain = self.gain * self.a2 + (u1 * self.ab + u2 * self.b);
-        self.loss = self.loss * self.a2 + (n1 * self.ab + n2 * self.b);
-        (rsi_value(g1, l1), rsi_value(self.gain, self.loss))
+    pub fn step(&mut self, d: f64) -> f64 {
+        let (u, v) = split(d);
+        let (ub, vb) = (u * self.b, v * self.b);
+        if self.k == 0 {
+            (self.wg, self.wl) = (ub, vb);
+        } else {
+            self.wg = self.wg.mul_add(self.a, ub);
+            self.wl = self.wl.mul_add(self.a, vb);
+        }
+        let g = self.gain.mul_add(self.ap[self.k], self.wg);
+        let l = self.loss.mul_add(self.ap[self.k], self.wl);
+        self.k += 1;
+        if self.k == BLOCK {
+            (self.gain, self.loss, self.k) = (g, l, 0);
+        }
+        rsi_value(g, l)
     }
 
+    /// The RSI of the seed (before any step).
     #[inline(always)]
     pub fn value(&self) -> f64 {
         rsi_value(self.gain, self.loss)
@@ -127,42 +169,43 @@ pub fn seed_sums(x: &[f64]) -> (f64, f64) {
     (gain, loss)
 }
 
-/// Calls `emit` with the RSI of each bar from `period` on, in order
-/// (`x.len() - period` calls; none if `x` is that short).
-#[inline(always)]
-pub fn rsi_each(x: &[f64], period: usize, mut emit: impl FnMut(f64)) {
-    if x.len() <= period {
-        return;
-    }
-    let (g, l) = seed_sums(&x[..=period]);
-    let mut core = RsiCore::seed(period, g, l);
-    emit(core.value());
-    let mut prev = x[period];
-    let mut pairs = x[period + 1..].chunks_exact(2);
-    for p in pairs.by_ref() {
-        let (r1, r2) = core.pair(p[0] - prev, p[1] - p[0]);
-        prev = p[1];
-        emit(r1);
-        emit(r2);
-    }
-    if let [last] = pairs.remainder() {
-        emit(core.half(last - prev));
-    }
-}
-
 /// RSI of a gap-free series into `out`, NaN for the first `period` values.
 pub fn rsi_into(x: &[f64], period: usize, out: &mut [f64]) {
+    rsi_checked(x, period, out);
+}
+
+/// `rsi_into` that also returns whether every input was finite, checked
+/// as it reads (see `RunCheckedFn`).
+pub fn rsi_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     fill_nan(out, period);
-    let mut slots = out.iter_mut().skip(period);
-    rsi_each(x, period, |v| {
-        if let Some(o) = slots.next() {
-            *o = v;
-        }
-    });
+    let mut gaps = Gaps::default();
+    if x.len() <= period {
+        gaps.see_all(x);
+        return gaps.finite();
+    }
+    gaps.see_all(&x[..=period]);
+    let (g, l) = seed_sums(&x[..=period]);
+    let mut core = RsiCore::seed(period, g, l);
+    out[period] = core.value();
+    let mut prev = x[period];
+    let mut bars = x[period + 1..].chunks_exact(BLOCK);
+    let mut outs = out[period + 1..].chunks_exact_mut(BLOCK);
+    for (o, c) in outs.by_ref().zip(bars.by_ref()) {
+        gaps.see_all(c);
+        let d = [c[0] - prev, c[1] - c[0], c[2] - c[1], c[3] - c[2]];
+        prev = c[3];
+        o.copy_from_slice(&core.block(d));
+    }
+    for (o, &v) in outs.into_remainder().iter_mut().zip(bars.remainder()) {
+        gaps.see(v);
+        *o = core.step(v - prev);
+        prev = v;
+    }
+    gaps.finite()
 }
 
 /// The running RSI: the last price, the seed sums during warm-up, then the
-/// Wilder averages, with the first change of an unfinished pair pending.
+/// Wilder averages (stepped in the batch's blocks).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Rsi {
     period: usize,
@@ -172,7 +215,6 @@ pub struct Rsi {
     gain_sum: f64,
     loss_sum: f64,
     core: RsiCore,
-    pending: Option<f64>,
 }
 
 impl Rsi {
@@ -184,7 +226,6 @@ impl Rsi {
             gain_sum: 0.0,
             loss_sum: 0.0,
             core: RsiCore::seed(period, 0.0, 0.0),
-            pending: None,
         }
     }
 
@@ -194,13 +235,7 @@ impl Rsi {
         let d = x - self.last;
         self.last = x;
         if self.seen > self.period {
-            return match self.pending.take() {
-                None => {
-                    self.pending = Some(d);
-                    self.core.half(d)
-                }
-                Some(d1) => self.core.pair(d1, d).1,
-            };
+            return self.core.step(d);
         }
         self.seen += 1;
         if self.seen == 1 {

@@ -10,7 +10,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::rsi::{rsi_into, Rsi};
+use super::gaps::Gaps;
+use super::rsi::{rsi_checked, Rsi};
 use crate::indicators::ma::matype::{ma_into, ma_lookback, matype_param, MaState};
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
@@ -36,7 +37,13 @@ pub const SPEC: Spec = Spec {
         };
         stochrsi_into(i[0], tp, fk, fd, mt, k, d)
     },
-    run_checked: None,
+    run_checked: Some(|i, p, o| {
+        let (tp, fk, fd, mt) = params(p);
+        let [k, d] = o else {
+            unreachable!("stochrsi has two outputs")
+        };
+        stochrsi_checked(i[0], tp, fk, fd, mt, k, d)
+    }),
     check: None,
     new_state: Some(|p| {
         let (tp, fk, fd, mt) = params(p);
@@ -192,15 +199,39 @@ pub fn stochrsi_into(
     fastk: &mut [f64],
     fastd: &mut [f64],
 ) {
+    stochrsi_checked(
+        x,
+        timeperiod,
+        fastk_period,
+        fastd_period,
+        matype,
+        fastk,
+        fastd,
+    );
+}
+
+/// `stochrsi_into` that also returns whether every input was finite: the
+/// RSI pass reads (and checks) every input value.
+pub fn stochrsi_checked(
+    x: &[f64],
+    timeperiod: usize,
+    fastk_period: usize,
+    fastd_period: usize,
+    matype: usize,
+    fastk: &mut [f64],
+    fastd: &mut [f64],
+) -> bool {
     let n = fastk.len();
     let k0 = timeperiod + fastk_period - 1;
     let lb = k0 + ma_lookback(matype, fastd_period);
     if n <= lb {
         fill_nan(fastk, n);
         fill_nan(fastd, n);
-        return;
+        let mut gaps = Gaps::default();
+        gaps.see_all(x);
+        return gaps.finite();
     }
-    rsi_into(x, timeperiod, fastd);
+    let finite = rsi_checked(x, timeperiod, fastd);
     let rsi = &fastd[timeperiod..];
     if fastk_period <= SCAN_MAX {
         for (o, w) in fastk[k0..].iter_mut().zip(rsi.windows(fastk_period)) {
@@ -216,6 +247,7 @@ pub fn stochrsi_into(
     fill_nan(fastd, k0);
     ma_into(matype, &fastk[k0..], fastd_period, &mut fastd[k0..]);
     fill_nan(fastk, lb);
+    finite
 }
 
 /// The running STOCHRSI: an RSI feeding the rolling window feeding the
