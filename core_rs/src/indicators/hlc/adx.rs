@@ -9,7 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::dm::{moves, DmState, DmSums};
+use super::dm::{edges_bad, moves_checked, DmState, DmSums};
+use super::trange::witness_bad;
 use crate::indicators::state::load;
 use crate::indicators::{fill_nan, int_param, Param, Spec, State};
 
@@ -20,7 +21,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 14.0, 2.0)],
     lookback: |p| 2 * int_param(p, 0) - 1,
     run: |i, p, o| adx_into(i[0], i[1], i[2], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| adx_checked(i[0], i[1], i[2], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Adx::new(int_param(p, 0)))),
     load_state: Some(load::<Adx>),
@@ -29,37 +30,54 @@ pub const SPEC: Spec = Spec {
 /// ADX of a gap-free series, NaN for the first `2 * period - 1` values.
 ///
 /// Kept as the Wilder sum S = n * ADX / 100 of the unit DX q = DX / 100:
-/// S = S * a + q with a = (n - 1) / n (one multiply and one add on the
-/// dependency chain; the division making q is off it), output S * 100 / n.
+/// S = S * a + q with a = (n - 1) / n (one FMA on the dependency chain;
+/// the division making q is off it), output S * 100 / n.
 /// (`adx * a + dx * b` let the compiler pack both products into one vector
 /// multiply plus shuffles, a longer chain.) The first S is the sum of the
 /// first n unit DX.
 pub fn adx_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
+    adx_checked(high, low, close, period, out);
+}
+
+/// `adx_into` that also returns whether every input was finite, checked in
+/// the same pass (see `RunCheckedFn`).
+pub fn adx_checked(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    period: usize,
+    out: &mut [f64],
+) -> bool {
     let lb = 2 * period - 1;
+    let n = out.len();
     fill_nan(out, lb);
-    if out.len() <= lb {
-        return;
+    let bad = edges_bad(high, low, close, n, n <= lb);
+    if n <= lb {
+        return !bad;
     }
     let c = AdxConsts::new(period);
-    let mut s = DmSums::seeded(high, low, close, period);
+    let (mut s, mut w) = DmSums::seeded(high, low, close, period);
     let mut sum = 0.0;
-    for x in moves(high, low, close, period).take(period) {
+    for (x, xw) in moves_checked(high, low, close, period).take(period) {
+        w |= xw;
         s.step(x);
         if let Some(q) = s.dx_unit() {
             sum += q;
         }
     }
     out[lb] = sum * c.scale;
-    for (o, x) in out[lb + 1..]
+    for (o, (x, xw)) in out[lb + 1..]
         .iter_mut()
-        .zip(moves(high, low, close, lb + 1))
+        .zip(moves_checked(high, low, close, lb + 1))
     {
+        w |= xw;
         s.step(x);
         if let Some(q) = s.dx_unit() {
-            sum = sum * c.a + q;
+            sum = sum.mul_add(c.a, q);
         }
         *o = sum * c.scale;
     }
+    !(bad | witness_bad(w))
 }
 
 /// a = (n - 1) / n and the output scale 100 / n.
@@ -117,7 +135,7 @@ impl Adx {
                 return f64::NAN;
             }
         } else if let Some(q) = q {
-            self.sum = self.sum * self.c.a + q;
+            self.sum = self.sum.mul_add(self.c.a, q);
         }
         self.sum * self.c.scale
     }

@@ -18,8 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::trange::true_range;
-use crate::indicators::fill_nan;
+use super::trange::{true_range, true_range_checked, witness_bad};
+use crate::indicators::{any_non_finite, fill_nan, non_finite};
 
 /// +DM and -DM of a bar given the previous bar's high and low.
 #[inline(always)]
@@ -32,13 +32,27 @@ pub(super) fn directional_moves(high: f64, low: f64, prev_high: f64, prev_low: f
 }
 
 /// (+DM, -DM, TR) for each bar from `from` (>= 1) on.
-#[inline(always)]
+#[cfg(test)]
 pub(super) fn moves<'a>(
     high: &'a [f64],
     low: &'a [f64],
     close: &'a [f64],
     from: usize,
 ) -> impl Iterator<Item = (f64, f64, f64)> + 'a {
+    moves_checked(high, low, close, from).map(|(x, _)| x)
+}
+
+/// (+DM, -DM, TR) for each bar from `from` (>= 1) on, with the true range's
+/// gap witness (see [`super::trange::true_range_checked`]): it covers the
+/// bar's high and low and the previous close; the previous high and low
+/// are the previous bar's (covered there, or by [`edges_bad`]).
+#[inline(always)]
+pub(super) fn moves_checked<'a>(
+    high: &'a [f64],
+    low: &'a [f64],
+    close: &'a [f64],
+    from: usize,
+) -> impl Iterator<Item = ((f64, f64, f64), u64)> + 'a {
     let n = high.len().min(low.len()).min(close.len());
     // k bars from index s = n - k (>= 1 when k > 0), previous bars from s - 1.
     let k = n.saturating_sub(from.max(1));
@@ -51,8 +65,21 @@ pub(super) fn moves<'a>(
         .zip(&close[p..p + k])
         .map(|(((&h, &l), (&ph, &pl)), &pc)| {
             let (p, m) = directional_moves(h, l, ph, pl);
-            (p, m, true_range(h, l, pc))
+            let (t, w) = true_range_checked(h, l, pc);
+            ((p, m, t), w)
         })
+}
+
+/// Whether any input is NaN or infinite where [`moves_checked`] from bar 1
+/// does not look (bar 0's high and low, the last close), or anywhere in a
+/// series of `n` bars too short for the kernel (`short`).
+pub(super) fn edges_bad(high: &[f64], low: &[f64], close: &[f64], n: usize, short: bool) -> bool {
+    if short || n == 0 {
+        return any_non_finite(&high[..n])
+            | any_non_finite(&low[..n])
+            | any_non_finite(&close[..n]);
+    }
+    non_finite(high[0]) | non_finite(low[0]) | non_finite(close[n - 1])
 }
 
 /// Wilder sums of +DM, -DM and TR.
@@ -84,22 +111,24 @@ impl DmSums {
         self.tr += t;
     }
 
-    /// sum = sum - sum / n + x, as sum * a + x.
+    /// sum = sum - sum / n + x, as sum * a + x (one FMA per chain).
     #[inline(always)]
     pub fn step(&mut self, (p, m, t): (f64, f64, f64)) {
-        self.plus = self.plus * self.a + p;
-        self.minus = self.minus * self.a + m;
-        self.tr = self.tr * self.a + t;
+        self.plus = self.plus.mul_add(self.a, p);
+        self.minus = self.minus.mul_add(self.a, m);
+        self.tr = self.tr.mul_add(self.a, t);
     }
 
     /// The sums after the warm-up of a series of at least `period` bars
-    /// (bars 1 to period - 1 summed).
-    pub fn seeded(high: &[f64], low: &[f64], close: &[f64], period: usize) -> DmSums {
+    /// (bars 1 to period - 1 summed), and the OR of their gap witnesses.
+    pub fn seeded(high: &[f64], low: &[f64], close: &[f64], period: usize) -> (DmSums, u64) {
         let mut s = DmSums::new(period);
-        for x in moves(high, low, close, 1).take(period - 1) {
+        let mut w = 0;
+        for (x, xw) in moves_checked(high, low, close, 1).take(period - 1) {
             s.add(x);
+            w |= xw;
         }
-        s
+        (s, w)
     }
 
     /// 100 * dm / tr, 0 when the TR sum is not positive.
@@ -129,29 +158,40 @@ impl DmSums {
 /// PLUS_DI (`PLUS` true) or MINUS_DI of a gap-free series. Lookback
 /// `period` (1 for period 1). Period 1 is TA-Lib's unsmoothed DM / TR
 /// WITHOUT the factor 100 (a TA-Lib quirk kept for compatibility).
-pub(super) fn di_into<const PLUS: bool>(
+/// Returns whether every input was finite, checked in the same pass (see
+/// `RunCheckedFn`).
+pub(super) fn di_checked<const PLUS: bool>(
     high: &[f64],
     low: &[f64],
     close: &[f64],
     period: usize,
     out: &mut [f64],
-) {
+) -> bool {
     let lb = period;
+    let n = out.len();
     fill_nan(out, lb);
-    if out.len() <= lb {
-        return;
+    let bad = edges_bad(high, low, close, n, n <= lb);
+    if n <= lb {
+        return !bad;
     }
     if period == 1 {
-        for (o, x) in out[1..].iter_mut().zip(moves(high, low, close, 1)) {
+        let mut w = 0;
+        for (o, (x, xw)) in out[1..].iter_mut().zip(moves_checked(high, low, close, 1)) {
+            w |= xw;
             *o = di1::<PLUS>(x);
         }
-        return;
+        return !(bad | witness_bad(w));
     }
-    let mut s = DmSums::seeded(high, low, close, period);
-    for (o, x) in out[lb..].iter_mut().zip(moves(high, low, close, lb)) {
+    let (mut s, mut w) = DmSums::seeded(high, low, close, period);
+    for (o, (x, xw)) in out[lb..]
+        .iter_mut()
+        .zip(moves_checked(high, low, close, lb))
+    {
+        w |= xw;
         s.step(x);
         *o = s.di(if PLUS { s.plus } else { s.minus });
     }
+    !(bad | witness_bad(w))
 }
 
 /// The period-1 DI: DM / TR (no factor 100), 0 when the TR is not positive.

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::atr::{atr_into, Atr};
+use super::atr::{atr_generic, normalise, Atr};
 use crate::indicators::state::load;
 use crate::indicators::{int_param, Param, Spec, State};
 
@@ -15,30 +15,28 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 14.0, 1.0)],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| natr_into(i[0], i[1], i[2], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| natr_checked(i[0], i[1], i[2], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Natr::new(int_param(p, 0)))),
     load_state: Some(load::<Natr>),
 };
 
-#[inline(always)]
-fn normalise(atr: f64, close: f64) -> f64 {
-    if close != 0.0 {
-        (atr / close) * 100.0
-    } else {
-        0.0
-    }
-}
-
 /// NATR of a gap-free series, NaN for the first `period` values.
 pub fn natr_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
-    atr_into(high, low, close, period, out);
-    if period == 1 {
-        return;
-    }
-    for (o, &c) in out.iter_mut().zip(close).skip(period) {
-        *o = normalise(*o, c);
-    }
+    natr_checked(high, low, close, period, out);
+}
+
+/// `natr_into` that also returns whether every input was finite, checked
+/// in the same pass as the ATR (see `RunCheckedFn`); the normalisation is
+/// fused into that pass too.
+pub fn natr_checked(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    period: usize,
+    out: &mut [f64],
+) -> bool {
+    atr_generic::<true>(high, low, close, period, out)
 }
 
 #[derive(Clone, Serialize, Deserialize)]

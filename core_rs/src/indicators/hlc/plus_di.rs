@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::dm::{di_into, DiState};
+use super::dm::{di_checked, DiState};
 use crate::indicators::state::load;
 use crate::indicators::{int_param, Param, Spec, State};
 
@@ -15,7 +15,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 14.0, 1.0)],
     lookback: |p| int_param(p, 0),
     run: |i, p, o| plus_di_into(i[0], i[1], i[2], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| plus_di_checked(i[0], i[1], i[2], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(PlusDi::new(int_param(p, 0)))),
     load_state: Some(load::<PlusDi>),
@@ -23,7 +23,19 @@ pub const SPEC: Spec = Spec {
 
 /// PLUS_DI of a gap-free series, NaN for the first `period` values.
 pub fn plus_di_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
-    di_into::<true>(high, low, close, period, out);
+    plus_di_checked(high, low, close, period, out);
+}
+
+/// `plus_di_into` that also returns whether every input was finite, checked
+/// in the same pass (see `RunCheckedFn`).
+pub fn plus_di_checked(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    period: usize,
+    out: &mut [f64],
+) -> bool {
+    di_checked::<true>(high, low, close, period, out)
 }
 
 /// The running PLUS_DI.

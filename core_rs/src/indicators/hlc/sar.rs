@@ -21,8 +21,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::trange::{witness, witness_bad};
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, non_finite, Param, Spec, State};
 
 /// TA-Lib's largest accepted real parameter (TA_REAL_MAX).
 const REAL_MAX: f64 = 3e37;
@@ -37,7 +38,7 @@ pub const SPEC: Spec = Spec {
     ],
     lookback: |_| 1,
     run: |i, p, o| sar_into(i[0], i[1], p[0], p[1], o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| sar_checked(i[0], i[1], p[0], p[1], o[0])),
     check: None,
     new_state: Some(|p| Box::new(Sar::new(p[0], p[1]))),
     load_state: Some(load::<Sar>),
@@ -205,39 +206,58 @@ fn add_capped(af: f64, acc: f64, max: f64) -> f64 {
 
 /// SAR of a gap-free series; the first value is NaN.
 pub fn sar_into(high: &[f64], low: &[f64], acceleration: f64, maximum: f64, out: &mut [f64]) {
+    sar_checked(high, low, acceleration, maximum, out);
+}
+
+/// `sar_into` that also returns whether every input was finite, checked in
+/// the same pass (see `RunCheckedFn`): each bar's witness of `high - low`
+/// (non-finite when either is; see [`witness`]).
+pub fn sar_checked(
+    high: &[f64],
+    low: &[f64],
+    acceleration: f64,
+    maximum: f64,
+    out: &mut [f64],
+) -> bool {
     fill_nan(out, 1);
     let n = out.len();
     if n <= 1 {
-        return;
+        return !(any_non_finite(&high[..n]) | any_non_finite(&low[..n]));
     }
+    let bad = non_finite(high[0]) | non_finite(low[0]);
     let mut core = Core::new(high[0], low[0], high[1], low[1], acceleration, maximum);
     let (high, low, out) = (&high[1..n], &low[1..n], &mut out[1..]);
     #[cfg(target_arch = "x86_64")]
     if fused() {
         // SAFETY: the CPU has FMA (checked just above).
-        unsafe { sar_loop_fma(&mut core, high, low, out) };
-        return;
+        let w = unsafe { sar_loop_fma(&mut core, high, low, out) };
+        return !(bad | witness_bad(w));
     }
-    if fused() {
-        sar_loop::<true>(&mut core, high, low, out);
+    let w = if fused() {
+        sar_loop::<true>(&mut core, high, low, out)
     } else {
-        sar_loop::<false>(&mut core, high, low, out);
-    }
+        sar_loop::<false>(&mut core, high, low, out)
+    };
+    !(bad | witness_bad(w))
 }
 
+/// Runs the bars; returns the OR of their gap witnesses.
 #[inline(always)]
-fn sar_loop<const FUSED: bool>(core: &mut Core, high: &[f64], low: &[f64], out: &mut [f64]) {
+fn sar_loop<const FUSED: bool>(core: &mut Core, high: &[f64], low: &[f64], out: &mut [f64]) -> u64 {
     let mut c = *core;
+    let mut w = 0;
     for (o, (&h, &l)) in out.iter_mut().zip(high.iter().zip(low)) {
+        w |= witness(h - l);
         *o = c.step::<FUSED>(h, l);
     }
     *core = c;
+    w
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
-unsafe fn sar_loop_fma(core: &mut Core, high: &[f64], low: &[f64], out: &mut [f64]) {
-    sar_loop::<true>(core, high, low, out);
+unsafe fn sar_loop_fma(core: &mut Core, high: &[f64], low: &[f64], out: &mut [f64]) -> u64 {
+    sar_loop::<true>(core, high, low, out)
 }
 
 /// The running SAR: the parameters, bar 0 until bar 1 comes, then the
