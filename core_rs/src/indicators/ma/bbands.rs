@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::matype::{ma_into, ma_lookback, matype_param, MaState};
-use super::stddev::{rolling_std, stddev_checked, RollWindow, REAL_RANGE};
+use super::stddev::{rolling_var, std_of, stddev_checked, RollWindow, REAL_RANGE};
 use crate::indicators::state::load;
 use crate::indicators::{any_non_finite, fill_nan, int_param, Param, Spec, State};
 
@@ -87,8 +87,9 @@ pub fn bbands_checked(
             .iter_mut()
             .zip(&mut middle[lb..n])
             .zip(&mut lower[lb..n]);
-        return rolling_std(x, period, |_, mean, sd| {
+        return rolling_var(x, period, |_, mean, var| {
             if let Some(((u, m), l)) = bands.next() {
+                let sd = std_of(var);
                 *u = mean + sd * nbdevup;
                 *m = mean;
                 *l = mean - sd * nbdevdn;

@@ -121,31 +121,48 @@ impl RollVar {
         self.c + self.mean
     }
 
+    /// The population variance (may be slightly negative from rounding).
+    #[inline(always)]
+    pub fn var(&self) -> f64 {
+        self.m2 * self.inv_n
+    }
+
     /// The population standard deviation (0 if rounding made it negative).
-    /// A plain comparison, not the NaN-aware `f64::max`.
     #[inline(always)]
     pub fn std(&self) -> f64 {
-        let var = self.m2 * self.inv_n;
-        if var > 0.0 {
-            var.sqrt()
-        } else {
-            0.0
-        }
+        std_of(self.var())
     }
 }
 
-/// Calls `f(i, mean, std)` for each window end `i` from `period - 1`, in
-/// order, and returns whether every value of `x` was finite (checked in
+/// The standard deviation of a variance, 0 if rounding made it negative (a
+/// plain comparison, not the NaN-aware `f64::max`, so loops of it
+/// vectorize).
+#[inline(always)]
+pub fn std_of(var: f64) -> f64 {
+    if var > 0.0 {
+        var.sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// Outputs whose square roots are taken together (see [`stddev_checked`]).
+const ROOT_BLOCK: usize = 256;
+
+impl RollVar {}
+
+/// Calls `f(i, mean, var)` for each window end `i` from `period - 1`, in
+/// order (the variance as [`RollVar::var`]), and returns whether every value of `x` was finite (checked in
 /// the same pass). `x.len() >= period`.
 ///
 /// The running statistics live in a local copy between exact passes (a
 /// `RollVar` reassigned inside the loop stays in memory, and its fields'
 /// chains then go through store-to-load forwarding).
 #[inline(always)]
-pub fn rolling_std(x: &[f64], period: usize, mut f: impl FnMut(usize, f64, f64)) -> bool {
+pub fn rolling_var(x: &[f64], period: usize, mut f: impl FnMut(usize, f64, f64)) -> bool {
     let mut bad = any_non_finite(&x[..period]);
     let mut rv = RollVar::new(period).exact(x[..period].iter());
-    f(period - 1, rv.mean(), rv.std());
+    f(period - 1, rv.mean(), rv.var());
     let (ahead, behind) = (&x[period..], &x[..x.len() - period]);
     let mut bars = (period..).zip(ahead.iter().zip(behind));
     loop {
@@ -157,13 +174,13 @@ pub fn rolling_std(x: &[f64], period: usize, mut f: impl FnMut(usize, f64, f64))
                 due = Some(i);
                 break;
             }
-            f(i, r.mean(), r.std());
+            f(i, r.mean(), r.var());
         }
         let Some(i) = due else {
             return !bad;
         };
         rv = r.exact(x[i + 1 - period..=i].iter());
-        f(i, rv.mean(), rv.std());
+        f(i, rv.mean(), rv.var());
     }
 }
 
@@ -180,13 +197,29 @@ pub fn stddev_checked(x: &[f64], period: usize, nbdev: f64, out: &mut [f64]) -> 
     if x.len() <= lb {
         return !any_non_finite(x);
     }
+    // The variances first, then the roots of each block of them in one
+    // vectorized pass while it is in L1 (the scalar square root has a
+    // quarter of the throughput).
     let out = &mut out[lb..x.len()];
-    let mut outs = out.iter_mut();
-    rolling_std(x, period, |_, _, sd| {
-        if let Some(o) = outs.next() {
-            *o = sd * nbdev;
+    let (mut k, mut done) = (0, 0);
+    let good = rolling_var(x, period, |_, _, var| {
+        out[k] = var;
+        k += 1;
+        if k - done == ROOT_BLOCK {
+            roots(&mut out[done..k], nbdev);
+            done = k;
         }
-    })
+    });
+    roots(&mut out[done..], nbdev);
+    good
+}
+
+/// `v = std_of(v) * nbdev` for each variance of `block`.
+#[inline(always)]
+fn roots(block: &mut [f64], nbdev: f64) {
+    for v in block {
+        *v = std_of(*v) * nbdev;
+    }
 }
 
 /// The running window for [`RollVar`]: a ring of the last `period` values.
