@@ -84,13 +84,11 @@ pub fn kama_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     }
     let mut prev = kama_step(x[period - 1], x[period], x[period] - x[0], sum);
     out[period] = prev;
-    let bars = x[period + 1..]
-        .iter()
-        .zip(&x[period..n - 1])
-        .zip(&x[1..n - period])
-        .zip(&x[..n - period - 1]);
-    for (o, (((&cur, &last), &lag), &lag1)) in out[period + 1..].iter_mut().zip(bars) {
-        bad |= non_finite(cur);
+    // Each bar reads its own value and the one `period` bars back; the
+    // previous values of both ride in registers.
+    let (mut last, mut lag1) = (x[period], x[0]);
+    let bars = x[period + 1..].iter().zip(&x[1..n - period]);
+    for (o, (&cur, &lag)) in out[period + 1..].iter_mut().zip(bars) {
         sum += (cur - last).abs() - (lag1 - lag).abs();
         run = if cur == last { run + 1 } else { 0 };
         if run >= period {
@@ -98,8 +96,15 @@ pub fn kama_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
         }
         prev = kama_step(prev, cur, cur - lag, sum);
         *o = prev;
+        (last, lag1) = (cur, lag);
     }
-    !bad
+    // The values after the warm-up are checked through `prev`: a NaN or
+    // infinite input makes it NaN or infinite for good (it is a convex
+    // combination of `prev` and the input with a weight sc in (0, 1], and
+    // inf * (1 - sc) + finite stays inf, inf - inf is NaN), off the loop.
+    // A finite series can only trip this by overflowing near f64::MAX,
+    // which merely sends it down the gap-by-gap path.
+    !(bad || non_finite(prev))
 }
 
 /// The running KAMA: the last `period + 1` inputs, the change sum and the
