@@ -6,9 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::matype::{ma_into, ma_lookback, matype_param, MaState};
-use super::stddev::{rolling_std, stddev_into, RollWindow, REAL_RANGE};
+use super::stddev::{rolling_var, std_of, stddev_checked, RollWindow, REAL_RANGE};
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "bbands",
@@ -25,7 +25,22 @@ pub const SPEC: Spec = Spec {
         let [upper, middle, lower] = o else {
             unreachable!("bbands has three outputs")
         };
-        bbands_into(
+        bbands_checked(
+            i[0],
+            int_param(p, 0),
+            p[1],
+            p[2],
+            int_param(p, 3),
+            upper,
+            middle,
+            lower,
+        );
+    },
+    run_checked: Some(|i, p, o| {
+        let [upper, middle, lower] = o else {
+            unreachable!("bbands has three outputs")
+        };
+        bbands_checked(
             i[0],
             int_param(p, 0),
             p[1],
@@ -35,20 +50,21 @@ pub const SPEC: Spec = Spec {
             middle,
             lower,
         )
-    },
-    run_checked: None,
+    }),
     check: None,
     new_state: Some(|p| Box::new(Bbands::new(int_param(p, 0), p[1], p[2], int_param(p, 3)))),
     load_state: Some(load::<Bbands>),
 };
 
-/// BBANDS of a gap-free series, NaN through the moving average's lookback.
+/// BBANDS of a gap-free series, NaN through the moving average's lookback,
+/// also returning whether every input was finite (see `RunCheckedFn`).
 ///
 /// matype 0 is one fused pass: the rolling variance already carries the
 /// window mean, which is the SMA. Other matypes write the moving average
-/// into `middle` and the deviation into `upper`, then form the bands.
+/// into `middle` and the deviation into `upper` (that pass checks the
+/// inputs), then form the bands.
 #[allow(clippy::too_many_arguments)]
-pub fn bbands_into(
+pub fn bbands_checked(
     x: &[f64],
     period: usize,
     nbdevup: f64,
@@ -57,26 +73,31 @@ pub fn bbands_into(
     upper: &mut [f64],
     middle: &mut [f64],
     lower: &mut [f64],
-) {
+) -> bool {
     let n = x.len();
     let lb = ma_lookback(matype, period);
     for out in [&mut *upper, &mut *middle, &mut *lower] {
         fill_nan(out, lb);
     }
     if n <= lb {
-        return;
+        return !any_non_finite(x);
     }
     if matype == 0 {
-        let (upper, middle, lower) = (&mut upper[..n], &mut middle[..n], &mut lower[..n]);
-        rolling_std(x, period, |i, mean, sd| {
-            upper[i] = mean + sd * nbdevup;
-            middle[i] = mean;
-            lower[i] = mean - sd * nbdevdn;
+        let mut bands = upper[lb..n]
+            .iter_mut()
+            .zip(&mut middle[lb..n])
+            .zip(&mut lower[lb..n]);
+        return rolling_var(x, period, |_, mean, var| {
+            if let Some(((u, m), l)) = bands.next() {
+                let sd = std_of(var);
+                *u = mean + sd * nbdevup;
+                *m = mean;
+                *l = mean - sd * nbdevdn;
+            }
         });
-        return;
     }
     ma_into(matype, x, period, middle);
-    stddev_into(x, period, 1.0, upper);
+    let good = stddev_checked(x, period, 1.0, upper);
     fill_nan(upper, lb);
     let bands = upper[lb..].iter_mut().zip(&middle[lb..]);
     for ((u, &m), l) in bands.zip(&mut lower[lb..]) {
@@ -84,6 +105,7 @@ pub fn bbands_into(
         *u = m + sd * nbdevup;
         *l = m - sd * nbdevdn;
     }
+    good
 }
 
 /// The running bands: the window's mean and deviation, and for matype > 0

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "kama",
@@ -17,7 +17,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| kama_lookback(int_param(p, 0)),
     run: |i, p, o| kama_into(i[0], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| kama_checked(i[0], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Kama::new(int_param(p, 0)))),
     load_state: Some(load::<Kama>),
@@ -35,9 +35,10 @@ pub fn kama_lookback(period: usize) -> usize {
 }
 
 /// One KAMA step: `roc` is the signed n-bar change, `sum` the sum of the
-/// last n absolute one-bar changes. `prev * (1 - sc) + x * sc` keeps a
-/// multiply and an add on the dependency chain (TA-Lib's
-/// `(x - prev) * sc + prev` has three operations).
+/// last n absolute one-bar changes. `prev * (1 - sc) + x * sc` is one
+/// fused multiply-add on the dependency chain (TA-Lib's
+/// `(x - prev) * sc + prev` has three operations); the division only
+/// depends on the change sum, off that chain.
 #[inline(always)]
 fn kama_step(prev: f64, x: f64, roc: f64, sum: f64) -> f64 {
     let er = if sum <= roc || sum == 0.0 {
@@ -45,53 +46,65 @@ fn kama_step(prev: f64, x: f64, roc: f64, sum: f64) -> f64 {
     } else {
         (roc / sum).abs()
     };
-    let sc = er * SC_DIFF + SC_SLOW;
+    let sc = er.mul_add(SC_DIFF, SC_SLOW);
     let sc = sc * sc;
-    prev * (1.0 - sc) + x * sc
+    prev.mul_add(1.0 - sc, x * sc)
 }
 
 /// KAMA of a gap-free series, NaN for the first `period` values.
-///
-/// The change sum is updated as TA-Lib does (subtract the oldest change,
-/// then add the newest) so that it reaches exactly 0 on the same bars:
-/// er jumps from 0 to 1 there, and another order of operations could
-/// leave a residue of 1e-17 where TA-Lib has 0.
 pub fn kama_into(x: &[f64], period: usize, out: &mut [f64]) {
+    kama_checked(x, period, out);
+}
+
+/// `kama_into` that also returns whether every input was finite, checked
+/// in the same pass (see `RunCheckedFn`).
+///
+/// The change sum moves by `new - old` (the newest absolute change minus
+/// the oldest), one add on its dependency chain (TA-Lib subtracts, then
+/// adds). A flat window's change sum is set to exactly 0, as TA-Lib 0.8.1
+/// reports it (er is then 1), whatever rounding residue the running sum
+/// carries: `run` counts the consecutive unchanged bars ending here.
+pub fn kama_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     if period == 1 {
         out.copy_from_slice(x);
-        return;
+        return !any_non_finite(x);
     }
     let n = x.len();
     fill_nan(out, period);
     if n <= period {
-        return;
+        return !any_non_finite(x);
     }
+    let mut bad = non_finite(x[0]);
     let mut sum = 0.0;
-    // Consecutive unchanged bars ending here: `period` of them make the
-    // window flat, and its change sum is then exactly 0 (as TA-Lib 0.8.1
-    // reports), not the rounding residue the running sum leaves.
     let mut run = 0;
     for w in x[..=period].windows(2) {
+        bad |= non_finite(w[1]);
         sum += (w[0] - w[1]).abs();
         run = if w[0] == w[1] { run + 1 } else { 0 };
     }
     let mut prev = kama_step(x[period - 1], x[period], x[period] - x[0], sum);
     out[period] = prev;
-    let bars = x[period + 1..]
-        .iter()
-        .zip(&x[period..n - 1])
-        .zip(&x[1..n - period])
-        .zip(&x[..n - period - 1]);
-    for (o, (((&cur, &last), &lag), &lag1)) in out[period + 1..].iter_mut().zip(bars) {
-        sum -= (lag1 - lag).abs();
-        sum += (cur - last).abs();
+    // Each bar reads its own value and the one `period` bars back; the
+    // previous values of both ride in registers.
+    let (mut last, mut lag1) = (x[period], x[0]);
+    let bars = x[period + 1..].iter().zip(&x[1..n - period]);
+    for (o, (&cur, &lag)) in out[period + 1..].iter_mut().zip(bars) {
+        sum += (cur - last).abs() - (lag1 - lag).abs();
         run = if cur == last { run + 1 } else { 0 };
         if run >= period {
             sum = 0.0;
         }
         prev = kama_step(prev, cur, cur - lag, sum);
         *o = prev;
+        (last, lag1) = (cur, lag);
     }
+    // The values after the warm-up are checked through `prev`: a NaN or
+    // infinite input makes it NaN or infinite for good (it is a convex
+    // combination of `prev` and the input with a weight sc in (0, 1], and
+    // inf * (1 - sc) + finite stays inf, inf - inf is NaN), off the loop.
+    // A finite series can only trip this by overflowing near f64::MAX,
+    // which merely sends it down the gap-by-gap path.
+    !(bad || non_finite(prev))
 }
 
 /// The running KAMA: the last `period + 1` inputs, the change sum and the
@@ -141,8 +154,7 @@ impl Kama {
                 self.sum += (self.last - x).abs();
                 self.prev = self.last;
             } else {
-                self.sum -= (self.ring[self.pos] - lag).abs();
-                self.sum += (x - self.last).abs();
+                self.sum += (x - self.last).abs() - (self.ring[self.pos] - lag).abs();
             }
             self.note_change(x);
             self.prev = kama_step(self.prev, x, x - lag, self.sum);

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 /// TA-Lib's `TA_REAL_MIN..=TA_REAL_MAX` range for deviation multipliers.
 pub const REAL_RANGE: f64 = 3e37;
@@ -20,7 +20,7 @@ pub const SPEC: Spec = Spec {
     ],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| stddev_into(i[0], int_param(p, 0), p[1], o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| stddev_checked(i[0], int_param(p, 0), p[1], o[0])),
     check: None,
     new_state: Some(|p| Box::new(Stddev::new(int_param(p, 0), p[1]))),
     load_state: Some(load::<Stddev>),
@@ -51,7 +51,10 @@ pub struct RollVar {
     c: f64,
     mean: f64,
     m2: f64,
-    drift: f64,
+    /// Minus the sum of |m2 updates| since the last exact pass (negated so
+    /// that LLVM does not pack its add with m2's into one SIMD add with a
+    /// shuffle on both chains).
+    neg_drift: f64,
     steps: usize,
     every: usize,
 }
@@ -63,7 +66,7 @@ impl RollVar {
             c: 0.0,
             mean: 0.0,
             m2: 0.0,
-            drift: 0.0,
+            neg_drift: 0.0,
             steps: 0,
             every: 4 * period.max(64),
         }
@@ -74,7 +77,7 @@ impl RollVar {
     /// running fields in registers.
     #[cold]
     #[inline(never)]
-    pub fn exact<'a, I: Iterator<Item = &'a f64> + Clone>(&self, window: I) -> RollVar {
+    pub fn exact<'a, I: Iterator<Item = &'a f64> + Clone>(self, window: I) -> RollVar {
         let mut sum = 0.0;
         for &v in window.clone() {
             sum += v;
@@ -91,9 +94,9 @@ impl RollVar {
             c,
             mean,
             m2: (s2 - s1 * mean).max(0.0),
-            drift: 0.0,
+            neg_drift: 0.0,
             steps: 0,
-            ..*self
+            ..self
         }
     }
 
@@ -108,9 +111,9 @@ impl RollVar {
         let inc = d * ((yn - mean) + (yo - self.mean));
         self.mean = mean;
         self.m2 += inc;
-        self.drift += inc.abs();
+        self.neg_drift -= inc.abs();
         self.steps += 1;
-        self.steps >= self.every || self.m2 < self.drift * TRUST
+        self.steps >= self.every || self.m2 < self.neg_drift * -TRUST
     }
 
     #[inline(always)]
@@ -118,37 +121,105 @@ impl RollVar {
         self.c + self.mean
     }
 
+    /// The population variance (may be slightly negative from rounding).
+    #[inline(always)]
+    pub fn var(&self) -> f64 {
+        self.m2 * self.inv_n
+    }
+
     /// The population standard deviation (0 if rounding made it negative).
     #[inline(always)]
     pub fn std(&self) -> f64 {
-        (self.m2 * self.inv_n).max(0.0).sqrt()
+        std_of(self.var())
     }
 }
 
-/// Calls `f(i, mean, std)` for each window end `i` from `period - 1`, in
-/// order. `x.len() >= period`.
+/// The standard deviation of a variance, 0 if rounding made it negative (a
+/// plain comparison, not the NaN-aware `f64::max`, so loops of it
+/// vectorize).
 #[inline(always)]
-pub fn rolling_std(x: &[f64], period: usize, mut f: impl FnMut(usize, f64, f64)) {
+pub fn std_of(var: f64) -> f64 {
+    if var > 0.0 {
+        var.sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// Outputs whose square roots are taken together (see [`stddev_checked`]).
+const ROOT_BLOCK: usize = 256;
+
+impl RollVar {}
+
+/// Calls `f(i, mean, var)` for each window end `i` from `period - 1`, in
+/// order (the variance as [`RollVar::var`]), and returns whether every value of `x` was finite (checked in
+/// the same pass). `x.len() >= period`.
+///
+/// The running statistics live in a local copy between exact passes (a
+/// `RollVar` reassigned inside the loop stays in memory, and its fields'
+/// chains then go through store-to-load forwarding).
+#[inline(always)]
+pub fn rolling_var(x: &[f64], period: usize, mut f: impl FnMut(usize, f64, f64)) -> bool {
+    let mut bad = any_non_finite(&x[..period]);
     let mut rv = RollVar::new(period).exact(x[..period].iter());
-    f(period - 1, rv.mean(), rv.std());
+    f(period - 1, rv.mean(), rv.var());
     let (ahead, behind) = (&x[period..], &x[..x.len() - period]);
-    for (i, (&new, &old)) in (period..).zip(ahead.iter().zip(behind)) {
-        if rv.slide(new, old) {
-            rv = rv.exact(x[i + 1 - period..=i].iter());
+    let mut bars = (period..).zip(ahead.iter().zip(behind));
+    loop {
+        let mut r = rv;
+        let mut due = None;
+        for (i, (&new, &old)) in bars.by_ref() {
+            bad |= non_finite(new);
+            if r.slide(new, old) {
+                due = Some(i);
+                break;
+            }
+            f(i, r.mean(), r.var());
         }
-        f(i, rv.mean(), rv.std());
+        let Some(i) = due else {
+            return !bad;
+        };
+        rv = r.exact(x[i + 1 - period..=i].iter());
+        f(i, rv.mean(), rv.var());
     }
 }
 
 /// STDDEV of a gap-free series, NaN for the first `period - 1` values.
 pub fn stddev_into(x: &[f64], period: usize, nbdev: f64, out: &mut [f64]) {
+    stddev_checked(x, period, nbdev, out);
+}
+
+/// `stddev_into` that also returns whether every input was finite, checked
+/// in the same pass (see `RunCheckedFn`).
+pub fn stddev_checked(x: &[f64], period: usize, nbdev: f64, out: &mut [f64]) -> bool {
     let lb = period - 1;
     fill_nan(out, lb);
     if x.len() <= lb {
-        return;
+        return !any_non_finite(x);
     }
-    let out = &mut out[..x.len()];
-    rolling_std(x, period, |i, _, sd| out[i] = sd * nbdev);
+    // The variances first, then the roots of each block of them in one
+    // vectorized pass while it is in L1 (the scalar square root has a
+    // quarter of the throughput).
+    let out = &mut out[lb..x.len()];
+    let (mut k, mut done) = (0, 0);
+    let good = rolling_var(x, period, |_, _, var| {
+        out[k] = var;
+        k += 1;
+        if k - done == ROOT_BLOCK {
+            roots(&mut out[done..k], nbdev);
+            done = k;
+        }
+    });
+    roots(&mut out[done..], nbdev);
+    good
+}
+
+/// `v = std_of(v) * nbdev` for each variance of `block`.
+#[inline(always)]
+fn roots(block: &mut [f64], nbdev: f64) {
+    for v in block {
+        *v = std_of(*v) * nbdev;
+    }
 }
 
 /// The running window for [`RollVar`]: a ring of the last `period` values.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ema::{ema_k, ema_step, Ema};
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "tema",
@@ -16,7 +16,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| tema_lookback(int_param(p, 0)),
     run: |i, p, o| tema_into(i[0], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| tema_checked(i[0], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Tema::new(int_param(p, 0)))),
     load_state: Some(load::<Tema>),
@@ -29,11 +29,18 @@ pub fn tema_lookback(period: usize) -> usize {
 /// TEMA of a gap-free series, NaN for the first `3 * (period - 1)` values.
 /// The warm-up runs the state; the rest is one pass carrying the three EMAs.
 pub fn tema_into(x: &[f64], period: usize, out: &mut [f64]) {
+    tema_checked(x, period, out);
+}
+
+/// `tema_into` that also returns whether every input was finite, checked
+/// in the same pass (see `RunCheckedFn`).
+pub fn tema_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     let lb = tema_lookback(period);
     fill_nan(out, lb);
     if x.len() <= lb {
-        return;
+        return !any_non_finite(x);
     }
+    let mut bad = any_non_finite(&x[..=lb]);
     let mut st = Tema::new(period);
     for (o, &v) in out[..=lb].iter_mut().zip(x) {
         *o = st.next(v);
@@ -42,11 +49,13 @@ pub fn tema_into(x: &[f64], period: usize, out: &mut [f64]) {
     let omk = 1.0 - k;
     let (mut e1, mut e2, mut e3) = (st.e1.value(), st.e2.value(), st.e3.value());
     for (o, &v) in out[lb + 1..].iter_mut().zip(&x[lb + 1..]) {
+        bad |= non_finite(v);
         e1 = ema_step(e1, v, k, omk);
         e2 = ema_step(e2, e1, k, omk);
         e3 = ema_step(e3, e2, k, omk);
         *o = 3.0 * (e1 - e2) + e3;
     }
+    !bad
 }
 
 /// The running TEMA: three chained EMAs.

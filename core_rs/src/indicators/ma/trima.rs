@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "trima",
@@ -14,7 +14,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| trima_into(i[0], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| trima_checked(i[0], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Trima::new(int_param(p, 0)))),
     load_state: Some(load::<Trima>),
@@ -42,16 +42,26 @@ fn split(period: usize) -> (usize, usize, f64) {
 /// numerator carries three). The sums are recomputed exactly from the
 /// window every [`exact_every`] outputs, which bounds their drift.
 pub fn trima_into(x: &[f64], period: usize, out: &mut [f64]) {
+    trima_checked(x, period, out);
+}
+
+/// `trima_into` that also returns whether every input was finite, checked
+/// in the same pass (see `RunCheckedFn`): the first window's values up
+/// front, then each value as it enters (the last value of each exact
+/// window as its block starts).
+pub fn trima_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     let lb = period - 1;
     let n = x.len();
     fill_nan(out, lb);
     if n <= lb {
-        return;
+        return !any_non_finite(x);
     }
+    let mut bad = any_non_finite(&x[..lb]);
     let (a, b, factor) = split(period);
     let every = exact_every(period);
     let mut i0 = lb;
     while i0 < n {
+        bad |= non_finite(x[i0]);
         let (mut s, mut t, mut s_lag) = exact(&x[i0 + 1 - period..=i0], a, |_, _| {});
         out[i0] = t * factor;
         let end = (i0 + every).min(n);
@@ -68,6 +78,7 @@ pub fn trima_into(x: &[f64], period: usize, out: &mut [f64]) {
             .zip(lag_new)
             .zip(lag_old)
         {
+            bad |= non_finite(xn);
             s += xn - xo;
             t += s - s_lag;
             s_lag += ln - lo;
@@ -75,6 +86,7 @@ pub fn trima_into(x: &[f64], period: usize, out: &mut [f64]) {
         }
         i0 = end;
     }
+    !bad
 }
 
 /// Outputs between exact recomputations of the running sums.

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "wma",
@@ -13,7 +13,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 30.0, 1.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| wma_into(i[0], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| wma_checked(i[0], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Wma::new(int_param(p, 0)))),
     load_state: Some(load::<Wma>),
@@ -28,17 +28,27 @@ pub const SPEC: Spec = Spec {
 /// from the window every [`exact_every`] outputs: the error stays that of a
 /// few hundred steps, however long the series.
 pub fn wma_into(x: &[f64], period: usize, out: &mut [f64]) {
+    wma_checked(x, period, out);
+}
+
+/// `wma_into` that also returns whether every input was finite, checked
+/// in the same pass (see `RunCheckedFn`): the first window's values up
+/// front, then each value as it enters (the last value of each exact
+/// window as its block starts).
+pub fn wma_checked(x: &[f64], period: usize, out: &mut [f64]) -> bool {
     let lb = period - 1;
     let n = x.len();
     fill_nan(out, lb);
     if n <= lb {
-        return;
+        return !any_non_finite(x);
     }
+    let mut bad = any_non_finite(&x[..lb]);
     let inv = inv_divider(period);
     let pf = period as f64;
     let every = exact_every(period);
     let mut i0 = lb;
     while i0 < n {
+        bad |= non_finite(x[i0]);
         let (mut num, mut nsum) = exact(&x[i0 + 1 - period..=i0]);
         out[i0] = num * inv;
         let end = (i0 + every).min(n);
@@ -47,12 +57,14 @@ pub fn wma_into(x: &[f64], period: usize, out: &mut [f64]) {
             // The plain sum is kept negated: with `sum += ...` next to
             // `num += ...` LLVM packs both adds into one SIMD register and
             // puts a shuffle on the dependency chain (3x slower).
+            bad |= non_finite(new);
             num += new * pf + nsum;
             nsum -= new - old;
             *o = num * inv;
         }
         i0 = end;
     }
+    !bad
 }
 
 /// Outputs between exact recomputations of the running sums.
