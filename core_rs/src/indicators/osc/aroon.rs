@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::window::{rolling_arg_high_low, RollingMax};
+use super::window::{rolling_arg_high_low, sparse_arg_high_low, RollingMax, SPARSE_MAX};
 use crate::indicators::state::load;
 use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
@@ -45,11 +45,32 @@ pub fn aroon_into(
     let head = period.min(n);
     let mut bad = any_non_finite(&high[..head]) | any_non_finite(&low[..head]);
     let factor = 100.0 / period as f64;
-    rolling_arg_high_low(high, low, period + 1, |i, hi_at, lo_at| {
-        bad |= non_finite(high[i]) | non_finite(low[i]);
-        down[i] = factor * (period - (i - lo_at)) as f64;
-        up[i] = factor * (period - (i - hi_at)) as f64;
-    });
+    if period < SPARSE_MAX {
+        // Bars as f64 (exact): period - (i - at) is the same integer.
+        let pf = period as f64;
+        sparse_arg_high_low(high, low, period + 1, |s, hi_at, lo_at| {
+            let m = hi_at.len();
+            let outs = down[s..s + m].iter_mut().zip(&mut up[s..s + m]);
+            let ins = hi_at
+                .iter()
+                .zip(lo_at)
+                .zip(high[s..s + m].iter().zip(&low[s..s + m]));
+            let mut b = false;
+            for (j, ((dn, u), ((&ha, &la), (&h, &l)))) in outs.zip(ins).enumerate() {
+                b |= non_finite(h) | non_finite(l);
+                let i = (s + j) as f64;
+                *dn = factor * (pf - (i - la));
+                *u = factor * (pf - (i - ha));
+            }
+            bad |= b;
+        });
+    } else {
+        rolling_arg_high_low(high, low, period + 1, |i, hi_at, lo_at| {
+            bad |= non_finite(high[i]) | non_finite(low[i]);
+            down[i] = factor * (period - (i - lo_at)) as f64;
+            up[i] = factor * (period - (i - hi_at)) as f64;
+        });
+    }
     !bad
 }
 

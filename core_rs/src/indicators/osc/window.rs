@@ -115,7 +115,7 @@ fn fmin(a: f64, b: f64) -> f64 {
 }
 
 /// Windows up to this long use [`sparse_high_low`]; longer ones van Herk.
-const SPARSE_MAX: usize = 2048;
+pub const SPARSE_MAX: usize = 2048;
 
 /// Batch rolling extremes: calls `emit(start, highest, lowest)` with the
 /// highest high and lowest low over bars `i + 1 - window ..= i` for `i` in
@@ -294,6 +294,77 @@ pub fn van_herk_high_low(
     }
 }
 
+/// One doubling pass with the bar of each extreme (as `f64`, exact): the
+/// later run wins a tie (TA-Lib's AROON rule).
+#[inline(always)]
+fn level_arg<const MAX: bool>(v: &[f64], at: &[f64], d: usize, dv: &mut [f64], dat: &mut [f64]) {
+    let m = dv.len();
+    let a = v[..m].iter().zip(&at[..m]);
+    let b = v[d..d + m].iter().zip(&at[d..d + m]);
+    for ((ov, oa), ((&x, &xa), (&y, &ya))) in dv.iter_mut().zip(dat.iter_mut()).zip(a.zip(b)) {
+        let later = if MAX { y >= x } else { y <= x };
+        *ov = if later { y } else { x };
+        *oa = if later { ya } else { xa };
+    }
+}
+
+/// The bars of the rolling highest high and lowest low (latest on a tie)
+/// by doubling passes as [`sparse_high_low`]: calls `emit(start, hi_at,
+/// lo_at)` with the bars as `f64` for bars `start..start + hi_at.len()`.
+#[inline(always)]
+pub fn sparse_arg_high_low(
+    high: &[f64],
+    low: &[f64],
+    window: usize,
+    mut emit: impl FnMut(usize, &[f64], &[f64]),
+) {
+    let n = high.len().min(low.len());
+    let p = window;
+    if p == 0 || n < p {
+        return;
+    }
+    let mut big = 1;
+    while big * 2 <= p {
+        big *= 2;
+    }
+    let block = 1024.max(2 * p);
+    let size = block + p;
+    let buf = || (vec![0.0; size], vec![0.0; size]);
+    let ((mut hv, mut ha), (mut hv2, mut ha2)) = (buf(), buf());
+    let ((mut lv, mut la), (mut lv2, mut la2)) = (buf(), buf());
+    let mut iota = vec![0.0; size];
+    let (mut hi_at, mut lo_at) = (vec![0.0; block], vec![0.0; block]);
+    let mut s = p - 1;
+    while s < n {
+        let m = block.min(n - s);
+        let base = s + 1 - p;
+        let len = m + p - 1;
+        for (j, x) in iota[..len].iter_mut().enumerate() {
+            *x = (base + j) as f64;
+        }
+        hv[..len].copy_from_slice(&high[base..s + m]);
+        lv[..len].copy_from_slice(&low[base..s + m]);
+        ha[..len].copy_from_slice(&iota[..len]);
+        la[..len].copy_from_slice(&iota[..len]);
+        let (mut valid, mut run) = (len, 1);
+        while run < big {
+            valid -= run;
+            level_arg::<true>(&hv, &ha, run, &mut hv2[..valid], &mut ha2[..valid]);
+            level_arg::<false>(&lv, &la, run, &mut lv2[..valid], &mut la2[..valid]);
+            std::mem::swap(&mut hv, &mut hv2);
+            std::mem::swap(&mut ha, &mut ha2);
+            std::mem::swap(&mut lv, &mut lv2);
+            std::mem::swap(&mut la, &mut la2);
+            run *= 2;
+        }
+        let d = p - big;
+        level_arg::<true>(&hv, &ha, d, &mut hv2[..m], &mut hi_at[..m]);
+        level_arg::<false>(&lv, &la, d, &mut lv2[..m], &mut lo_at[..m]);
+        emit(s, &hi_at[..m], &lo_at[..m]);
+        s += m;
+    }
+}
+
 /// As [`rolling_high_low`] but calls `emit(i, bar of the highest high, bar
 /// of the lowest low)`, the latest bar on a tie (TA-Lib's AROON rule).
 #[inline(always)]
@@ -423,6 +494,13 @@ mod tests {
                 rolling_arg_high_low(&h, &l, window, |i, a, b| got_at.push((i, a, b)));
                 assert_eq!(got.len(), (n + 1).saturating_sub(window));
                 assert_eq!(got_at.len(), got.len());
+                let mut got_sparse = Vec::new();
+                sparse_arg_high_low(&h, &l, window, |s, a, b| {
+                    for (j, (&a, &b)) in a.iter().zip(b).enumerate() {
+                        got_sparse.push((s + j, a as usize, b as usize));
+                    }
+                });
+                assert_eq!(got_sparse, got_at, "sparse arg, window {window} n {n}");
                 for (&(i, a, b), &(j, ia, ib)) in got.iter().zip(&got_at) {
                     let ((wa, wia), (wb, wib)) = want[i];
                     assert_eq!((i, a, b), (j, wa, -wb), "window {window} n {n}");
