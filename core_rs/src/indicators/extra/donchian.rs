@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::window::{rolling_into, RollingMax, RollingMin};
+use super::window::{RollingMax, RollingMin};
+use crate::indicators::osc::window::rolling_high_low;
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "donchian",
@@ -15,17 +16,23 @@ pub const SPEC: Spec = Spec {
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| {
         let [up, mid, lo] = o else { unreachable!() };
-        donchian_into(i[0], i[1], int_param(p, 0), up, mid, lo)
+        donchian_into(i[0], i[1], int_param(p, 0), up, mid, lo);
     },
-    run_checked: None,
+    run_checked: Some(|i, p, o| {
+        let [up, mid, lo] = o else { unreachable!() };
+        donchian_into(i[0], i[1], int_param(p, 0), up, mid, lo)
+    }),
     check: None,
     new_state: Some(|p| Box::new(Donchian::new(int_param(p, 0)))),
     load_state: Some(load::<Donchian>),
 };
 
 /// Donchian channel of a gap-free series, NaN for the first `period - 1`
-/// bars: rolling max into the upper band, rolling min into the lower band
-/// (O(1) per bar, see `window`), then the midpoint.
+/// bars: the rolling extremes block by block (vectorized doubling passes,
+/// see `osc::window`), the bands and midpoint written from each block.
+/// Returns whether every input was finite, each bar checked as its block is
+/// written, the bars before the first full window up front (see
+/// `RunCheckedFn`).
 pub fn donchian_into(
     high: &[f64],
     low: &[f64],
@@ -33,16 +40,35 @@ pub fn donchian_into(
     upper: &mut [f64],
     middle: &mut [f64],
     lower: &mut [f64],
-) {
-    rolling_into::<true>(high, period, upper);
-    rolling_into::<false>(low, period, lower);
-    for ((m, &u), &l) in middle.iter_mut().zip(upper.iter()).zip(lower.iter()) {
-        *m = (u + l) * 0.5;
-    }
+) -> bool {
+    let n = upper.len();
     let lb = period - 1;
     fill_nan(upper, lb);
     fill_nan(middle, lb);
     fill_nan(lower, lb);
+    let (high, low) = (&high[..n], &low[..n]);
+    let head = lb.min(n);
+    let mut bad = any_non_finite(&high[..head]) | any_non_finite(&low[..head]);
+    rolling_high_low(high, low, period, |s, hh, ll| {
+        let m = hh.len();
+        let outs = upper[s..s + m]
+            .iter_mut()
+            .zip(&mut middle[s..s + m])
+            .zip(&mut lower[s..s + m]);
+        let ins = hh
+            .iter()
+            .zip(ll)
+            .zip(high[s..s + m].iter().zip(&low[s..s + m]));
+        let mut b = false;
+        for (((u, mid), lo), ((&hh, &ll), (&h, &l))) in outs.zip(ins) {
+            b |= non_finite(h) | non_finite(l);
+            *u = hh;
+            *lo = ll;
+            *mid = (hh + ll) * 0.5;
+        }
+        bad |= b;
+    });
+    !bad
 }
 
 /// The two rolling extremes and the bar count.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::indicators::hlc::atr::{atr_into, Atr};
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "supertrend",
@@ -28,9 +28,12 @@ pub const SPEC: Spec = Spec {
     lookback: |p| int_param(p, 0),
     run: |i, p, o| {
         let [st, dir] = o else { unreachable!() };
-        supertrend_into(i[0], i[1], i[2], int_param(p, 0), p[1], st, dir)
+        supertrend_into(i[0], i[1], i[2], int_param(p, 0), p[1], st, dir);
     },
-    run_checked: None,
+    run_checked: Some(|i, p, o| {
+        let [st, dir] = o else { unreachable!() };
+        supertrend_into(i[0], i[1], i[2], int_param(p, 0), p[1], st, dir)
+    }),
     check: None,
     new_state: Some(|p| Box::new(Supertrend::new(int_param(p, 0), p[1]))),
     load_state: Some(load::<Supertrend>),
@@ -96,6 +99,8 @@ impl Trend {
 
 /// Supertrend of a gap-free series, NaN for the first `period` bars. The
 /// ATR goes into the `supertrend` output first and is replaced in place.
+/// Returns whether every input was finite: the bars after the first value
+/// are checked in the trend pass, the others up front (see `RunCheckedFn`).
 pub fn supertrend_into(
     high: &[f64],
     low: &[f64],
@@ -104,12 +109,17 @@ pub fn supertrend_into(
     multiplier: f64,
     st: &mut [f64],
     dir: &mut [f64],
-) {
+) -> bool {
     let n = st.len();
     fill_nan(dir, period);
     atr_into(high, low, close, period, st);
+    let (high, low, close) = (&high[..n], &low[..n], &close[..n]);
+    let head = (period + 1).min(n);
+    let bad = any_non_finite(&high[..head])
+        | any_non_finite(&low[..head])
+        | any_non_finite(&close[..head]);
     if n <= period {
-        return;
+        return !bad;
     }
     let mut t = Trend::first(
         high[period],
@@ -126,10 +136,13 @@ pub fn supertrend_into(
     let outs = st[period + 1..]
         .iter_mut()
         .zip(dir[period + 1..].iter_mut());
+    let mut b = false;
     for ((s, d), ((&h, &l), &c)) in outs.zip(bars) {
+        b |= non_finite(h) | non_finite(l) | non_finite(c);
         t = t.next(h, l, c, *s, multiplier);
         (*s, *d) = t.values();
     }
+    !(bad | b)
 }
 
 /// The running ATR and the carried trend.

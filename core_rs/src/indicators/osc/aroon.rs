@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::window::{rolling_arg_high_low, RollingMax};
+use super::window::{rolling_arg_high_low, sparse_arg_high_low, RollingMax, SPARSE_MAX};
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "aroon",
@@ -16,23 +16,62 @@ pub const SPEC: Spec = Spec {
     lookback: |p| int_param(p, 0),
     run: |i, p, o| {
         let (down, up) = o.split_at_mut(1);
-        aroon_into(i[0], i[1], int_param(p, 0), down[0], up[0])
+        aroon_into(i[0], i[1], int_param(p, 0), down[0], up[0]);
     },
-    run_checked: None,
+    run_checked: Some(|i, p, o| {
+        let (down, up) = o.split_at_mut(1);
+        aroon_into(i[0], i[1], int_param(p, 0), down[0], up[0])
+    }),
     check: None,
     new_state: Some(|p| Box::new(Aroon::new(int_param(p, 0)))),
     load_state: Some(load::<Aroon>),
 };
 
-/// AROON of a gap-free series, NaN for the first `period` values.
-pub fn aroon_into(high: &[f64], low: &[f64], period: usize, down: &mut [f64], up: &mut [f64]) {
+/// AROON of a gap-free series, NaN for the first `period` values. Returns
+/// whether every input was finite: each bar is checked as its outputs are
+/// written, the bars before the first full window up front (see
+/// `RunCheckedFn`).
+pub fn aroon_into(
+    high: &[f64],
+    low: &[f64],
+    period: usize,
+    down: &mut [f64],
+    up: &mut [f64],
+) -> bool {
+    let n = down.len();
     fill_nan(down, period);
     fill_nan(up, period);
+    let (high, low) = (&high[..n], &low[..n]);
+    let head = period.min(n);
+    let mut bad = any_non_finite(&high[..head]) | any_non_finite(&low[..head]);
     let factor = 100.0 / period as f64;
-    rolling_arg_high_low(high, low, period + 1, |i, hi_at, lo_at| {
-        down[i] = factor * (period - (i - lo_at)) as f64;
-        up[i] = factor * (period - (i - hi_at)) as f64;
-    });
+    if period < SPARSE_MAX {
+        // Bars as f64 (exact): period - (i - at) is the same integer.
+        let pf = period as f64;
+        sparse_arg_high_low(high, low, period + 1, |s, hi_at, lo_at| {
+            let m = hi_at.len();
+            let outs = down[s..s + m].iter_mut().zip(&mut up[s..s + m]);
+            let ins = hi_at
+                .iter()
+                .zip(lo_at)
+                .zip(high[s..s + m].iter().zip(&low[s..s + m]));
+            let mut b = false;
+            for (j, ((dn, u), ((&ha, &la), (&h, &l)))) in outs.zip(ins).enumerate() {
+                b |= non_finite(h) | non_finite(l);
+                let i = (s + j) as f64;
+                *dn = factor * (pf - (i - la));
+                *u = factor * (pf - (i - ha));
+            }
+            bad |= b;
+        });
+    } else {
+        rolling_arg_high_low(high, low, period + 1, |i, hi_at, lo_at| {
+            bad |= non_finite(high[i]) | non_finite(low[i]);
+            down[i] = factor * (period - (i - lo_at)) as f64;
+            up[i] = factor * (period - (i - hi_at)) as f64;
+        });
+    }
+    !bad
 }
 
 /// The deques of the highest high and lowest low with their bars.

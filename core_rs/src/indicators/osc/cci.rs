@@ -4,15 +4,18 @@
 //! deviation is within TA_EPSILON (1e-14) of |mean| (TA-Lib's flat test).
 //!
 //! The mean is summed afresh each bar (no running sum to drift), as TA-Lib
-//! does; both sums use four accumulators so they are not one long chain of
-//! dependent adds. The mean absolute deviation needs the window anyway, so
-//! the kernel is O(period) per bar like TA-Lib's.
+//! does, oldest value first; the mean absolute deviation needs the window
+//! anyway, so the kernel is O(period) per bar like TA-Lib's. The batch
+//! kernel computes [`GROUP`] consecutive bars at once: their windows are
+//! shifted copies of one another in a block of typical prices, so each step
+//! of the sums is one vector add over the group (independent chains, no
+//! horizontal sums), in the same order as the state's scalar sums.
 
 use serde::{Deserialize, Serialize};
 
 use super::is_zero_scaled;
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "cci",
@@ -21,66 +24,143 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 14.0, 2.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| cci_into(i[0], i[1], i[2], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| cci_checked(i[0], i[1], i[2], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Cci::new(int_param(p, 0)))),
     load_state: Some(load::<Cci>),
 };
+
+/// Bars computed together by the batch kernel (four AVX vectors).
+const GROUP: usize = 16;
+
+/// Typical prices computed per block (at least; a block also holds the
+/// `period - 1` values before it).
+const BLOCK: usize = 512;
 
 #[inline(always)]
 fn typical(h: f64, l: f64, c: f64) -> f64 {
     (h + l + c) / 3.0
 }
 
-/// Sum of `f(x)` over `x` with four independent accumulators.
+/// CCI from the newest value, the window mean and the window's sum of
+/// absolute deviations. Selects only, so a group of bars vectorizes.
 #[inline(always)]
-fn sum4(x: &[f64], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0.0; 4];
-    let mut chunks = x.chunks_exact(4);
-    for c in chunks.by_ref() {
-        acc[0] += f(c[0]);
-        acc[1] += f(c[1]);
-        acc[2] += f(c[2]);
-        acc[3] += f(c[3]);
-    }
-    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
-        *a += f(v);
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
-}
-
-/// CCI of a full window `ring` (any rotation) whose newest value is `last`.
-#[inline(always)]
-pub fn cci_value(ring: &[f64], last: f64) -> f64 {
-    let p = ring.len() as f64;
-    let avg = sum4(ring, |v| v) / p;
-    let mad = sum4(ring, |v| (v - avg).abs()) / p;
+fn finish(last: f64, avg: f64, abs_sum: f64, inv: f64) -> f64 {
+    let mad = abs_sum * inv;
     let dev = last - avg;
     let scale = avg.abs();
-    if is_zero_scaled(dev, scale) || is_zero_scaled(mad, scale) {
+    let q = dev / (0.015 * mad);
+    if is_zero_scaled(dev, scale) | is_zero_scaled(mad, scale) {
         0.0
     } else {
-        dev / (0.015 * mad)
+        q
+    }
+}
+
+/// CCI of the window `older ++ newer` (oldest first), summed in order.
+#[inline(always)]
+fn cci_value(older: &[f64], newer: &[f64], inv: f64) -> f64 {
+    let mut sum = 0.0;
+    for &v in older.iter().chain(newer) {
+        sum += v;
+    }
+    let avg = sum * inv;
+    let mut abs_sum = 0.0;
+    for &v in older.iter().chain(newer) {
+        abs_sum += (v - avg).abs();
+    }
+    let last = match newer.last() {
+        Some(&v) => v,
+        None => older[older.len() - 1],
+    };
+    finish(last, avg, abs_sum, inv)
+}
+
+/// CCI of the windows `tp[j..j + period]` into `out[j]`, for every `j`.
+#[inline(always)]
+fn cci_block(tp: &[f64], period: usize, inv: f64, out: &mut [f64]) {
+    let mut groups = out.chunks_exact_mut(GROUP);
+    let mut j = 0;
+    for o in groups.by_ref() {
+        let w = &tp[j..j + period + GROUP - 1];
+        let mut sum = [0.0; GROUP];
+        for k in 0..period {
+            let v: &[f64; GROUP] = w[k..k + GROUP].try_into().unwrap();
+            for (s, &x) in sum.iter_mut().zip(v) {
+                *s += x;
+            }
+        }
+        let mut avg = [0.0; GROUP];
+        for (a, &s) in avg.iter_mut().zip(&sum) {
+            *a = s * inv;
+        }
+        let mut abs_sum = [0.0; GROUP];
+        for k in 0..period {
+            let v: &[f64; GROUP] = w[k..k + GROUP].try_into().unwrap();
+            for ((s, &x), &a) in abs_sum.iter_mut().zip(v).zip(&avg) {
+                *s += (x - a).abs();
+            }
+        }
+        let last: &[f64; GROUP] = w[period - 1..].try_into().unwrap();
+        for (((o, &l), &a), &s) in o.iter_mut().zip(last).zip(&avg).zip(&abs_sum) {
+            *o = finish(l, a, s, inv);
+        }
+        j += GROUP;
+    }
+    for o in groups.into_remainder() {
+        *o = cci_value(&tp[j..j + period], &[], inv);
+        j += 1;
     }
 }
 
 /// CCI of a gap-free series, NaN for the first `period - 1` values.
 pub fn cci_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
+    cci_checked(high, low, close, period, out);
+}
+
+/// `cci_into` that also returns whether every input was finite, checked as
+/// the typical prices are computed (see `RunCheckedFn`).
+pub fn cci_checked(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    period: usize,
+    out: &mut [f64],
+) -> bool {
     let lb = period - 1;
+    let n = out.len();
     fill_nan(out, lb);
-    if out.len() <= lb {
-        return;
+    if n <= lb {
+        return !(any_non_finite(high) | any_non_finite(low) | any_non_finite(close));
     }
-    let mut state = Cci::new(period);
-    for i in 0..lb {
-        state.push(typical(high[i], low[i], close[i]));
+    let (high, low, close) = (&high[..n], &low[..n], &close[..n]);
+    let inv = 1.0 / period as f64;
+    let block = BLOCK.max(period);
+    let mut tp = vec![0.0; lb + block];
+    let mut bad = false;
+    let mut fill = |dst: &mut [f64], from: usize| {
+        let m = dst.len();
+        let bars = high[from..from + m]
+            .iter()
+            .zip(&low[from..from + m])
+            .zip(&close[from..from + m]);
+        let mut b = false;
+        for (t, ((&h, &l), &c)) in dst.iter_mut().zip(bars) {
+            b |= non_finite(h) | non_finite(l) | non_finite(c);
+            *t = typical(h, l, c);
+        }
+        bad |= b;
+    };
+    fill(&mut tp[..lb], 0);
+    let mut s = lb;
+    while s < n {
+        let m = block.min(n - s);
+        fill(&mut tp[lb..lb + m], s);
+        cci_block(&tp[..lb + m], period, inv, &mut out[s..s + m]);
+        tp.copy_within(m..m + lb, 0);
+        s += m;
     }
-    let bars = high[lb..].iter().zip(&low[lb..]).zip(&close[lb..]);
-    for (o, ((&h, &l), &c)) in out[lb..].iter_mut().zip(bars) {
-        let tp = typical(h, l, c);
-        state.push(tp);
-        *o = cci_value(&state.ring, tp);
-    }
+    !bad
 }
 
 /// The window of typical prices, in a ring.
@@ -116,7 +196,9 @@ impl Cci {
         if self.seen < self.ring.len() {
             f64::NAN
         } else {
-            cci_value(&self.ring, tp)
+            // The oldest value is at `pos`.
+            let (newer, older) = self.ring.split_at(self.pos);
+            cci_value(older, newer, 1.0 / self.ring.len() as f64)
         }
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::indicators::state::load;
-use crate::indicators::{Spec, State};
+use crate::indicators::{non_finite, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "obv",
@@ -14,7 +14,7 @@ pub const SPEC: Spec = Spec {
     params: &[],
     lookback: |_| 0,
     run: |i, _, o| obv_into(i[0], i[1], o[0]),
-    run_checked: None,
+    run_checked: Some(|i, _, o| obv_checked(i[0], i[1], o[0])),
     check: None,
     new_state: Some(|_| Box::new(Obv::default())),
     load_state: Some(load::<Obv>),
@@ -33,19 +33,30 @@ fn obv_step(obv: f64, x: f64, prev: f64, v: f64) -> f64 {
 
 /// OBV of a gap-free series.
 pub fn obv_into(real: &[f64], volume: &[f64], out: &mut [f64]) {
-    if out.is_empty() {
-        return;
+    obv_checked(real, volume, out);
+}
+
+/// `obv_into` that also returns whether every input was finite, checked in
+/// the same pass (see `RunCheckedFn`).
+pub fn obv_checked(real: &[f64], volume: &[f64], out: &mut [f64]) -> bool {
+    let n = out.len();
+    if n == 0 {
+        return true;
     }
+    let (real, volume) = (&real[..n], &volume[..n]);
     let mut obv = volume[0];
+    let mut bad = non_finite(real[0]) | non_finite(obv);
     out[0] = obv;
     let bars = real[1..]
         .iter()
         .zip(&real[..real.len() - 1])
         .zip(&volume[1..]);
     for (o, ((&x, &prev), &v)) in out[1..].iter_mut().zip(bars) {
+        bad |= non_finite(x) | non_finite(v);
         obv = obv_step(obv, x, prev, v);
         *o = obv;
     }
+    !bad
 }
 
 /// The running OBV and the previous value, once a bar was seen.

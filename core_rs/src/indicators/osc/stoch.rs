@@ -29,9 +29,12 @@ pub const SPEC: Spec = Spec {
     },
     run: |i, p, o| {
         let (k, d) = o.split_at_mut(1);
-        stoch_into(i[0], i[1], i[2], &Params::from(p), k[0], d[0])
+        stoch_into(i[0], i[1], i[2], &Params::from(p), k[0], d[0]);
     },
-    run_checked: None,
+    run_checked: Some(|i, p, o| {
+        let (k, d) = o.split_at_mut(1);
+        stoch_into(i[0], i[1], i[2], &Params::from(p), k[0], d[0])
+    }),
     check: None,
     new_state: Some(|p| Box::new(Stoch::new(&Params::from(p)))),
     load_state: Some(load::<Stoch>),
@@ -61,7 +64,8 @@ impl Params {
 
 /// STOCH of a gap-free series into `slowk` and `slowd`. Fast-K is built in
 /// `slowd` (scratch), smoothed into `slowk`, which is smoothed into `slowd`:
-/// no temporary buffer.
+/// no temporary buffer. Returns whether every input was finite (see
+/// [`fastk_into`]).
 pub fn stoch_into(
     high: &[f64],
     low: &[f64],
@@ -69,12 +73,12 @@ pub fn stoch_into(
     p: &Params,
     slowk: &mut [f64],
     slowd: &mut [f64],
-) {
+) -> bool {
     let n = slowk.len();
     let lbk = p.fastk_period - 1;
     let lbs = lbk + ma_lookback(p.slowk_matype, p.slowk_period);
     let lb = lbs + ma_lookback(p.slowd_matype, p.slowd_period);
-    fastk_into(high, low, close, p.fastk_period, slowd);
+    let finite = fastk_into(high, low, close, p.fastk_period, slowd);
     if n > lbk {
         ma_into(
             p.slowk_matype,
@@ -93,6 +97,7 @@ pub fn stoch_into(
     }
     fill_nan(slowk, lb);
     fill_nan(slowd, lb);
+    finite
 }
 
 #[derive(Clone, Serialize, Deserialize)]

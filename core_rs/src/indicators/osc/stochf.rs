@@ -10,7 +10,7 @@ use super::is_zero_scaled;
 use super::window::{rolling_high_low, HighLow};
 use crate::indicators::ma::matype::{ma_into, ma_lookback, matype_param, MaState};
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "stochf",
@@ -33,9 +33,21 @@ pub const SPEC: Spec = Spec {
             int_param(p, 2),
             k[0],
             d[0],
-        )
+        );
     },
-    run_checked: None,
+    run_checked: Some(|i, p, o| {
+        let (k, d) = o.split_at_mut(1);
+        stochf_into(
+            i[0],
+            i[1],
+            i[2],
+            int_param(p, 0),
+            int_param(p, 1),
+            int_param(p, 2),
+            k[0],
+            d[0],
+        )
+    }),
     check: None,
     new_state: Some(|p| {
         Box::new(StochF::new(
@@ -61,19 +73,43 @@ pub fn fastk_value(highest: f64, lowest: f64, close: f64) -> f64 {
 }
 
 /// Fast-K of a gap-free series, NaN for the first `period - 1` values.
-pub fn fastk_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
+/// Returns whether every input was finite: each block's bars are checked as
+/// its values are written (from L1), the bars before the first full window
+/// up front (see `RunCheckedFn`).
+pub fn fastk_into(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    period: usize,
+    out: &mut [f64],
+) -> bool {
+    let n = out.len();
     let lb = period - 1;
     fill_nan(out, lb);
+    let (high, low, close) = (&high[..n], &low[..n], &close[..n]);
+    let head = lb.min(n);
+    let mut bad = any_non_finite(&high[..head])
+        | any_non_finite(&low[..head])
+        | any_non_finite(&close[..head]);
     rolling_high_low(high, low, period, |s, hh, ll| {
-        let n = hh.len();
-        let bars = hh.iter().zip(ll).zip(&close[s..s + n]);
-        for (o, ((&hh, &ll), &c)) in out[s..s + n].iter_mut().zip(bars) {
+        let m = hh.len();
+        let bars = hh
+            .iter()
+            .zip(ll)
+            .zip(&close[s..s + m])
+            .zip(high[s..s + m].iter().zip(&low[s..s + m]));
+        let mut b = false;
+        for (o, (((&hh, &ll), &c), (&h, &l))) in out[s..s + m].iter_mut().zip(bars) {
+            b |= non_finite(h) | non_finite(l) | non_finite(c);
             *o = fastk_value(hh, ll, c);
         }
+        bad |= b;
     });
+    !bad
 }
 
-/// STOCHF of a gap-free series into `fastk` and `fastd`.
+/// STOCHF of a gap-free series into `fastk` and `fastd`; whether every
+/// input was finite (see [`fastk_into`]).
 #[allow(clippy::too_many_arguments)]
 pub fn stochf_into(
     high: &[f64],
@@ -84,15 +120,16 @@ pub fn stochf_into(
     fastd_matype: usize,
     fastk: &mut [f64],
     fastd: &mut [f64],
-) {
+) -> bool {
     let lbk = fastk_period - 1;
     let lb = lbk + ma_lookback(fastd_matype, fastd_period);
-    fastk_into(high, low, close, fastk_period, fastk);
+    let finite = fastk_into(high, low, close, fastk_period, fastk);
     if fastk.len() > lbk {
         ma_into(fastd_matype, &fastk[lbk..], fastd_period, &mut fastd[lbk..]);
     }
     fill_nan(fastd, lbk);
     fill_nan(fastk, lb);
+    finite
 }
 
 #[derive(Clone, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::is_zero_scaled;
 use super::window::{rolling_high_low, HighLow};
 use crate::indicators::state::load;
-use crate::indicators::{fill_nan, int_param, Param, Spec, State};
+use crate::indicators::{any_non_finite, fill_nan, int_param, non_finite, Param, Spec, State};
 
 pub const SPEC: Spec = Spec {
     name: "willr",
@@ -16,7 +16,7 @@ pub const SPEC: Spec = Spec {
     params: &[Param::period("timeperiod", 14.0, 2.0)],
     lookback: |p| int_param(p, 0) - 1,
     run: |i, p, o| willr_into(i[0], i[1], i[2], int_param(p, 0), o[0]),
-    run_checked: None,
+    run_checked: Some(|i, p, o| willr_checked(i[0], i[1], i[2], int_param(p, 0), o[0])),
     check: None,
     new_state: Some(|p| Box::new(Willr::new(int_param(p, 0)))),
     load_state: Some(load::<Willr>),
@@ -41,15 +41,42 @@ pub fn willr_value(highest: f64, lowest: f64, close: f64) -> f64 {
 
 /// WILLR of a gap-free series, NaN for the first `period - 1` values.
 pub fn willr_into(high: &[f64], low: &[f64], close: &[f64], period: usize, out: &mut [f64]) {
+    willr_checked(high, low, close, period, out);
+}
+
+/// `willr_into` that also returns whether every input was finite: each
+/// block's bars are checked as its values are written (from L1), the bars
+/// before the first full window up front (see `RunCheckedFn`).
+pub fn willr_checked(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    period: usize,
+    out: &mut [f64],
+) -> bool {
+    let n = out.len();
     let lb = period - 1;
     fill_nan(out, lb);
+    let (high, low, close) = (&high[..n], &low[..n], &close[..n]);
+    let head = lb.min(n);
+    let mut bad = any_non_finite(&high[..head])
+        | any_non_finite(&low[..head])
+        | any_non_finite(&close[..head]);
     rolling_high_low(high, low, period, |s, hh, ll| {
-        let n = hh.len();
-        let bars = hh.iter().zip(ll).zip(&close[s..s + n]);
-        for (o, ((&hh, &ll), &c)) in out[s..s + n].iter_mut().zip(bars) {
+        let m = hh.len();
+        let bars = hh
+            .iter()
+            .zip(ll)
+            .zip(&close[s..s + m])
+            .zip(high[s..s + m].iter().zip(&low[s..s + m]));
+        let mut b = false;
+        for (o, (((&hh, &ll), &c), (&h, &l))) in out[s..s + m].iter_mut().zip(bars) {
+            b |= non_finite(h) | non_finite(l) | non_finite(c);
             *o = willr_value(hh, ll, c);
         }
+        bad |= b;
     });
+    !bad
 }
 
 #[derive(Clone, Serialize, Deserialize)]

@@ -114,6 +114,98 @@ fn fmin(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Windows up to this long use [`sparse_high_low`]; longer ones van Herk.
+pub const SPARSE_MAX: usize = 2048;
+
+/// Batch rolling extremes: calls `emit(start, highest, lowest)` with the
+/// highest high and lowest low over bars `i + 1 - window ..= i` for `i` in
+/// `start..start + highest.len()`, block by block, covering every bar
+/// `i >= window - 1`. The values equal the deque's exactly (a max is a max),
+/// so batch and incremental agree bit for bit.
+#[inline(always)]
+pub fn rolling_high_low(
+    high: &[f64],
+    low: &[f64],
+    window: usize,
+    emit: impl FnMut(usize, &[f64], &[f64]),
+) {
+    if window <= SPARSE_MAX {
+        sparse_high_low(high, low, window, emit);
+    } else {
+        van_herk_high_low(high, low, window, emit);
+    }
+}
+
+/// `dst[j] = max(a[j], a[j + d])` (or min) for every `j` of `dst`.
+#[inline(always)]
+fn level<const MAX: bool>(a: &[f64], d: usize, dst: &mut [f64]) {
+    let m = dst.len();
+    for ((o, &x), &y) in dst.iter_mut().zip(&a[..m]).zip(&a[d..d + m]) {
+        *o = if MAX { fmax(x, y) } else { fmin(x, y) };
+    }
+}
+
+/// Rolling extremes by doubling, block by block: with `L` the largest power
+/// of two `<= window`, the extremes of every run of `L` bars are built in
+/// log2(L) vectorized passes (runs of 2 from pairs, 4 from 2s...), and a
+/// window is two overlapping runs of `L`. O(log window) vector operations
+/// per bar, no data-dependent branches.
+#[inline(always)]
+pub fn sparse_high_low(
+    high: &[f64],
+    low: &[f64],
+    window: usize,
+    mut emit: impl FnMut(usize, &[f64], &[f64]),
+) {
+    let n = high.len().min(low.len());
+    let p = window;
+    if p == 0 || n < p {
+        return;
+    }
+    let mut big = 1;
+    while big * 2 <= p {
+        big *= 2;
+    }
+    let block = 1024.max(2 * p);
+    // Ping-pong buffers per series: no aliasing, so each pass vectorizes.
+    let (mut hb, mut hb2) = (vec![0.0; block + p], vec![0.0; block + p]);
+    let (mut lb, mut lb2) = (vec![0.0; block + p], vec![0.0; block + p]);
+    let mut hh = vec![0.0; block];
+    let mut ll = vec![0.0; block];
+    let mut s = p - 1;
+    while s < n {
+        let m = block.min(n - s);
+        // Bars base .. s + m: the windows of bars s .. s + m.
+        let base = s + 1 - p;
+        let len = m + p - 1;
+        let (xh, xl) = (&high[base..s + m], &low[base..s + m]);
+        if big == 1 {
+            hb[..len].copy_from_slice(xh);
+            lb[..len].copy_from_slice(xl);
+        } else {
+            // Runs of 2, then doubling up to `big`.
+            let mut valid = len - 1;
+            level::<true>(xh, 1, &mut hb[..valid]);
+            level::<false>(xl, 1, &mut lb[..valid]);
+            let mut run = 2;
+            while run < big {
+                valid -= run;
+                level::<true>(&hb, run, &mut hb2[..valid]);
+                level::<false>(&lb, run, &mut lb2[..valid]);
+                std::mem::swap(&mut hb, &mut hb2);
+                std::mem::swap(&mut lb, &mut lb2);
+                run *= 2;
+            }
+        }
+        // Bar s + t: runs starting at t and t + p - big.
+        let d = p - big;
+        level::<true>(&hb, d, &mut hh[..m]);
+        level::<false>(&lb, d, &mut ll[..m]);
+        emit(s, &hh[..m], &ll[..m]);
+        s += m;
+    }
+}
+
 /// Batch rolling extremes by van Herk / Gil-Werman blocks: calls
 /// `emit(start, highest, lowest)` with the highest high and lowest low over
 /// bars `i + 1 - window ..= i` for `i` in `start..start + highest.len()`,
@@ -125,7 +217,7 @@ fn fmin(a: f64, b: f64) -> f64 {
 /// scratch. The values equal the deque's exactly (a max is a max), so batch
 /// and incremental agree bit for bit.
 #[inline(always)]
-pub fn rolling_high_low(
+pub fn van_herk_high_low(
     high: &[f64],
     low: &[f64],
     window: usize,
@@ -199,6 +291,77 @@ pub fn rolling_high_low(
         }
         emit(s, &pre_h[..len], &pre_l[..len]);
         s += p;
+    }
+}
+
+/// One doubling pass with the bar of each extreme (as `f64`, exact): the
+/// later run wins a tie (TA-Lib's AROON rule).
+#[inline(always)]
+fn level_arg<const MAX: bool>(v: &[f64], at: &[f64], d: usize, dv: &mut [f64], dat: &mut [f64]) {
+    let m = dv.len();
+    let a = v[..m].iter().zip(&at[..m]);
+    let b = v[d..d + m].iter().zip(&at[d..d + m]);
+    for ((ov, oa), ((&x, &xa), (&y, &ya))) in dv.iter_mut().zip(dat.iter_mut()).zip(a.zip(b)) {
+        let later = if MAX { y >= x } else { y <= x };
+        *ov = if later { y } else { x };
+        *oa = if later { ya } else { xa };
+    }
+}
+
+/// The bars of the rolling highest high and lowest low (latest on a tie)
+/// by doubling passes as [`sparse_high_low`]: calls `emit(start, hi_at,
+/// lo_at)` with the bars as `f64` for bars `start..start + hi_at.len()`.
+#[inline(always)]
+pub fn sparse_arg_high_low(
+    high: &[f64],
+    low: &[f64],
+    window: usize,
+    mut emit: impl FnMut(usize, &[f64], &[f64]),
+) {
+    let n = high.len().min(low.len());
+    let p = window;
+    if p == 0 || n < p {
+        return;
+    }
+    let mut big = 1;
+    while big * 2 <= p {
+        big *= 2;
+    }
+    let block = 1024.max(2 * p);
+    let size = block + p;
+    let buf = || (vec![0.0; size], vec![0.0; size]);
+    let ((mut hv, mut ha), (mut hv2, mut ha2)) = (buf(), buf());
+    let ((mut lv, mut la), (mut lv2, mut la2)) = (buf(), buf());
+    let mut iota = vec![0.0; size];
+    let (mut hi_at, mut lo_at) = (vec![0.0; block], vec![0.0; block]);
+    let mut s = p - 1;
+    while s < n {
+        let m = block.min(n - s);
+        let base = s + 1 - p;
+        let len = m + p - 1;
+        for (j, x) in iota[..len].iter_mut().enumerate() {
+            *x = (base + j) as f64;
+        }
+        hv[..len].copy_from_slice(&high[base..s + m]);
+        lv[..len].copy_from_slice(&low[base..s + m]);
+        ha[..len].copy_from_slice(&iota[..len]);
+        la[..len].copy_from_slice(&iota[..len]);
+        let (mut valid, mut run) = (len, 1);
+        while run < big {
+            valid -= run;
+            level_arg::<true>(&hv, &ha, run, &mut hv2[..valid], &mut ha2[..valid]);
+            level_arg::<false>(&lv, &la, run, &mut lv2[..valid], &mut la2[..valid]);
+            std::mem::swap(&mut hv, &mut hv2);
+            std::mem::swap(&mut ha, &mut ha2);
+            std::mem::swap(&mut lv, &mut lv2);
+            std::mem::swap(&mut la, &mut la2);
+            run *= 2;
+        }
+        let d = p - big;
+        level_arg::<true>(&hv, &ha, d, &mut hv2[..m], &mut hi_at[..m]);
+        level_arg::<false>(&lv, &la, d, &mut lv2[..m], &mut lo_at[..m]);
+        emit(s, &hi_at[..m], &lo_at[..m]);
+        s += m;
     }
 }
 
@@ -306,8 +469,8 @@ mod tests {
     #[test]
     fn blocks_match_the_deque() {
         let mut rng = Rng::new(9);
-        for window in [1usize, 2, 3, 5, 8, 15] {
-            for n in [0usize, 1, window, window + 1, 3 * window + 2, 200] {
+        for window in [1usize, 2, 3, 4, 5, 8, 15, 16, 17, 33] {
+            for n in [0usize, 1, window, window + 1, 3 * window + 2, 200, 2500] {
                 let h: Vec<f64> = (0..n).map(|_| (rng.next_f64() * 6.0).floor()).collect();
                 let l: Vec<f64> = (0..n).map(|_| (rng.next_f64() * 6.0).floor()).collect();
                 let (mut hi, mut lo) = (RollingMax::new(window), RollingMax::new(window));
@@ -320,10 +483,24 @@ mod tests {
                         got.push((s + j, a, b));
                     }
                 });
+                let mut got_vh = Vec::new();
+                van_herk_high_low(&h, &l, window, |s, a, b| {
+                    for (j, (&a, &b)) in a.iter().zip(b).enumerate() {
+                        got_vh.push((s + j, a, b));
+                    }
+                });
+                assert_eq!(got_vh, got, "van Herk, window {window} n {n}");
                 let mut got_at = Vec::new();
                 rolling_arg_high_low(&h, &l, window, |i, a, b| got_at.push((i, a, b)));
                 assert_eq!(got.len(), (n + 1).saturating_sub(window));
                 assert_eq!(got_at.len(), got.len());
+                let mut got_sparse = Vec::new();
+                sparse_arg_high_low(&h, &l, window, |s, a, b| {
+                    for (j, (&a, &b)) in a.iter().zip(b).enumerate() {
+                        got_sparse.push((s + j, a as usize, b as usize));
+                    }
+                });
+                assert_eq!(got_sparse, got_at, "sparse arg, window {window} n {n}");
                 for (&(i, a, b), &(j, ia, ib)) in got.iter().zip(&got_at) {
                     let ((wa, wia), (wb, wib)) = want[i];
                     assert_eq!((i, a, b), (j, wa, -wb), "window {window} n {n}");
