@@ -508,13 +508,15 @@ def summary_rows(result: dict[str, Any]) -> list[list[object]]:
         )
     inc = result.get("incremental")
     for c in (inc or {}).get("cases", []):
+        # The goal is the signals bundle's; every-kernel is for scale only.
+        graded = c["case"] == "default bundle"
         rows.append(
             [
                 "indicators",
                 f"BundleSet.update, {c['symbols']:,} symbols, {c['case']} ({c['columns']} columns)",
                 f"{c['update_ms']} ms/call, {c['us_per_symbol']} µs/symbol",
-                f"≤ {GOAL_CALL_MS} ms, ≤ {GOAL_US_PER_SYMBOL} µs",
-                verdict(c["goal_met"]),
+                f"≤ {GOAL_CALL_MS} ms, ≤ {GOAL_US_PER_SYMBOL} µs" if graded else "",
+                verdict(c["goal_met"]) if graded else "",
             ]
         )
     return rows
