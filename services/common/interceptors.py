@@ -114,8 +114,10 @@ class _CountingContext:
         return message
 
     async def write(self, message: Any) -> None:
-        await self._context.write(message)
+        # Counted once handed to gRPC: a cancel can interrupt the await after
+        # the peer already has the message.
         self._call.sent += 1
+        await self._context.write(message)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
@@ -224,8 +226,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 return
             async with contextlib.aclosing(inner(request, _CountingContext(context, call))) as out:
                 async for message in out:
+                    call.sent += 1  # handed to gRPC (see _CountingContext.write)
                     await context.write(message)
-                    call.sent += 1
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> None:
             call = self._begin(method, context, streaming=True)
