@@ -70,7 +70,7 @@ class Sizes:
 
 FULL = Sizes(
     single=((100_000, 15), (10_000_000, 5)),
-    universe=(6_000, 8_760, 3),
+    universe=(6_000, 8_760, 5),
     incremental=(6_000, 120, 300),
 )
 QUICK = Sizes(
