@@ -20,7 +20,6 @@ from tests.core_rs.indicator_data import ohlcv
 BAR_INPUTS = {*FIELDS, "real"}
 MAPPABLE = sorted(n for n, k in KERNELS.items() if set(k["inputs"]) <= BAR_INPUTS)
 STATEFUL = [n for n in MAPPABLE if KERNELS[n]["has_state"]]
-HAS_DEFAULT = all(m.kernel in KERNELS for m in DEFAULT)
 DEFAULT_COLUMNS = [
     "rsi",
     "macd",
@@ -100,10 +99,6 @@ def test_columns_follow_outputs_and_aliases() -> None:
 
 def test_default_is_plain_data_and_names_its_columns() -> None:
     assert [m.kernel for m in DEFAULT] == ["rsi", "macd", "bbands", "atr", "obv"]
-    if not HAS_DEFAULT:
-        with pytest.raises(ValueError, match="no indicator named"):
-            bundle.columns()
-        pytest.skip("the default bundle's kernels are not all built yet")
     assert bundle.columns() == DEFAULT_COLUMNS
 
 
@@ -158,7 +153,6 @@ def test_run_equals_each_member_alone_bitwise() -> None:
                 assert_same(out[name][i], want, f"{name} series {i}")
 
 
-@pytest.mark.skipif(not HAS_DEFAULT, reason="default kernels not all built yet")
 def test_default_bundle_equals_the_functions() -> None:
     data = stacked(4, 300, seed=7)
     out = bundle.run(**data)
@@ -318,7 +312,6 @@ def test_bundle_set_rows_equal_incremental_classes_bitwise() -> None:
             assert_same(got[sym], np.array(row))
 
 
-@pytest.mark.skipif(not HAS_DEFAULT, reason="default kernels not all built yet")
 def test_default_bundle_set() -> None:
     data = stacked(3, 150, seed=9)
     s = BundleSet(3)
@@ -383,8 +376,7 @@ def test_bundle_set_bad_calls_change_nothing() -> None:
 
 def test_members_without_state_are_refused() -> None:
     no_state = [n for n in MAPPABLE if not KERNELS[n]["has_state"]]
-    if not no_state:
-        pytest.skip("every kernel has an incremental form")
+    assert no_state == ["ichimoku"]
     with pytest.raises(ValueError, match="no incremental form"):
         BundleSet(1, [no_state[0]])
 
