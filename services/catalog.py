@@ -32,4 +32,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
         metrics_port_env="MM_PRICING_METRICS_PORT",
         default_metrics_port=9101,
     ),
+    ServiceSpec(
+        name="signals",
+        module="services.signals",
+        grpc_full_name="marketmesh.v1.SignalsService",
+        address_env="MM_SIGNALS_ADDR",
+        default_address="127.0.0.1:50052",
+        metrics_port_env="MM_SIGNALS_METRICS_PORT",
+        default_metrics_port=9102,
+    ),
 )

@@ -42,7 +42,7 @@ DESIGN_MD = REPO.parent / "shared" / "DESIGN.md"
 # service must be listed: adding one means deciding what it depends on.
 DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "pricing": (),
-    "signals": ("pricing", "postgres"),
+    "signals": ("pricing",),
     "portfolio": ("pricing", "signals", "postgres"),
 }
 NON_CATALOG_SERVICES = {"postgres"}

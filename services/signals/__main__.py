@@ -1,0 +1,5 @@
+import sys
+
+from services.signals.server import main
+
+sys.exit(main())

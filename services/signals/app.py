@@ -1,0 +1,796 @@
+"""The signals service's moving parts and their life cycle.
+
+Start-up: open the store, restore the last state snapshot (universe, indicator
+books, metrics, feed sequence, regimes, alerts), then follow pricing in the
+background. The server answers from the restored state at once (marked stale
+until pricing is heard from). Following pricing:
+
+1. ListAssets -> the universe (new symbols get new book rows);
+2. StreamCandles from the saved sequence. A resume brings exactly the candles
+   missed; a snapshot (first start, or pricing no longer knows the sequence)
+   makes us re-read history with GetCandles: the full history for symbols we
+   have never graded (universe-wide recomputation with the core_rs batch API),
+   and only the gap for the others (replayed candle by candle, so flips that
+   happened while we were away are still reported);
+3. every closed candle updates the incremental state and the closed grade,
+   direction and events; forming candles are read with `peek` by the live
+   loop, which also evaluates alerts.
+
+Pricing down or restarting: the follower reconnects with backoff and resumes
+from its sequence; meanwhile every answer carries stale = true.
+"""
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+import structlog
+
+from marketmesh.v1 import common_pb2, signals_pb2
+from services.common.config import ConfigError
+from services.common.errors import Unavailable
+from services.common.validation import ms_to_timestamp, now_ms
+from services.signals import alerts as alert_rules
+from services.signals import breadth as breadth_mod
+from services.signals.book import ClosedUpdate, IntervalBook, MarketContext
+from services.signals.candles import CandleSeries
+from services.signals.events import EventHub
+from services.signals.market_metrics import MetricsBook, MetricsSimulator
+from services.signals.pricing_link import (
+    INTERVAL_BY_NAME,
+    INTERVAL_MS,
+    CandleBatch,
+    CandleFollower,
+    PricingLink,
+)
+from services.signals.settings import SignalsSettings
+from services.signals.store import FlipRow, SignalsStore
+from services.signals.universe import SignalsUniverse
+from services.signals.weights import GradeWeights, parse_weights
+
+log = structlog.get_logger(__name__)
+
+DB_FILE = "signals.sqlite3"
+STATE_VERSION = 1
+GRADE_LEVELS = (20.0, 40.0, 60.0, 80.0)
+METRICS_STEP_S = 5.0
+RECENT_FLIPS = 10
+UNIVERSE_REFRESH_S = 300.0
+
+EventT = signals_pb2.SignalEventType
+
+
+@dataclass
+class Connection:
+    connected: bool = False
+    # Monotonic time of the last message from pricing (0: never).
+    last_heard: float = 0.0
+    reason: str = "not connected to pricing yet"
+
+
+class SignalsApp:
+    def __init__(self, settings: SignalsSettings) -> None:
+        self.settings = settings
+        try:
+            self.weights: GradeWeights = parse_weights(settings.weights)
+        except ValueError as err:
+            raise ConfigError("MM_SIGNAL_WEIGHTS", settings.weights, str(err)) from None
+        self.intervals = [INTERVAL_BY_NAME[name] for name in settings.intervals]
+        self.universe = SignalsUniverse()
+        self.books: dict[int, IntervalBook] = {}
+        self.regimes: dict[int, int] = {i: signals_pb2.REGIME_UNSPECIFIED for i in self.intervals}
+        self.sector_regimes: dict[int, dict[str, int]] = {i: {} for i in self.intervals}
+        self.metrics = MetricsBook(0)
+        self.alerts = alert_rules.AlertBook()
+        self.sequence = 0
+        self.connection = Connection()
+        self.synced = asyncio.Event()
+        self.store: SignalsStore | None = None
+        self.hub: EventHub | None = None
+        self.link = PricingLink(settings.pricing_address)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._live_dirty: dict[int, set[int]] = {i: set() for i in self.intervals}
+        self._flips: dict[tuple[int, int], list[signals_pb2.DirectionFlip]] = {}
+        self._contexts: dict[int, MarketContext] = {}
+        self._apply_lock = asyncio.Lock()
+
+    # -- life cycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        data_dir = self.settings.common.data_dir
+        self.store = store = SignalsStore(data_dir / DB_FILE)
+        self.hub = EventHub(store)
+        await self.hub.load()
+        await self._restore()
+        for row in await store.run(store.load_alerts):
+            alert_id, owner, body, state = row
+            rule = alert_rules.AlertRule(signals_pb2.Alert.FromString(body), owner)
+            rule.load_state(state)
+            self.alerts.add(rule)
+        self._spawn(self._follow(), "follow")
+        self._spawn(self._live_loop(), "live")
+        self._spawn(self._snapshot_loop(), "snapshot")
+        if self.settings.metrics_feed == "simulator":
+            self._spawn(self._simulate_metrics(), "metrics-simulator")
+        log.info(
+            "signals started",
+            intervals=self.settings.intervals,
+            symbols=self.universe.size,
+            sequence=self.sequence,
+            pricing=self.settings.pricing_address,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.hub is not None:
+            self.hub.close()
+        if self.store is not None:
+            try:
+                await self.save_state()
+            except Exception as exc:  # shutting down anyway; say what was lost
+                log.error("final state snapshot failed", error=str(exc))
+            self.store.close()
+        await self.link.close()
+        log.info("signals stopped")
+
+    def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task died", task=task.get_name(), error=repr(task.exception()))
+
+    # -- state ------------------------------------------------------------
+
+    async def save_state(self) -> None:
+        assert self.store is not None
+        items = {
+            "version": str(STATE_VERSION).encode(),
+            "universe": self.universe.to_bytes(),
+            "metrics": self.metrics.to_bytes(),
+            "sequence": str(self.sequence).encode(),
+            "regimes": json.dumps(
+                {"market": self.regimes, "sectors": self.sector_regimes}
+            ).encode(),
+        }
+        for interval, book in self.books.items():
+            items[f"book:{interval}"] = book.to_bytes()
+        await self.store.run(self.store.put_state, items)
+
+    async def _restore(self) -> None:
+        assert self.store is not None
+        store = self.store
+        version = await store.run(store.get_state, "version")
+        if version is None or int(version) != STATE_VERSION:
+            for interval in self.intervals:
+                self.books[interval] = self._new_book(interval, 0)
+            return
+        self.universe = SignalsUniverse.from_bytes(
+            await store.run(store.get_state, "universe") or b"[]"
+        )
+        metrics = await store.run(store.get_state, "metrics")
+        if metrics:
+            self.metrics = MetricsBook.from_bytes(metrics)
+        self.sequence = int(await store.run(store.get_state, "sequence") or b"0")
+        regimes = json.loads(await store.run(store.get_state, "regimes") or b"{}")
+        for key, value in regimes.get("market", {}).items():
+            if int(key) in self.regimes:
+                self.regimes[int(key)] = int(value)
+        for key, value in regimes.get("sectors", {}).items():
+            if int(key) in self.sector_regimes:
+                self.sector_regimes[int(key)] = {k: int(v) for k, v in value.items()}
+        for interval in self.intervals:
+            data = await store.run(store.get_state, f"book:{interval}")
+            if data:
+                book = IntervalBook.from_bytes(data, self.weights)
+                if book.n_symbols < self.universe.size:
+                    book.add_symbols(self.universe.size - book.n_symbols)
+            else:  # a new interval: graded from scratch on the next snapshot
+                book = self._new_book(interval, self.universe.size)
+            self.books[interval] = book
+        log.info("state restored", symbols=self.universe.size, sequence=self.sequence)
+
+    def _new_book(self, interval: int, n: int) -> IntervalBook:
+        return IntervalBook(
+            n, INTERVAL_MS[interval], self.weights, confirm_bars=self.settings.confirm_bars
+        )
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.snapshot_interval_s)
+            try:
+                await self.save_state()
+            except Exception as exc:
+                log.error("state snapshot failed; will retry", error=str(exc))
+
+    # -- freshness --------------------------------------------------------
+
+    def is_stale(self) -> bool:
+        c = self.connection
+        if not c.connected or not c.last_heard:
+            return True
+        return time.monotonic() - c.last_heard > self.settings.stale_after_s
+
+    def _on_connection(self, connected: bool, reason: str) -> None:
+        was = self.connection.connected
+        self.connection.connected = connected
+        self.connection.reason = reason
+        if connected and not was:
+            log.info("following pricing", pricing=self.settings.pricing_address)
+
+    def book(self, interval: int) -> IntervalBook:
+        book = self.books.get(interval)
+        if book is None:
+            raise Unavailable(f"interval {common_pb2.Interval.Name(interval)} is not graded")
+        return book
+
+    def context(self, interval: int) -> MarketContext:
+        metrics, baseline = self.metrics.snapshot()
+        u = self.universe
+        return MarketContext(
+            btc_sid=u.btc_sid,
+            sector_names=u.sector_names,
+            sector_members=u.sector_members,
+            circulating=u.circulating,
+            regime=self.regimes.get(interval, signals_pb2.REGIME_UNSPECIFIED),
+            metrics=metrics,
+            metrics_baseline=baseline,
+        )
+
+    # -- following pricing ------------------------------------------------
+
+    async def _follow(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                rows = await self.link.list_assets()
+                break
+            except grpc.aio.AioRpcError as err:
+                self._on_connection(False, f"{err.code().name}: {err.details()}")
+                log.warning("pricing unreachable; retrying", error=err.code().name, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self._merge_universe(rows)
+        follower = CandleFollower(
+            self.link,
+            self.intervals,
+            sequence=lambda: self.sequence,
+            on_batch=self._on_batch,
+            on_connection=self._on_connection,
+        )
+        await follower.run()
+
+    def _merge_universe(self, rows: Sequence) -> None:  # type: ignore[type-arg]
+        added = self.universe.merge(rows)
+        for book in self.books.values():
+            if book.n_symbols < self.universe.size:
+                book.add_symbols(self.universe.size - book.n_symbols)
+        for interval in self.intervals:
+            self._live_dirty.setdefault(interval, set())
+        grown = self.metrics.n_symbols if hasattr(self.metrics, "n_symbols") else 0
+        if grown < self.universe.size:
+            self.metrics.add_symbols(self.universe.size - grown)
+        if added:
+            log.info("universe updated", added=added, symbols=self.universe.size)
+
+    async def _on_batch(self, batch: CandleBatch) -> None:
+        self.connection.last_heard = time.monotonic()
+        async with self._apply_lock:
+            if batch.snapshot:
+                await self._resync(batch)
+            elif batch.updates:
+                await self._apply_updates(batch.updates, report=True)
+            self.sequence = batch.sequence
+        if not self.synced.is_set():
+            self.synced.set()
+            log.info("signals in sync with pricing", sequence=self.sequence)
+
+    def _columns(self, updates: Sequence) -> dict[int, dict[str, np.ndarray]]:  # type: ignore[type-arg]
+        """Updates grouped by interval as column arrays (unknown symbols dropped)."""
+        by_interval: dict[int, list] = {}  # type: ignore[type-arg]
+        sid_of = self.universe.sid_by_symbol
+        for u in updates:
+            sid = sid_of.get(u.symbol)
+            if sid is None or u.interval not in self.books:
+                continue
+            c = u.candle
+            by_interval.setdefault(u.interval, []).append(
+                (
+                    sid,
+                    c.open_time.seconds * 1000 + c.open_time.nanos // 1_000_000,
+                    c.open,
+                    c.high,
+                    c.low,
+                    c.close,
+                    c.volume,
+                    c.closed,
+                )
+            )
+        out = {}
+        for interval, rows in by_interval.items():
+            rows.sort(key=lambda r: (r[0], r[1]))
+            arr = list(zip(*rows, strict=True))
+            out[interval] = {
+                "sid": np.asarray(arr[0], dtype=np.int64),
+                "open_ms": np.asarray(arr[1], dtype=np.int64),
+                "open": np.asarray(arr[2], dtype=np.float64),
+                "high": np.asarray(arr[3], dtype=np.float64),
+                "low": np.asarray(arr[4], dtype=np.float64),
+                "close": np.asarray(arr[5], dtype=np.float64),
+                "volume": np.asarray(arr[6], dtype=np.float64),
+                "closed": np.asarray(arr[7], dtype=bool),
+            }
+        return out
+
+    async def _apply_updates(self, updates: Sequence, *, report: bool) -> None:  # type: ignore[type-arg]
+        for interval, cols in self._columns(updates).items():
+            closed = cols["closed"]
+            if closed.any():
+                part = {k: v[closed] for k, v in cols.items()}
+                await self._apply_closed_rounds(interval, part, report=report)
+            forming = ~closed
+            if forming.any():
+                part = {k: v[forming] for k, v in cols.items()}
+                # The newest forming candle per symbol (rows are sorted by sid, open).
+                last = np.r_[part["sid"][1:] != part["sid"][:-1], True]
+                part = {k: v[last] for k, v in part.items()}
+                self.books[interval].set_forming(
+                    part["sid"],
+                    part["open_ms"],
+                    part["open"],
+                    part["high"],
+                    part["low"],
+                    part["close"],
+                    part["volume"],
+                )
+                self._live_dirty[interval].update(part["sid"].tolist())
+
+    async def _apply_closed_rounds(
+        self, interval: int, cols: dict[str, np.ndarray], *, report: bool
+    ) -> None:
+        """Closed candles sorted by (sid, open): applied in rounds, the k-th
+        candle of every symbol in round k, so each call has unique sids."""
+        sid = cols["sid"]
+        if sid.size == 0:
+            return
+        starts = np.r_[True, sid[1:] != sid[:-1]]
+        group_start = np.maximum.accumulate(np.where(starts, np.arange(sid.size), 0))
+        rank = np.arange(sid.size) - group_start
+        book = self.books[interval]
+        context = self.context(interval)
+        updates: list[ClosedUpdate] = []
+        for r in range(int(rank.max()) + 1):
+            pick = rank == r
+            updates.append(
+                book.apply_closed(
+                    sid[pick],
+                    cols["open_ms"][pick],
+                    cols["open"][pick],
+                    cols["high"][pick],
+                    cols["low"][pick],
+                    cols["close"][pick],
+                    cols["volume"][pick],
+                    context,
+                )
+            )
+        self._live_dirty[interval].update(sid.tolist())
+        if report:
+            await self._report_closed(interval, updates)
+        await self._update_breadth(interval, int(cols["open_ms"].max()) + INTERVAL_MS[interval])
+
+    # -- resync after a snapshot -------------------------------------------
+
+    async def _resync(self, batch: CandleBatch) -> None:
+        started = time.monotonic()
+        cols_by_interval = self._columns(batch.updates)
+        fetched = 0
+        for interval in self.intervals:
+            book = self.books[interval]
+            width = INTERVAL_MS[interval]
+            current = cols_by_interval.get(interval)
+            current_open = np.full(self.universe.size, -1, dtype=np.int64)
+            if current is not None:
+                current_open[current["sid"]] = current["open_ms"]
+            last = book.last_open_ms
+            never = np.flatnonzero(last < 0)
+            # Symbols we know whose snapshot candle is past the next expected one.
+            gap = np.flatnonzero((last >= 0) & (current_open > last + width))
+            if never.size:
+                histories = await self._fetch_many(interval, never, bars=self.settings.history_bars)
+                keep = [i for i, h in enumerate(histories) if h is not None and len(h.close)]
+                if keep:
+                    book.warm(
+                        never[keep], [histories[i] for i in keep], self.context(interval)
+                    )
+                fetched += len(never)
+            if gap.size:
+                starts = last[gap] + width
+                histories = await self._fetch_many(interval, gap, start_ms=starts)
+                await self._apply_histories(interval, gap, histories)
+                fetched += len(gap)
+        # The snapshot's own candles (closed ones are skipped when already seen).
+        await self._apply_updates(batch.updates, report=True)
+        for interval in self.intervals:
+            self._live_dirty[interval].update(range(self.universe.size))
+            await self._update_breadth(interval, None)
+        log.info(
+            "resynced with pricing",
+            sequence=batch.sequence,
+            series_fetched=fetched,
+            seconds=round(time.monotonic() - started, 2),
+        )
+
+    async def _fetch_many(
+        self,
+        interval: int,
+        sids: np.ndarray,
+        *,
+        bars: int | None = None,
+        start_ms: np.ndarray | None = None,
+    ) -> list[CandleSeries | None]:
+        semaphore = asyncio.Semaphore(self.settings.backfill_concurrency)
+        symbols = self.universe.symbols
+
+        async def one(i: int) -> CandleSeries | None:
+            async with semaphore:
+                try:
+                    history = await self.link.candles(
+                        symbols[int(sids[i])],
+                        interval,
+                        bars=bars,
+                        start_ms=None if start_ms is None else int(start_ms[i]),
+                    )
+                except grpc.aio.AioRpcError as err:
+                    if err.code() == grpc.StatusCode.NOT_FOUND:
+                        return None
+                    raise
+                return history.closed
+
+        return list(await asyncio.gather(*(one(i) for i in range(len(sids)))))
+
+    async def _apply_histories(
+        self, interval: int, sids: np.ndarray, histories: Sequence[CandleSeries | None]
+    ) -> None:
+        rows = []
+        for sid, h in zip(sids.tolist(), histories, strict=True):
+            if h is None:
+                continue
+            for j in range(len(h.close)):
+                rows.append(
+                    (sid, int(h.open_ms[j]), h.open[j], h.high[j], h.low[j], h.close[j], h.volume[j])
+                )
+        if not rows:
+            return
+        rows.sort(key=lambda r: (r[0], r[1]))
+        arr = list(zip(*rows, strict=True))
+        cols = {
+            "sid": np.asarray(arr[0], dtype=np.int64),
+            "open_ms": np.asarray(arr[1], dtype=np.int64),
+            "open": np.asarray(arr[2], dtype=np.float64),
+            "high": np.asarray(arr[3], dtype=np.float64),
+            "low": np.asarray(arr[4], dtype=np.float64),
+            "close": np.asarray(arr[5], dtype=np.float64),
+            "volume": np.asarray(arr[6], dtype=np.float64),
+        }
+        await self._apply_closed_rounds(interval, cols, report=True)
+
+    # -- events -----------------------------------------------------------
+
+    def _event(
+        self, kind: int, symbol: str, interval: int, time_ms: int, message: str, **fields: object
+    ) -> signals_pb2.SignalEvent:
+        event = signals_pb2.SignalEvent(
+            type=kind, symbol=symbol, interval=interval, message=message, **fields
+        )
+        event.time.CopyFrom(ms_to_timestamp(time_ms))
+        return event
+
+    async def _report_closed(self, interval: int, updates: list[ClosedUpdate]) -> None:
+        assert self.hub is not None
+        symbols = self.universe.symbols
+        width = INTERVAL_MS[interval]
+        iname = common_pb2.Interval.Name(interval).removeprefix("INTERVAL_").lower()
+        events: list[tuple[signals_pb2.SignalEvent, str | None, str]] = []
+        flips: list[FlipRow] = []
+        now = now_ms()
+        flip_rules = [
+            r
+            for r in self.alerts.for_interval(interval)
+            if r.alert.condition.kind == alert_rules.FLIP
+        ]
+        for up in updates:
+            for i in range(len(up.sids)):
+                sid = int(up.sids[i])
+                symbol = symbols[sid]
+                close_ms = int(up.open_ms[i]) + width
+                price = float(up.close[i])
+                before, after = float(up.grade_before[i]), float(up.grade_after[i])
+                if bool(up.flipped[i]):
+                    direction = int(up.direction_after[i])
+                    dname = signals_pb2.Direction.Name(direction).removeprefix("DIRECTION_")
+                    events.append(
+                        (
+                            self._event(
+                                EventT.SIGNAL_EVENT_TYPE_DIRECTION_FLIP,
+                                symbol,
+                                interval,
+                                close_ms,
+                                f"{symbol} turned {dname} on the {iname} close at {price:.6g} "
+                                f"(grade {after:.1f})",
+                                price=price,
+                                trader_grade=after,
+                                previous_grade=before,
+                                direction=direction,
+                            ),
+                            None,
+                            f"flip:{symbol}:{interval}:{close_ms}",
+                        )
+                    )
+                    flips.append(FlipRow(symbol, interval, close_ms, direction, price, after))
+                    self._remember_flip(interval, sid, close_ms, direction, price, after)
+                    for rule in flip_rules:
+                        if self._rule_covers(rule, sid) and alert_rules.fire_flip(rule, symbol, now):
+                            events.append(
+                                self._alert_event(rule, symbol, interval, close_ms, price, after)
+                            )
+                if np.isfinite(before) and np.isfinite(after):
+                    for level in GRADE_LEVELS:
+                        up_cross = before < level <= after
+                        down_cross = after < level <= before
+                        if up_cross or down_cross:
+                            way = "above" if up_cross else "below"
+                            events.append(
+                                (
+                                    self._event(
+                                        EventT.SIGNAL_EVENT_TYPE_GRADE_CROSSED,
+                                        symbol,
+                                        interval,
+                                        close_ms,
+                                        f"{symbol} {iname} grade crossed {way} {level:g}: "
+                                        f"{before:.1f} -> {after:.1f}",
+                                        price=price,
+                                        trader_grade=after,
+                                        previous_grade=before,
+                                        threshold=level,
+                                        direction=int(up.direction_after[i]),
+                                    ),
+                                    None,
+                                    f"grade:{symbol}:{interval}:{close_ms}:{level:g}",
+                                )
+                            )
+        if events or flips:
+            await self.hub.publish(events, flips)
+            if flip_rules:
+                await self._save_rules(flip_rules)
+
+    def _alert_event(
+        self,
+        rule: alert_rules.AlertRule,
+        symbol: str,
+        interval: int,
+        time_ms: int,
+        price: float,
+        grade: float,
+        value: float | None = None,
+    ) -> tuple[signals_pb2.SignalEvent, str | None, str]:
+        rule.alert.trigger_count += 1
+        rule.alert.last_triggered_time.CopyFrom(ms_to_timestamp(time_ms))
+        event = self._event(
+            EventT.SIGNAL_EVENT_TYPE_ALERT_TRIGGERED,
+            symbol,
+            interval,
+            time_ms,
+            alert_rules.describe(rule, symbol, value if value is not None else price),
+            price=price,
+            trader_grade=grade,
+            alert_id=rule.alert.id,
+            threshold=rule.alert.condition.threshold,
+        )
+        return event, rule.owner, f"alert:{rule.alert.id}:{symbol}:{time_ms}"
+
+    def _rule_covers(self, rule: alert_rules.AlertRule, sid: int) -> bool:
+        if rule.alert.symbol:
+            return self.universe.symbols[sid] == rule.alert.symbol
+        names = self.universe.sector_names
+        return any(names[k] == rule.alert.sector for k in self.universe.sector_index_of[sid])
+
+    def rule_sids(self, rule: alert_rules.AlertRule) -> np.ndarray:
+        if rule.alert.symbol:
+            sid = self.universe.sid_by_symbol.get(rule.alert.symbol)
+            return np.asarray([] if sid is None else [sid], dtype=np.int64)
+        mask = self.universe.sector_mask([rule.alert.sector], "sector")
+        return np.flatnonzero(mask) if mask is not None else np.empty(0, dtype=np.int64)
+
+    async def _save_rules(self, rules: Sequence[alert_rules.AlertRule]) -> None:
+        assert self.store is not None
+        await self.store.run(
+            self.store.update_alerts,
+            [(r.alert.id, r.alert.SerializeToString(), r.state_json()) for r in rules],
+        )
+
+    def _remember_flip(
+        self, interval: int, sid: int, time_ms: int, direction: int, price: float, grade: float
+    ) -> None:
+        cached = self._flips.get((interval, sid))
+        if cached is None:
+            return  # loaded from the store on first read
+        flip = signals_pb2.DirectionFlip(direction=direction, price=price, trader_grade=grade)
+        flip.time.CopyFrom(ms_to_timestamp(time_ms))
+        cached.insert(0, flip)
+        del cached[RECENT_FLIPS:]
+
+    async def recent_flips(self, interval: int, sid: int) -> list[signals_pb2.DirectionFlip]:
+        cached = self._flips.get((interval, sid))
+        if cached is None:
+            assert self.store is not None
+            rows = await self.store.run(
+                self.store.recent_flips, self.universe.symbols[sid], interval, RECENT_FLIPS
+            )
+            cached = []
+            for r in rows:
+                flip = signals_pb2.DirectionFlip(
+                    direction=r.direction, price=r.price, trader_grade=r.grade
+                )
+                flip.time.CopyFrom(ms_to_timestamp(r.time_ms))
+                cached.append(flip)
+            self._flips[(interval, sid)] = cached
+        return cached
+
+    # -- breadth ----------------------------------------------------------
+
+    def breadth_now(self, interval: int, mask: np.ndarray | None = None) -> breadth_mod.BreadthFigures:
+        book = self.book(interval)
+        return breadth_mod.figures(
+            book.closed_grade, book.direction, book.above_ma200, book.has_ma200, mask
+        )
+
+    async def _update_breadth(self, interval: int, time_ms: int | None) -> None:
+        assert self.store is not None and self.hub is not None
+        market = self.breadth_now(interval)
+        if market.token_count == 0:
+            return
+        before = self.regimes[interval]
+        after = breadth_mod.next_regime(before, market.bullish_share)
+        self.regimes[interval] = after
+        sectors = self.sector_regimes[interval]
+        for k, name in enumerate(self.universe.sector_names):
+            mask = np.zeros(self.universe.size, dtype=bool)
+            mask[self.universe.sector_members[k]] = True
+            f = self.breadth_now(interval, mask)
+            if f.token_count:
+                sectors[name] = breadth_mod.next_regime(
+                    sectors.get(name, signals_pb2.REGIME_UNSPECIFIED), f.bullish_share
+                )
+        if time_ms is None:
+            return
+        point = breadth_mod.to_pb(market, after, ms_to_timestamp(time_ms))
+        await self.store.run(
+            self.store.insert_breadth, interval, time_ms, point.SerializeToString()
+        )
+        if after != before and before != signals_pb2.REGIME_UNSPECIFIED:
+            rname = signals_pb2.Regime.Name(after).removeprefix("REGIME_")
+            event = self._event(
+                EventT.SIGNAL_EVENT_TYPE_REGIME_CHANGE,
+                "",
+                interval,
+                time_ms,
+                f"market regime is now {rname}: {market.bullish_share:.0%} of "
+                f"{market.token_count} tokens bullish",
+                regime=after,
+                previous_regime=before,
+            )
+            await self.hub.publish([(event, None, f"regime:{interval}:{time_ms}")])
+
+    # -- live loop: forming candles, alerts ---------------------------------
+
+    async def _live_loop(self) -> None:
+        period = self.settings.live_regrade_ms / 1000
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.regrade_live()
+            except Exception:
+                log.exception("live regrade failed")
+
+    async def regrade_live(self) -> None:
+        async with self._apply_lock:
+            for interval in self.intervals:
+                dirty = self._live_dirty[interval]
+                if not dirty:
+                    continue
+                sids = np.fromiter(dirty, dtype=np.int64, count=len(dirty))
+                dirty.clear()
+                book = self.books[interval]
+                book.regrade_live(self.context(interval), np.sort(sids))
+                await self._evaluate_alerts(interval, book)
+
+    async def _evaluate_alerts(self, interval: int, book: IntervalBook) -> None:
+        assert self.hub is not None
+        rules = [r for r in self.alerts.for_interval(interval) if r.alert.condition.kind != alert_rules.FLIP]
+        if not rules:
+            return
+        now = now_ms()
+        events = []
+        changed = []
+        for rule in rules:
+            sids = self.rule_sids(rule)
+            if sids.size == 0:
+                continue
+            values = self._alert_values(rule, book)[sids]
+            symbols = [self.universe.symbols[s] for s in sids.tolist()]
+            before = dict(rule.previous)
+            fired = alert_rules.evaluate(rule, symbols, values, now)
+            if fired or rule.previous != before:
+                changed.append(rule)
+            for symbol, value in fired:
+                sid = self.universe.sid_by_symbol[symbol]
+                events.append(
+                    self._alert_event(
+                        rule, symbol, interval, now, float(book.last_price[sid]),
+                        float(book.grade[sid]), value,
+                    )
+                )
+        if events:
+            await self.hub.publish(events)
+        if changed:
+            await self._save_rules(changed)
+
+    @staticmethod
+    def _alert_values(rule: alert_rules.AlertRule, book: IntervalBook) -> np.ndarray:
+        kind = rule.alert.condition.kind
+        if kind in alert_rules.GRADE_KINDS:
+            return book.grade
+        if kind in alert_rules.PRICE_KINDS:
+            return book.last_price
+        return book.rsi
+
+    async def add_alert(self, rule: alert_rules.AlertRule) -> None:
+        assert self.store is not None
+        async with self._apply_lock:
+            if rule.alert.condition.kind != alert_rules.FLIP:
+                book = self.books[rule.alert.interval]
+                sids = self.rule_sids(rule)
+                alert_rules.evaluate(
+                    rule,
+                    [self.universe.symbols[s] for s in sids.tolist()],
+                    self._alert_values(rule, book)[sids],
+                    now_ms(),
+                    initialize=True,
+                )
+            await self.store.run(
+                self.store.insert_alert, rule.alert.id, rule.owner, rule.alert.SerializeToString()
+            )
+            await self._save_rules([rule])
+            self.alerts.add(rule)
+
+    async def delete_alert(self, alert_id: str, owner: str) -> None:
+        assert self.store is not None
+        self.alerts.get_owned(alert_id, owner)
+        async with self._apply_lock:
+            await self.store.run(self.store.delete_alert, alert_id, owner)
+            self.alerts.remove(alert_id)
+
+    # -- metrics ------------------------------------------------------------
+
+    async def _simulate_metrics(self) -> None:
+        while not self.universe.size:
+            await asyncio.sleep(1.0)
+        sim = MetricsSimulator(list(self.universe.symbols), seed=7)
+        while True:
+            if sim.n_symbols < self.universe.size:
+                sim = MetricsSimulator(list(self.universe.symbols), seed=7)
+            points = sim.step(now_ms(), None)
+            self.metrics.apply(*points)
+            await asyncio.sleep(METRICS_STEP_S)

@@ -1,0 +1,54 @@
+"""Build and run the signals server: `python -m services.signals`."""
+
+import asyncio
+
+from marketmesh.v1 import signals_pb2
+from services.common.config import exit_on_config_error
+from services.common.logging import configure_logging, get_logger
+from services.common.metrics import start_metrics_server
+from services.common.registration import add_servicer
+from services.common.server import RunningServer, run_service, start_server
+from services.signals.app import SignalsApp
+from services.signals.servicer import SignalsServicer
+from services.signals.settings import SignalsSettings, load_signals_settings
+
+SERVICE = "signals"
+SERVICE_DESCRIPTOR = signals_pb2.DESCRIPTOR.services_by_name["SignalsService"]
+SERVICE_NAME = SERVICE_DESCRIPTOR.full_name
+
+log = get_logger(__name__)
+
+
+async def start_signals(app: SignalsApp, address: str) -> RunningServer:
+    """Bind and start the server (NOT_SERVING); `app.start()` makes it ready."""
+    return await start_server(
+        service=SERVICE,
+        address=address,
+        service_names=[SERVICE_NAME],
+        register=lambda server: add_servicer(
+            server, SERVICE_DESCRIPTOR, SignalsServicer(app)
+        ),
+        address_var="MM_SIGNALS_ADDR",
+    )
+
+
+async def serve(settings: SignalsSettings) -> int:
+    app = SignalsApp(settings)
+
+    async def warm_up(_: RunningServer) -> None:
+        await app.start()
+
+    return await run_service(
+        settings=settings.common,
+        start=lambda: start_signals(app, settings.address),
+        warm_up=warm_up,
+        on_shutdown=app.stop,
+    )
+
+
+@exit_on_config_error
+def main() -> int:
+    settings = load_signals_settings()
+    configure_logging(settings.common.log_level, settings.common.log_format, SERVICE)
+    start_metrics_server(settings.metrics_port, env_var="MM_SIGNALS_METRICS_PORT")
+    return asyncio.run(serve(settings))

@@ -1,0 +1,246 @@
+"""marketmesh.v1.SignalsService: requests in, plain functions, responses out."""
+
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+
+from marketmesh.v1 import common_pb2, signals_pb2
+from services.common.auth import current_owner, require_owner
+from services.common.errors import InvalidArgument, Unavailable
+from services.common.pagination import decode_page_token, encode_page_token
+from services.common.validation import ms_to_timestamp, now_ms, parse_limit, parse_symbol
+from services.signals import alerts as alert_rules
+from services.signals import breadth as breadth_mod
+from services.signals import indicator_query, levels
+from services.signals.app import SignalsApp
+from services.signals.market_metrics import MetricsTally, points_to_columns
+from services.signals.screen import parse_screen, run_screen
+from services.signals.signal_view import full_signal, parse_interval
+
+MAX_HISTORY_POINTS = 5_000
+DEFAULT_ALERT_PAGE = 100
+MAX_ALERT_PAGE = 1_000
+
+
+class SignalsServicer:
+    def __init__(self, app: SignalsApp) -> None:
+        self.app = app
+
+    def _interval(self, value: int, field: str = "interval") -> int:
+        return parse_interval(value, self.app.intervals, field)
+
+    def _require_data(self) -> None:
+        if not self.app.universe.size:
+            raise Unavailable(
+                "signals has no market data yet: pricing at "
+                f"{self.app.settings.pricing_address} has not answered "
+                f"({self.app.connection.reason}); retry shortly"
+            )
+
+    async def GetSignal(
+        self, request: signals_pb2.GetSignalRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.GetSignalResponse:
+        interval = self._interval(request.interval)
+        parse_symbol(request.symbol)
+        self._require_data()
+        app = self.app
+        _, sid = app.universe.sid_of(request.symbol)
+        book = app.book(interval)
+        daily_interval = common_pb2.INTERVAL_1D
+        daily = app.books.get(daily_interval)
+        signal = full_signal(
+            book,
+            daily,
+            sid,
+            interval,
+            app.universe,
+            app.context(interval),
+            app.context(daily_interval) if daily is not None else None,
+            stale=app.is_stale(),
+            flips=await app.recent_flips(interval, sid),
+        )
+        return signals_pb2.GetSignalResponse(signal=signal)
+
+    async def ScreenSignals(
+        self, request: signals_pb2.ScreenSignalsRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.ScreenSignalsResponse:
+        interval = self._interval(request.interval)
+        screen = parse_screen(request, self.app.universe)
+        return run_screen(
+            screen,
+            request,
+            self.app.book(interval),
+            self.app.universe,
+            interval,
+            now_ms=now_ms(),
+            stale=self.app.is_stale(),
+        )
+
+    async def GetMarketBreadth(
+        self, request: signals_pb2.GetMarketBreadthRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.GetMarketBreadthResponse:
+        interval = self._interval(request.interval)
+        window_ms = 0
+        if request.HasField("history_window"):
+            w = request.history_window
+            window_ms = w.seconds * 1000 + w.nanos // 1_000_000
+            if window_ms <= 0:
+                raise InvalidArgument("history_window", "must be a positive duration")
+        app = self.app
+        now = now_ms()
+        stamp = ms_to_timestamp(now)
+        response = signals_pb2.GetMarketBreadthResponse(
+            market=breadth_mod.to_pb(app.breadth_now(interval), app.regimes[interval], stamp),
+            stale=app.is_stale(),
+        )
+        universe = app.universe
+        regimes = app.sector_regimes[interval]
+        for k, name in enumerate(universe.sector_names):
+            mask = np.zeros(universe.size, dtype=bool)
+            mask[universe.sector_members[k]] = True
+            figures = app.breadth_now(interval, mask)
+            if figures.token_count:
+                response.sectors.add(
+                    sector=name,
+                    breadth=breadth_mod.to_pb(
+                        figures, regimes.get(name, signals_pb2.REGIME_UNSPECIFIED), stamp
+                    ),
+                )
+        if window_ms:
+            assert app.store is not None
+            bodies = await app.store.run(
+                app.store.breadth_since, interval, now - window_ms, MAX_HISTORY_POINTS
+            )
+            response.history.extend(signals_pb2.Breadth.FromString(b) for b in bodies)
+        return response
+
+    async def GetSupportResistance(
+        self, request: signals_pb2.GetSupportResistanceRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.GetSupportResistanceResponse:
+        interval = self._interval(request.interval)
+        lookback = levels.parse_lookback(request.lookback)
+        self._require_data()
+        symbol, _ = self.app.universe.sid_of(request.symbol)
+        history = await self._history(symbol, interval, bars=lookback + 1)
+        report = levels.find_levels(history, lookback=lookback)
+        return levels.build_response(symbol, interval, report)
+
+    async def ComputeIndicators(
+        self, request: signals_pb2.ComputeIndicatorsRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.ComputeIndicatorsResponse:
+        specs = indicator_query.parse_specs(request)
+        if request.interval == common_pb2.INTERVAL_UNSPECIFIED:
+            raise InvalidArgument("interval", "is required (INTERVAL_1M ... INTERVAL_1D)")
+        if request.interval not in common_pb2.Interval.values():
+            raise InvalidArgument("interval", f"unknown interval value {request.interval}")
+        self._require_data()
+        symbol, _ = self.app.universe.sid_of(request.symbol)
+        return await indicator_query.run_query(self.app.link, symbol, request, specs)
+
+    async def _history(self, symbol: str, interval: int, *, bars: int):  # type: ignore[no-untyped-def]
+        try:
+            history = await self.app.link.candles(symbol, interval, bars=bars)
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(
+                f"candle history comes from pricing, which did not answer ({err.code().name}); "
+                "retry shortly"
+            ) from None
+        return history.closed
+
+    async def StreamSignalEvents(
+        self, request: signals_pb2.StreamSignalEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[signals_pb2.StreamSignalEventsResponse]:
+        app = self.app
+        assert app.hub is not None
+        owner = current_owner()
+        universe = app.universe
+        symbols = {parse_symbol(s, f"symbols[{i}]") for i, s in enumerate(request.symbols)}
+        for i, s in enumerate(sorted(symbols)):
+            if s not in universe.sid_by_symbol:
+                raise InvalidArgument(f"symbols[{i}]", f"unknown symbol {s!r}")
+        mask = universe.sector_mask(list(request.sectors), "sectors")
+        if mask is not None:
+            symbols |= {universe.symbols[s] for s in np.flatnonzero(mask).tolist()}
+        types = set(request.event_types)
+        for i, t in enumerate(request.event_types):
+            if t not in signals_pb2.SignalEventType.values() or t == 0:
+                raise InvalidArgument(f"event_types[{i}]", f"unknown event type {t}")
+        filtered = bool(request.symbols or request.sectors)
+        alert_type = signals_pb2.SIGNAL_EVENT_TYPE_ALERT_TRIGGERED
+
+        def wanted(event: signals_pb2.SignalEvent, event_owner: str | None) -> bool:
+            if types and event.type not in types:
+                return False
+            if event.type == alert_type and (owner is None or event_owner != owner):
+                return False
+            # Market-wide events (no symbol) pass symbol filters.
+            return not (filtered and event.symbol and event.symbol not in symbols)
+
+        async for message in app.hub.subscribe(request.from_event_id, wanted):
+            yield message
+
+    async def PublishMetrics(
+        self,
+        request_iterator: AsyncIterator[signals_pb2.PublishMetricsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> signals_pb2.PublishMetricsResponse:
+        self._require_data()
+        tally = MetricsTally()
+        async for request in request_iterator:
+            if not request.points:
+                continue
+            columns = points_to_columns(request.points, self.app.universe.sid_by_symbol, now_ms())
+            self.app.metrics.ingest(columns, tally, now_ms())
+        return tally.to_response()
+
+    # -- alerts (owned) ------------------------------------------------------
+
+    async def CreateAlert(
+        self, request: signals_pb2.CreateAlertRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.CreateAlertResponse:
+        owner = require_owner()
+        app = self.app
+        self._require_data()
+        alert = alert_rules.validate_create(
+            request,
+            symbol_of=lambda raw, field: app.universe.sid_of(raw, field)[0],
+            sector_of=app.universe.canonical_sector,
+            intervals=set(app.intervals),
+            now_ms=now_ms(),
+        )
+        if len(app.alerts.owned(owner)) >= alert_rules.MAX_ALERTS_PER_OWNER:
+            raise InvalidArgument(
+                "symbol", f"at most {alert_rules.MAX_ALERTS_PER_OWNER} alerts per owner"
+            )
+        await app.add_alert(alert_rules.AlertRule(alert, owner))
+        return signals_pb2.CreateAlertResponse(alert=alert)
+
+    async def ListAlerts(
+        self, request: signals_pb2.ListAlertsRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.ListAlertsResponse:
+        owner = require_owner()
+        size = parse_limit(request.page_size, "page_size", DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE)
+        after = ""
+        if request.page_token:
+            token = decode_page_token(request.page_token)
+            if token.get("kind") != "alerts" or token.get("owner") != owner:
+                raise InvalidArgument("page_token", "was not issued for this listing")
+            after = str(token.get("after", ""))
+        rules = [r for r in self.app.alerts.owned(owner) if r.alert.id > after]
+        page = rules[:size]
+        response = signals_pb2.ListAlertsResponse(alerts=[r.alert for r in page])
+        if len(rules) > size:
+            response.next_page_token = encode_page_token(
+                {"kind": "alerts", "owner": owner, "after": page[-1].alert.id}
+            )
+        return response
+
+    async def DeleteAlert(
+        self, request: signals_pb2.DeleteAlertRequest, context: grpc.aio.ServicerContext
+    ) -> signals_pb2.DeleteAlertResponse:
+        owner = require_owner()
+        if not request.alert_id:
+            raise InvalidArgument("alert_id", "is required")
+        await self.app.delete_alert(request.alert_id, owner)
+        return signals_pb2.DeleteAlertResponse()
