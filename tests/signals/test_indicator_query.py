@@ -208,8 +208,7 @@ def test_warm_values_from_first_index() -> None:
         assert not np.isnan(t.values).any()
         assert list(t.values) == list(f.values)[first:]
     # Without that history the first values are warm-up NaN.
-    short = compute(specs, c, 0)
-    assert math.isnan(short[1].values[0])
+    assert math.isnan(full[1].values[0])
 
 
 def test_build_response() -> None:
