@@ -67,6 +67,8 @@ ATR_PERIOD = 14
 BAND_ATR_FRACTION = 0.5
 MIN_BAND_FRACTION = 0.001
 MAX_LEVELS = 20
+# Pivot dates named in a merged level's description.
+MAX_DATES = 3
 
 SUPPORT = signals_pb2.LEVEL_KIND_SUPPORT
 RESISTANCE = signals_pb2.LEVEL_KIND_RESISTANCE
@@ -86,11 +88,16 @@ class LevelsQuery:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A price one method proposed, with the words that explain it."""
+    """A price one method proposed, with the words that explain it.
+
+    Pivots have a ``label`` ("swing low") and their date as description, so a
+    merged level reads "swing lows of <date>, <date> and <date>".
+    """
 
     price: float
     method: int
     description: str
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,11 +211,11 @@ def volume_candidates(c: CandleSeries) -> list[Candidate]:
 def pivot_candidates(c: CandleSeries, k: int) -> list[Candidate]:
     highs, lows = swing_pivots(c.high, c.low, k)
     out = [
-        Candidate(float(c.high[i]), SWING_PIVOT, f"swing high of {_when(int(c.open_ms[i]))}")
+        Candidate(float(c.high[i]), SWING_PIVOT, _when(int(c.open_ms[i])), "swing high")
         for i in highs.tolist()
     ]
     out += [
-        Candidate(float(c.low[i]), SWING_PIVOT, f"swing low of {_when(int(c.open_ms[i]))}")
+        Candidate(float(c.low[i]), SWING_PIVOT, _when(int(c.open_ms[i])), "swing low")
         for i in lows.tolist()
     ]
     return out
@@ -238,9 +245,30 @@ def merge_candidates(
     for group in groups:
         price = float(np.mean([cand.price for cand in group]))
         methods = tuple(sorted({cand.method for cand in group}))
-        words = list(dict.fromkeys(cand.description for cand in group))
-        out.append((price, methods, ", ".join(words)))
+        out.append((price, methods, describe(group)))
     return out
+
+
+def describe(group: list[Candidate]) -> str:
+    """One phrase per label ("swing lows of a and b"), then the rest, deduplicated."""
+    by_label: dict[str, list[str]] = {}
+    for cand in group:
+        items = by_label.setdefault(cand.label, [])
+        if cand.description not in items:
+            items.append(cand.description)
+    phrases: list[str] = []
+    for label, items in by_label.items():
+        if not label:
+            phrases.extend(items)
+            continue
+        # Newest first, at most MAX_DATES of them: the recent tests matter most.
+        newest = sorted(items, reverse=True)
+        shown = newest[:MAX_DATES]
+        if len(newest) > MAX_DATES:
+            shown.append(f"{len(newest) - MAX_DATES} more")
+        listed = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+        phrases.append(f"{label}{'s' if len(items) > 1 else ''} of {listed}")
+    return ", ".join(phrases)
 
 
 def touch_counts(

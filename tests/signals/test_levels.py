@@ -94,8 +94,10 @@ def test_zigzag_levels_by_hand() -> None:
     top, bottom = by_price[110.5], by_price[99.5]
     assert top.methods == (SWING_PIVOT,) and top.kind == RESISTANCE
     assert bottom.methods == (SWING_PIVOT,) and bottom.kind == SUPPORT
-    assert top.description.count("swing high of") == 4
-    assert "2026-01-01 05:00 UTC" in top.description
+    # Four swing highs, the newest three named: bars 35, 25, 15.
+    assert top.description == (
+        "swing highs of 2026-01-02 11:00 UTC, 2026-01-02 01:00 UTC, 2026-01-01 15:00 UTC and 1 more"
+    )
     # Highs within the band of 110.5 (high >= 109.25): the four peaks, each
     # coming from 108 and closing at 110, below the level.
     assert (top.touches, top.respected, top.respect_rate) == (4, 4, 1.0)
@@ -188,18 +190,25 @@ def test_respect_counting_by_hand() -> None:
 
 def test_merge_keeps_every_method_and_averages() -> None:
     cands = [
-        Candidate(100.0, SWING_PIVOT, "swing low of a"),
+        Candidate(100.0, SWING_PIVOT, "2026-01-01", "swing low"),
         Candidate(100.8, FIBONACCI, "61.8% retracement"),
         Candidate(101.2, VOLUME_ZONE, "zone"),  # 1.2 from the group's first: out
-        Candidate(100.4, SWING_PIVOT, "swing low of b"),
+        Candidate(100.4, SWING_PIVOT, "2026-01-03", "swing low"),
     ]
     merged = merge_candidates(cands, band=1.0)
     assert len(merged) == 2
     price, methods, words = merged[0]
     assert price == pytest.approx((100.0 + 100.4 + 100.8) / 3)
     assert methods == (SWING_PIVOT, FIBONACCI)
-    assert words == "swing low of a, swing low of b, 61.8% retracement"
+    assert words == "swing lows of 2026-01-03 and 2026-01-01, 61.8% retracement"
     assert merged[1] == (101.2, (VOLUME_ZONE,), "zone")
+
+
+def test_describe_single_pivot() -> None:
+    merged = merge_candidates(
+        [Candidate(5.0, SWING_PIVOT, "2026-01-01 05:00 UTC", "swing high")], 1
+    )
+    assert merged == [(5.0, (SWING_PIVOT,), "swing high of 2026-01-01 05:00 UTC")]
 
 
 def test_flat_series_has_no_levels() -> None:
