@@ -114,7 +114,7 @@ def _parse_one(
         return None
     ordered = [params[p["name"]] for p in kernel["params"]]
     try:
-        lookback = int(_core.lookback(name, ordered))
+        lookback = max(int(_core.lookback(name, ordered)), _shifted_warmup(name, params))
     except ValueError as err:
         # Parameters valid alone but not together.
         violations.append((f"indicators[{i}].params", str(err)))
@@ -127,6 +127,18 @@ def _parse_one(
         outputs=tuple(kernel["outputs"]),
         lookback=lookback,
     )
+
+
+def _shifted_warmup(name: str, params: dict[str, float]) -> int:
+    """Leading NaNs of outputs shifted forward, which core_rs's lookback
+    (the first output's) does not count: Ichimoku's cloud is computed
+    ``displacement`` bars before it is plotted (see ``core_rs.ichimoku``).
+    Its chikou, a later close, is NaN at the END and no history fixes that."""
+    if name != "ichimoku":
+        return 0
+    shift = int(params["displacement"])
+    widest = max(params["tenkan_period"], params["kijun_period"], params["senkou_b_period"])
+    return int(widest) - 1 + shift
 
 
 def _check_param(integer: bool, lo: float, hi: float, value: float) -> str | None:

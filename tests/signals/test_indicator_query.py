@@ -186,6 +186,26 @@ def test_warmup_bars_is_the_longest_lookback() -> None:
     assert warmup_bars([]) == 0
 
 
+def test_ichimoku_warmup_counts_the_shifted_cloud() -> None:
+    # senkou_b: senkou_b_period - 1 + displacement leading NaNs (52 - 1 + 26).
+    assert warmup_bars(parse_specs(request(("ichimoku", {})))) == 77
+    params = {"senkou_b_period": 10, "kijun_period": 30, "displacement": 5}
+    assert warmup_bars(parse_specs(request(("ichimoku", params)))) == 34
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_warmup_is_enough_for_every_kernel(name: str) -> None:
+    c = random_walk(400, seed=11)
+    specs = parse_specs(request((name, {})))
+    first = warmup_bars(specs)
+    for s in compute(specs, c, first):
+        values = np.array(s.values)
+        if s.name == "ichimoku.chikou":
+            # A later close: NaN for the last `displacement` bars, by design.
+            values = values[:-26]
+        assert not np.isnan(values).any(), s.name
+
+
 def test_sma_trimmed_by_hand() -> None:
     close = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
     c = CandleSeries(
