@@ -51,24 +51,22 @@ class MetricDef:
     name: str
     lo: float
     hi: float
-    meaning: str
+    rule: str  # the allowed values, in words
 
 
 METRICS: tuple[MetricDef, ...] = (
     MetricDef("social_score", 0.0, 100.0, "0 to 100"),
-    MetricDef("mention_volume", 0.0, math.inf, "mentions per hour, >= 0"),
+    MetricDef("mention_volume", 0.0, math.inf, ">= 0"),
     MetricDef("active_addresses", 0.0, math.inf, ">= 0"),
-    MetricDef("exchange_net_flow", -math.inf, math.inf, "base units into exchanges, any finite"),
-    MetricDef("dex_liquidity", 0.0, math.inf, "quote currency, >= 0"),
+    MetricDef("exchange_net_flow", -math.inf, math.inf, "any finite number"),
+    MetricDef("dex_liquidity", 0.0, math.inf, ">= 0"),
 )
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 METRIC_INDEX: dict[str, int] = {name: i for i, name in enumerate(METRIC_NAMES)}
-_LO = np.array([m.lo for m in METRICS])
-_HI = np.array([m.hi for m in METRICS])
 
 
 def known_metrics() -> str:
-    return ", ".join(f"{m.name} ({m.meaning})" for m in METRICS)
+    return ", ".join(f"{m.name} ({m.rule})" for m in METRICS)
 
 
 @dataclass(frozen=True)
@@ -130,9 +128,13 @@ class MetricsBook:
         return first
 
     def update(self, batch: MetricColumns) -> None:
-        """Applies valid points in order (a symbol and metric may repeat)."""
+        """Applies valid points in order (a symbol and metric may repeat);
+        grows the book when a sid is beyond it."""
         if not len(batch):
             return
+        top = int(batch.sids.max())
+        if top >= self.n_symbols:
+            self.add_symbols(top + 1 - self.n_symbols)
         key = batch.metric.astype(np.int64) * max(self.n_symbols, 1) + batch.sids
         # Points of one key go in rounds (its 1st point, then its 2nd, ...)
         # so each round is a vectorized update with no repeated key.
@@ -243,7 +245,7 @@ def rejection_reason(
         return f"value must be a finite number, got {value}"
     d = METRICS[metric]
     if not d.lo <= value <= d.hi:
-        return f"{d.name} must be {d.meaning}; got {value:g}"
+        return f"{d.name} must be {d.rule}; got {value:g}"
     if time_ms == NO_TIME:
         return "time is not a valid Timestamp: nanos must be between 0 and 999,999,999"
     if time_ms - now_ms > MAX_FUTURE_MS:

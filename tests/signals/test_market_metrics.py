@@ -67,9 +67,9 @@ def baseline(book: MetricsBook, name: str, sid: int = 0) -> float:
         (point(name="exchange_net_flow", value=-math.inf), "finite"),
         (point(value=100.5), "social_score must be 0 to 100"),
         (point(value=-0.1), "social_score must be 0 to 100"),
-        (point(name="mention_volume", value=-1), "mention_volume must be"),
-        (point(name="active_addresses", value=-0.5), "active_addresses must be"),
-        (point(name="dex_liquidity", value=-1e-9), "dex_liquidity must be"),
+        (point(name="mention_volume", value=-1), "mention_volume must be >= 0; got -1"),
+        (point(name="active_addresses", value=-0.5), "active_addresses must be >= 0"),
+        (point(name="dex_liquidity", value=-1e-9), "dex_liquidity must be >= 0"),
         (point(time_ms=NOW + 5_001), "ahead of the server clock"),
         (point(time_ms=10**20), "ahead of the server clock"),
     ],
@@ -212,6 +212,11 @@ def test_add_symbols() -> None:
     tally = MetricsTally()
     ingest_points(book, tally, [point(symbol="NEW-USD", value=7.0)], {"NEW-USD": 4}, NOW)
     assert latest(book, "social_score", 4) == 7.0
+    # A sid beyond the book (a symbol the servicer just added) grows it.
+    ingest_points(book, tally, [point(symbol="NEWER-USD", value=8.0)], {"NEWER-USD": 6}, NOW)
+    assert book.n_symbols == 7
+    assert latest(book, "social_score", 6) == 8.0
+    assert np.isnan(book.latest[:, 5]).all()
 
 
 def test_persistence_round_trip() -> None:
