@@ -27,12 +27,22 @@ from numpy.typing import NDArray
 
 from core_rs import _core
 from core_rs._kernels import KERNELS
-from marketmesh.v1 import signals_pb2
-from services.common.errors import InvalidArgument
-from services.common.validation import ms_to_timestamp
+from marketmesh.v1 import common_pb2, signals_pb2
+from services.common.errors import InvalidArgument, NotFound
+from services.common.validation import ms_to_timestamp, optional_timestamp_ms, parse_symbol
 from services.signals.candles import CandleSeries
 
 MAX_SPECS = 20
+_KNOWN_INTERVALS = frozenset(common_pb2.Interval.values()) - {common_pb2.INTERVAL_UNSPECIFIED}
+
+
+@dataclass(frozen=True)
+class IndicatorQuery:
+    symbol: str
+    interval: int
+    start_ms: int | None  # inclusive; None: the last 500 candles
+    end_ms: int | None  # exclusive; None: up to the latest closed candle
+    specs: list[ParsedSpec]
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,26 @@ class ParsedSpec:
         if len(self.outputs) == 1:
             return [self.name]
         return [f"{self.name}.{out}" for out in self.outputs]
+
+
+def parse_indicator_request(
+    request: signals_pb2.ComputeIndicatorsRequest,
+    sid_by_symbol: dict[str, int] | None = None,
+) -> IndicatorQuery:
+    """The whole request checked; with ``sid_by_symbol`` an unknown symbol is
+    NOT_FOUND. An unspecified interval means INTERVAL_1H, as in every other
+    signals call."""
+    symbol = parse_symbol(request.symbol)
+    if sid_by_symbol is not None and symbol not in sid_by_symbol:
+        raise NotFound(f"unknown symbol {symbol!r}: not in the asset universe")
+    interval = request.interval or common_pb2.INTERVAL_1H
+    if interval not in _KNOWN_INTERVALS:
+        raise InvalidArgument("interval", f"unknown interval value {request.interval}")
+    start_ms = optional_timestamp_ms(request, "start_time")
+    end_ms = optional_timestamp_ms(request, "end_time")
+    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
+        raise InvalidArgument("start_time", "must be before end_time")
+    return IndicatorQuery(symbol, interval, start_ms, end_ms, parse_specs(request))
 
 
 def known_names() -> str:

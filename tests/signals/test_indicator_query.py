@@ -11,12 +11,13 @@ import talib
 import core_rs
 from core_rs._kernels import KERNELS
 from marketmesh.v1 import common_pb2, signals_pb2
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, NotFound
 from services.signals.candles import CandleSeries
 from services.signals.indicator_query import (
     MAX_SPECS,
     build_response,
     compute,
+    parse_indicator_request,
     parse_specs,
     warmup_bars,
 )
@@ -243,3 +244,32 @@ def test_build_response() -> None:
     assert len(response.open_times) == 46 == len(response.series[0].values)
     assert response.open_times[0].seconds * 1000 == T0 + 14 * HOUR
     assert not math.isnan(response.series[0].values[0])
+
+
+def test_whole_request() -> None:
+    req = request(("rsi", {}))
+    q = parse_indicator_request(req)
+    assert (q.symbol, q.interval) == ("BTC-USD", common_pb2.INTERVAL_1H)
+    assert q.start_ms is None and q.end_ms is None
+    assert [s.name for s in q.specs] == ["rsi"]
+    req.start_time.FromMilliseconds(T0)
+    req.end_time.FromMilliseconds(T0 + HOUR)
+    req.interval = common_pb2.INTERVAL_1D
+    q = parse_indicator_request(req, {"BTC-USD": 0})
+    assert (q.interval, q.start_ms, q.end_ms) == (common_pb2.INTERVAL_1D, T0, T0 + HOUR)
+    with pytest.raises(NotFound):
+        parse_indicator_request(req, {"ETH-USD": 0})
+    req.end_time.FromMilliseconds(T0)
+    with pytest.raises(InvalidArgument) as err:
+        parse_indicator_request(req)
+    assert err.value.violations[0][0] == "start_time"
+    req.ClearField("end_time")
+    req.interval = 42
+    with pytest.raises(InvalidArgument) as err:
+        parse_indicator_request(req)
+    assert err.value.violations[0][0] == "interval"
+    req.interval = 0
+    req.symbol = "nonsense"
+    with pytest.raises(InvalidArgument) as err:
+        parse_indicator_request(req)
+    assert err.value.violations[0][0] == "symbol"
