@@ -88,15 +88,30 @@ def validate_create(
     kind = request.condition.kind
     threshold = request.condition.threshold
     if kind not in Kind.values() or kind == Kind.ALERT_CONDITION_KIND_UNSPECIFIED:
-        problems.append(("condition.kind", "is required: GRADE_ABOVE/BELOW, PRICE_ABOVE/BELOW, "
-                         "RSI_ABOVE/BELOW or DIRECTION_FLIP"))
+        problems.append(
+            (
+                "condition.kind",
+                "is required: GRADE_ABOVE/BELOW, PRICE_ABOVE/BELOW, "
+                "RSI_ABOVE/BELOW or DIRECTION_FLIP",
+            )
+        )
     elif kind != FLIP:
         if not math.isfinite(threshold):
             problems.append(("condition.threshold", f"must be a finite number, got {threshold}"))
         elif kind in GRADE_KINDS and not 0 < threshold < 100:
-            problems.append(("condition.threshold", f"a grade level between 0 and 100 (exclusive), got {threshold:g}"))
+            problems.append(
+                (
+                    "condition.threshold",
+                    f"a grade level between 0 and 100 (exclusive), got {threshold:g}",
+                )
+            )
         elif kind in RSI_KINDS and not 0 < threshold < 100:
-            problems.append(("condition.threshold", f"an RSI level between 0 and 100 (exclusive), got {threshold:g}"))
+            problems.append(
+                (
+                    "condition.threshold",
+                    f"an RSI level between 0 and 100 (exclusive), got {threshold:g}",
+                )
+            )
         elif kind in PRICE_KINDS and not threshold > 0:
             problems.append(("condition.threshold", f"a price above 0, got {threshold:g}"))
     interval = request.interval or common_pb2.INTERVAL_1H
@@ -117,7 +132,9 @@ def validate_create(
         id=uuid.uuid4().hex,
         symbol=symbol,
         sector=sector,
-        condition=signals_pb2.AlertCondition(kind=kind, threshold=0.0 if kind == FLIP else threshold),
+        condition=signals_pb2.AlertCondition(
+            kind=kind, threshold=0.0 if kind == FLIP else threshold
+        ),
         interval=interval,
         create_time=ms_to_timestamp(now_ms),
         name=request.name,
@@ -172,7 +189,12 @@ class AlertBook:
 
 
 def evaluate(
-    rule: AlertRule, symbols: list[str], values: np.ndarray, now_ms: int, *, initialize: bool = False
+    rule: AlertRule,
+    symbols: list[str],
+    values: np.ndarray,
+    now_ms: int,
+    *,
+    initialize: bool = False,
 ) -> list[tuple[str, float]]:
     """Update the rule's per-symbol state with new values; the (symbol, value)
     pairs it fires for. `initialize` records the state without firing."""

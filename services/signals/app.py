@@ -108,7 +108,7 @@ class SignalsApp:
         await self.hub.load()
         await self._restore()
         for row in await store.run(store.load_alerts):
-            alert_id, owner, body, state = row
+            _, owner, body, state = row
             rule = alert_rules.AlertRule(signals_pb2.Alert.FromString(body), owner)
             rule.load_state(state)
             self.alerts.add(rule)
@@ -259,7 +259,9 @@ class SignalsApp:
                 break
             except grpc.aio.AioRpcError as err:
                 self._on_connection(False, f"{err.code().name}: {err.details()}")
-                log.warning("pricing unreachable; retrying", error=err.code().name, retry_in_s=delay)
+                log.warning(
+                    "pricing unreachable; retrying", error=err.code().name, retry_in_s=delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self._merge_universe(rows)
@@ -279,9 +281,8 @@ class SignalsApp:
                 book.add_symbols(self.universe.size - book.n_symbols)
         for interval in self.intervals:
             self._live_dirty.setdefault(interval, set())
-        grown = self.metrics.n_symbols if hasattr(self.metrics, "n_symbols") else 0
-        if grown < self.universe.size:
-            self.metrics.add_symbols(self.universe.size - grown)
+        if self.metrics.n_symbols < self.universe.size:
+            self.metrics.add_symbols(self.universe.size - self.metrics.n_symbols)
         if added:
             log.info("universe updated", added=added, symbols=self.universe.size)
 
@@ -411,9 +412,7 @@ class SignalsApp:
                 histories = await self._fetch_many(interval, never, bars=self.settings.history_bars)
                 keep = [i for i, h in enumerate(histories) if h is not None and len(h.close)]
                 if keep:
-                    book.warm(
-                        never[keep], [histories[i] for i in keep], self.context(interval)
-                    )
+                    book.warm(never[keep], [histories[i] for i in keep], self.context(interval))
                 fetched += len(never)
             if gap.size:
                 starts = last[gap] + width
@@ -469,7 +468,15 @@ class SignalsApp:
                 continue
             for j in range(len(h.close)):
                 rows.append(
-                    (sid, int(h.open_ms[j]), h.open[j], h.high[j], h.low[j], h.close[j], h.volume[j])
+                    (
+                        sid,
+                        int(h.open_ms[j]),
+                        h.open[j],
+                        h.high[j],
+                        h.low[j],
+                        h.close[j],
+                        h.volume[j],
+                    )
                 )
         if not rows:
             return
@@ -541,7 +548,9 @@ class SignalsApp:
                     flips.append(FlipRow(symbol, interval, close_ms, direction, price, after))
                     self._remember_flip(interval, sid, close_ms, direction, price, after)
                     for rule in flip_rules:
-                        if self._rule_covers(rule, sid) and alert_rules.fire_flip(rule, symbol, now):
+                        if self._rule_covers(rule, sid) and alert_rules.fire_flip(
+                            rule, symbol, now
+                        ):
                             events.append(
                                 self._alert_event(rule, symbol, interval, close_ms, price, after)
                             )
@@ -650,7 +659,9 @@ class SignalsApp:
 
     # -- breadth ----------------------------------------------------------
 
-    def breadth_now(self, interval: int, mask: np.ndarray | None = None) -> breadth_mod.BreadthFigures:
+    def breadth_now(
+        self, interval: int, mask: np.ndarray | None = None
+    ) -> breadth_mod.BreadthFigures:
         book = self.book(interval)
         return breadth_mod.figures(
             book.closed_grade, book.direction, book.above_ma200, book.has_ma200, mask
@@ -679,7 +690,7 @@ class SignalsApp:
         await self.store.run(
             self.store.insert_breadth, interval, time_ms, point.SerializeToString()
         )
-        if after != before and before != signals_pb2.REGIME_UNSPECIFIED:
+        if before not in (after, signals_pb2.REGIME_UNSPECIFIED):
             rname = signals_pb2.Regime.Name(after).removeprefix("REGIME_")
             event = self._event(
                 EventT.SIGNAL_EVENT_TYPE_REGIME_CHANGE,
@@ -718,7 +729,11 @@ class SignalsApp:
 
     async def _evaluate_alerts(self, interval: int, book: IntervalBook) -> None:
         assert self.hub is not None
-        rules = [r for r in self.alerts.for_interval(interval) if r.alert.condition.kind != alert_rules.FLIP]
+        rules = [
+            r
+            for r in self.alerts.for_interval(interval)
+            if r.alert.condition.kind != alert_rules.FLIP
+        ]
         if not rules:
             return
         now = now_ms()
@@ -738,8 +753,13 @@ class SignalsApp:
                 sid = self.universe.sid_by_symbol[symbol]
                 events.append(
                     self._alert_event(
-                        rule, symbol, interval, now, float(book.last_price[sid]),
-                        float(book.grade[sid]), value,
+                        rule,
+                        symbol,
+                        interval,
+                        now,
+                        float(book.last_price[sid]),
+                        float(book.grade[sid]),
+                        value,
                     )
                 )
         if events:
@@ -785,12 +805,11 @@ class SignalsApp:
     # -- metrics ------------------------------------------------------------
 
     async def _simulate_metrics(self) -> None:
-        while not self.universe.size:
-            await asyncio.sleep(1.0)
+        if not self.universe.size:
+            await self.synced.wait()
         sim = MetricsSimulator(list(self.universe.symbols), seed=7)
         while True:
-            if sim.n_symbols < self.universe.size:
+            if len(sim.symbols) < self.universe.size:
                 sim = MetricsSimulator(list(self.universe.symbols), seed=7)
-            points = sim.step(now_ms(), None)
-            self.metrics.apply(*points)
+            self.metrics.update(sim.step(now_ms(), None))
             await asyncio.sleep(METRICS_STEP_S)

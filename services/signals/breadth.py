@@ -35,7 +35,10 @@ class BreadthFigures:
 
 
 def figures(
-    grade: np.ndarray, direction: np.ndarray, above_ma200: np.ndarray, has_ma200: np.ndarray,
+    grade: np.ndarray,
+    direction: np.ndarray,
+    above_ma200: np.ndarray,
+    has_ma200: np.ndarray,
     mask: np.ndarray | None = None,
 ) -> BreadthFigures:
     graded = np.isfinite(grade)

@@ -9,7 +9,8 @@ stays bounded whatever the subscribers do, and nothing is skipped.
 """
 
 import asyncio
-from collections import deque
+import bisect
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from marketmesh.v1 import signals_pb2
@@ -29,13 +30,18 @@ class EventHub:
         self.store = store
         self.heartbeat_s = heartbeat_s
         self.last_id = 0
-        self._ring: deque[tuple[signals_pb2.SignalEvent, str | None]] = deque(maxlen=RING_SIZE)
+        # Recent (event, owner) pairs and their ids, ascending (ids may have
+        # gaps: a deduplicated insert can use one up).
+        self._ring: list[tuple[signals_pb2.SignalEvent, str | None]] = []
+        self._ring_ids: list[int] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._lock = asyncio.Lock()
         self._closed = False
+        self._ring_floor = 0
 
     async def load(self) -> None:
         self.last_id = await self.store.run(self.store.last_event_id)
+        self._ring_floor = self.last_id
 
     async def publish(
         self,
@@ -66,8 +72,13 @@ class EventHub:
                     continue
                 event.id = event_id
                 self._ring.append((event, owner))
+                self._ring_ids.append(event_id)
                 self.last_id = event_id
                 new.append(event)
+            if len(self._ring) > 2 * RING_SIZE:  # trimmed in halves: amortized O(1)
+                self._ring_floor = self._ring_ids[-RING_SIZE - 1]
+                del self._ring[:-RING_SIZE]
+                del self._ring_ids[:-RING_SIZE]
         if new:
             self._wake()
         return new
@@ -82,27 +93,21 @@ class EventHub:
         self._closed = True
         self._wake()
 
-    async def _wait(self, timeout: float) -> None:
+    async def _wait(self, seconds: float) -> None:
+        """Until the next publish, or `seconds` (the heartbeat is due)."""
         if self._closed:
             raise Unavailable("signals is shutting down; reconnect")
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        try:
-            await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, seconds)
 
     async def _after(self, after_id: int) -> list[tuple[signals_pb2.SignalEvent, str | None]]:
         """Events with id > after_id, at most a page, from the ring or the store."""
-        ring = self._ring
-        if ring and ring[0][0].id <= after_id + 1:
-            start = after_id + 1 - ring[0][0].id
-            if start >= len(ring):
-                return []
-            out = []
-            for i in range(start, min(len(ring), start + STORE_PAGE)):
-                out.append(ring[i])
-            return out
+        # The ring holds every event after _ring_floor.
+        if after_id >= self._ring_floor:
+            start = bisect.bisect_right(self._ring_ids, after_id)
+            return self._ring[start : start + STORE_PAGE]
         stored = await self.store.run(self.store.events_after, after_id, STORE_PAGE)
         out = []
         for row in stored:
@@ -112,7 +117,7 @@ class EventHub:
         return out
 
     async def subscribe(
-        self, from_event_id: int, owner: str | None, wanted: EventFilter
+        self, from_event_id: int, wanted: EventFilter
     ) -> AsyncIterator[signals_pb2.StreamSignalEventsResponse]:
         """Messages of events after from_event_id (0: after the newest now)
         that pass `wanted`, then live ones; heartbeats when idle."""

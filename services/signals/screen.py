@@ -42,9 +42,7 @@ def _fingerprint(request: signals_pb2.ScreenSignalsRequest) -> str:
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
-def parse_screen(
-    request: signals_pb2.ScreenSignalsRequest, universe: SignalsUniverse
-) -> Screen:
+def parse_screen(request: signals_pb2.ScreenSignalsRequest, universe: SignalsUniverse) -> Screen:
     problems: list[tuple[str, str]] = []
     lo = request.min_grade if request.HasField("min_grade") else -math.inf
     hi = request.max_grade if request.HasField("max_grade") else math.inf
@@ -91,8 +89,16 @@ def parse_screen(
     if problems:
         raise InvalidArgument.many(problems)
     return Screen(
-        lo, hi, request.direction, within, mask, tuple(request.tiers), cap, request.order_by,
-        limit, offset,
+        lo,
+        hi,
+        request.direction,
+        within,
+        mask,
+        tuple(request.tiers),
+        cap,
+        request.order_by,
+        limit,
+        offset,
     )
 
 

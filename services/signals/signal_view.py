@@ -90,9 +90,7 @@ def full_signal(
             f"{common_pb2.Interval.Name(interval)} yet: not enough closed candles"
         )
     caps = market_caps(book, universe)
-    signal = signal_row(
-        book, sid, interval, universe, stale=stale, caps=caps, tiers=tiers_of(caps)
-    )
+    signal = signal_row(book, sid, interval, universe, stale=stale, caps=caps, tiers=tiers_of(caps))
     fields = book.signal_fields(sid, context)
     signal.trader_grade = _finite(fields.trader_grade)
     signal.label = book_label(fields.trader_grade)

@@ -122,9 +122,7 @@ class SignalsStore:
 
     # -- events -----------------------------------------------------------
 
-    def append(
-        self, events: Sequence[NewEvent], flips: Sequence[FlipRow] = ()
-    ) -> list[int | None]:
+    def append(self, events: Sequence[NewEvent], flips: Sequence[FlipRow] = ()) -> list[int | None]:
         """Insert events (and the flips behind them) in one transaction; their
         ids, None for an event already recorded under the same dedupe key."""
         conn = self.conn
@@ -165,7 +163,9 @@ class SignalsStore:
             " WHERE symbol = ? AND interval = ? ORDER BY time_ms DESC LIMIT ?",
             (symbol, interval, limit),
         ).fetchall()
-        return [FlipRow(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5])) for r in rows]
+        return [
+            FlipRow(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5])) for r in rows
+        ]
 
     # -- alerts -----------------------------------------------------------
 

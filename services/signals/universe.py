@@ -121,14 +121,14 @@ class SignalsUniverse:
     def to_bytes(self) -> bytes:
         rows = [
             {"s": s, "sec": list(sec), "c": c}
-            for s, sec, c in zip(self.symbols, self.sectors_of, self.circulating.tolist(), strict=True)
+            for s, sec, c in zip(
+                self.symbols, self.sectors_of, self.circulating.tolist(), strict=True
+            )
         ]
         return json.dumps(rows).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "SignalsUniverse":
         universe = cls()
-        universe.merge(
-            [AssetRow(r["s"], tuple(r["sec"]), float(r["c"])) for r in json.loads(data)]
-        )
+        universe.merge([AssetRow(r["s"], tuple(r["sec"]), float(r["c"])) for r in json.loads(data)])
         return universe
