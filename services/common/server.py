@@ -109,9 +109,10 @@ async def start_server(
     from the environment, so every service authenticates the same way; it only
     applies to the default interceptors.
     """
+    applied_auth: AuthSettings | None = None
     if interceptors is None:
-        auth = load_auth_settings() if auth is None else auth
-        interceptors = default_interceptors(service, auth=auth)
+        applied_auth = load_auth_settings() if auth is None else auth
+        interceptors = default_interceptors(service, auth=applied_auth)
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[*options, ("grpc.so_reuseport", 1 if reuse_port else 0)],
@@ -135,8 +136,8 @@ async def start_server(
         ) from err
     await server.start()
     _log.info("server started", address=address, port=port, services=list(names))
-    if auth is not None:
-        _log_auth(auth)
+    if applied_auth is not None:
+        _log_auth(applied_auth)
     return RunningServer(
         server=server,
         port=port,
@@ -152,7 +153,7 @@ def _log_auth(auth: AuthSettings) -> None:
     if auth.tokens:
         _log.info("authentication", owners=list(auth.owners), require_auth=auth.require_auth)
     else:
-        _log.warning(
+        _log.info(
             "authentication: no tokens configured (set MM_AUTH_TOKENS); "
             "owned resources answer UNAUTHENTICATED, market data is open"
         )
