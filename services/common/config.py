@@ -17,9 +17,11 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ParamSpec, TypeVar
+
+from services.common.auth import AuthSettings, parse_auth_tokens, redact_auth_tokens
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -148,6 +150,38 @@ def env_address(name: str, default: str) -> str:
     return value
 
 
+def env_auth_tokens(name: str) -> tuple[tuple[str, str], ...]:
+    """``owner=token,...`` pairs; unset is none. The error shows owners, never tokens."""
+    value = _raw(name)
+    if value is None:
+        return ()
+    try:
+        return parse_auth_tokens(value)
+    except ValueError as err:
+        raise ConfigError(
+            name,
+            redact_auth_tokens(value),
+            f"owner=token pairs separated by commas, tokens of at least 16 characters; {err}",
+        ) from None
+
+
+def load_auth_settings() -> AuthSettings:
+    """``MM_AUTH_TOKENS`` and ``MM_REQUIRE_AUTH``.
+
+    Requiring auth with no token to check would refuse every call but health:
+    that is a deployment mistake, so it fails at start-up instead.
+    """
+    tokens = env_auth_tokens("MM_AUTH_TOKENS")
+    require_auth = env_bool("MM_REQUIRE_AUTH", False)
+    if require_auth and not tokens:
+        raise ConfigError(
+            "MM_REQUIRE_AUTH",
+            _raw("MM_REQUIRE_AUTH") or "",
+            "0 when MM_AUTH_TOKENS is unset (with no tokens no call could authenticate)",
+        )
+    return AuthSettings(tokens=tokens, require_auth=require_auth)
+
+
 def _range_text(kind: str, minimum: float | None, maximum: float | None) -> str:
     if minimum is not None and maximum is not None:
         return f"{kind} from {minimum} to {maximum}"
@@ -170,6 +204,8 @@ class CommonSettings:
     log_format: str
     data_dir: Path
     shutdown_grace_s: float
+    # Defaulted so settings built by hand (tests, tools) need not mention auth.
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
 
 def load_common_settings() -> CommonSettings:
@@ -178,6 +214,7 @@ def load_common_settings() -> CommonSettings:
         log_format=env_choice("MM_LOG_FORMAT", "auto", LOG_FORMATS),
         data_dir=Path(env_str("MM_DATA_DIR", "var")).expanduser(),
         shutdown_grace_s=env_float("MM_SHUTDOWN_GRACE_S", 3.0, minimum=0.0, maximum=300.0),
+        auth=load_auth_settings(),
     )
 
 

@@ -1,4 +1,4 @@
-"""The server interceptor every service runs: request id, one log line, metrics, errors.
+"""The server interceptor every service runs: request id, auth, one log line, metrics, errors.
 
 grpc.aio interceptors only see the handler lookup, not the call, so this one
 wraps each method handler's behaviour once per method (cached) and does its
@@ -9,6 +9,11 @@ work around the servicer code:
   ``x-request-id`` in the trailing metadata (free: it rides on the status) and
   in the initial metadata (one extra batch op; for unary calls that is a
   measurable share of the call, so ``unary_header=False`` leaves it out);
+* the caller: ``authorization: Bearer <token>`` checked by an
+  :class:`services.common.auth.Authenticator` (a bad token, or no token when
+  ``MM_REQUIRE_AUTH=1``, is UNAUTHENTICATED before the servicer runs); the
+  owner is bound for :func:`services.common.auth.current_owner` and logged as
+  ``owner``, the token never;
 * exactly one ``rpc`` log line per call when it ends (streams: when the stream
   ends or is cancelled, with message counts) and the request metrics;
 * the error edge: a ServiceError or ValueError aborts with
@@ -22,7 +27,8 @@ once, running its ``finally`` (unsubscribe) instead of waiting for the GC.
 
 Servicers must not call ``send_initial_metadata`` (it has already been sent)
 and should add to, not replace, the trailing metadata. Sync (non-async)
-handlers are passed through untouched.
+handlers are passed through untouched, auth included: every handler a service
+registers on its grpc.aio server is async, as are health and reflection.
 """
 
 from __future__ import annotations
@@ -40,6 +46,14 @@ import grpc
 import structlog
 from grpc._cython import cygrpc  # ExecuteBatchError: a write to a client that has gone
 
+from services.common.auth import (
+    AUTHORIZATION_KEY,
+    Authenticator,
+    AuthSettings,
+    Caller,
+    reset_caller,
+    set_caller,
+)
 from services.common.errors import is_mapped_error, to_rpc_status
 from services.common.logging import get_logger
 from services.common.metrics import GRPC_LATENCY, GRPC_REQUESTS
@@ -65,18 +79,29 @@ Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandl
 
 def request_id_from(metadata: Any) -> str:
     """The caller's ``x-request-id`` when it is sane, else a fresh uuid4 hex."""
+    return _read_metadata(metadata)[0]
+
+
+def _read_metadata(metadata: Any) -> tuple[str, tuple[str, ...]]:
+    """The request id and every ``authorization`` value, in one pass."""
+    request_id: str | None = None
+    authorization: tuple[str, ...] = ()
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY:
-            if isinstance(value, str) and _SANE_REQUEST_ID.fullmatch(value):
-                return value
-            break
-    return uuid.uuid4().hex
+            if request_id is None:
+                sane = isinstance(value, str) and _SANE_REQUEST_ID.fullmatch(value)
+                request_id = value if sane else ""
+        elif key == AUTHORIZATION_KEY:
+            authorization = (*authorization, value if isinstance(value, str) else "")
+    return request_id or uuid.uuid4().hex, authorization
 
 
 class _Call:
     """Per-call state; lives in the wrapper's frame, never shared between calls."""
 
     __slots__ = (
+        "authorization",
+        "caller_reset",
         "metadata",
         "method",
         "received",
@@ -87,9 +112,14 @@ class _Call:
         "tokens",
     )
 
-    def __init__(self, method: str, request_id: str, streaming: bool) -> None:
+    def __init__(
+        self, method: str, request_id: str, streaming: bool, authorization: tuple[str, ...] = ()
+    ) -> None:
         self.method = method
         self.request_id = request_id
+        # Held only until the call is authenticated, then dropped.
+        self.authorization = authorization
+        self.caller_reset: Any = None
         self.metadata = ((REQUEST_ID_KEY, request_id),)
         self.streaming = streaming
         self.sent = 0
@@ -142,11 +172,25 @@ class _CountingRequests:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Request id, one log line and metrics per call, and the error edge."""
+    """Request id, caller, one log line and metrics per call, and the error edge.
 
-    def __init__(self, service: str, *, unary_header: bool = True) -> None:
+    ``auth`` defaults to no tokens and anonymous calls allowed: owned methods
+    then answer UNAUTHENTICATED saying no tokens are configured.
+    """
+
+    def __init__(
+        self, service: str, *, unary_header: bool = True, auth: AuthSettings | None = None
+    ) -> None:
         self._service = service
         self._unary_header = unary_header
+        settings = auth or AuthSettings()
+        self._authenticator = Authenticator(settings)
+        configured = self._authenticator.configured
+        # One immutable Caller per owner, built once: binding it costs a contextvar set.
+        self._anonymous = Caller(owner=None, tokens_configured=configured)
+        self._callers = {
+            owner: Caller(owner=owner, tokens_configured=configured) for owner in settings.owners
+        }
         self._log = get_logger("marketmesh.rpc")
         # method -> (original handler, wrapped handler): wrap once, not per call.
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -192,6 +236,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 call = self._begin(method, context, streaming=False)
                 try:
+                    self._authenticate(call)
                     if self._unary_header:
                         await context.send_initial_metadata(call.metadata)
                     response = await inner(request, context)
@@ -207,6 +252,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
                 call = self._begin(method, context, streaming=True)
                 try:
+                    self._authenticate(call)
                     await context.send_initial_metadata(call.metadata)
                     response = await inner(
                         _CountingRequests(requests, call), _CountingContext(context, call)
@@ -232,6 +278,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> None:
             call = self._begin(method, context, streaming=True)
             try:
+                self._authenticate(call)
                 await context.send_initial_metadata(call.metadata)
                 await respond(request, context, call)
             except BaseException as exc:
@@ -245,10 +292,26 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     # -- per call -----------------------------------------------------------------
 
     def _begin(self, method: str, context: grpc.aio.ServicerContext, *, streaming: bool) -> _Call:
-        call = _Call(method, request_id_from(context.invocation_metadata()), streaming)
+        request_id, authorization = _read_metadata(context.invocation_metadata())
+        call = _Call(method, request_id, streaming, authorization)
         # Also used by a servicer's own abort() when it passes no trailers.
         context.set_trailing_metadata(call.metadata)
         return call
+
+    def _authenticate(self, call: _Call) -> None:
+        """Bind the caller for the servicer and the log, or raise Unauthenticated.
+
+        Runs in the handler's task (contextvars set in intercept_service would
+        not reach the servicer), inside the wrapper's error edge so a refusal is
+        logged and counted like any other status.
+        """
+        authorization, call.authorization = call.authorization, ()
+        owner = self._authenticator.identify(authorization, method=call.method)
+        if owner is None:
+            call.caller_reset = set_caller(self._anonymous)
+            return
+        call.caller_reset = set_caller(self._callers[owner])
+        call.tokens.update(structlog.contextvars.bind_contextvars(owner=owner))
 
     async def _fail(
         self, call: _Call, context: grpc.aio.ServicerContext, exc: BaseException
@@ -309,6 +372,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             self._log.info("rpc", **fields)
         self._observe(call.method, code, elapsed)
         structlog.contextvars.reset_contextvars(**call.tokens)
+        if call.caller_reset is not None:
+            reset_caller(call.caller_reset)
+            call.caller_reset = None
 
     def _observe(self, method: str, code: grpc.StatusCode, elapsed: float) -> None:
         counter = self._counters.get((method, code))
@@ -351,9 +417,9 @@ def _peer(context: grpc.aio.ServicerContext) -> str:
 
 
 def default_interceptors(
-    service: str, *, unary_header: bool = False
+    service: str, *, unary_header: bool = False, auth: AuthSettings | None = None
 ) -> list[grpc.aio.ServerInterceptor]:
     """The services' stack. Unary calls carry the request id in the trailing
     metadata only: the extra initial-metadata send cost ~15% of a GetQuote
     (bench/results/loadtest.md); streams still get it up front."""
-    return [ServiceInterceptor(service, unary_header=unary_header)]
+    return [ServiceInterceptor(service, unary_header=unary_header, auth=auth)]

@@ -32,7 +32,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common.config import CommonSettings, ConfigError
+from services.common.auth import AuthSettings
+from services.common.config import CommonSettings, ConfigError, load_auth_settings
 from services.common.interceptors import default_interceptors
 from services.common.logging import get_logger
 from services.common.reflection import enable_reflection
@@ -96,6 +97,7 @@ async def start_server(
     options: Sequence[tuple[str, int | str]] = DEFAULT_OPTIONS,
     address_var: str | None = None,
     reuse_port: bool = False,
+    auth: AuthSettings | None = None,
 ) -> RunningServer:
     """Build, bind and start a grpc.aio server; health starts NOT_SERVING.
 
@@ -103,9 +105,16 @@ async def start_server(
     ``interceptors`` default to :func:`default_interceptors`. ``reuse_port``
     lets several processes share one port (one per core); off by default so a
     second copy started by mistake fails instead of silently splitting traffic.
+    ``auth`` (tokens, MM_REQUIRE_AUTH) defaults to :func:`load_auth_settings`
+    from the environment, so every service authenticates the same way; it only
+    applies to the default interceptors.
     """
+    applied_auth: AuthSettings | None = None
+    if interceptors is None:
+        applied_auth = load_auth_settings() if auth is None else auth
+        interceptors = default_interceptors(service, auth=applied_auth)
     server = grpc.aio.server(
-        interceptors=default_interceptors(service) if interceptors is None else interceptors,
+        interceptors=interceptors,
         options=[*options, ("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
     register(server)
@@ -127,6 +136,8 @@ async def start_server(
         ) from err
     await server.start()
     _log.info("server started", address=address, port=port, services=list(names))
+    if applied_auth is not None:
+        _log_auth(applied_auth)
     return RunningServer(
         server=server,
         port=port,
@@ -135,6 +146,17 @@ async def start_server(
         address=address,
         service=service,
     )
+
+
+def _log_auth(auth: AuthSettings) -> None:
+    # Owners only: tokens never reach a log line.
+    if auth.tokens:
+        _log.info("authentication", owners=list(auth.owners), require_auth=auth.require_auth)
+    else:
+        _log.info(
+            "authentication: no tokens configured (set MM_AUTH_TOKENS); "
+            "owned resources answer UNAUTHENTICATED, market data is open"
+        )
 
 
 async def run_service(
