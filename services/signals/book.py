@@ -679,10 +679,13 @@ class IntervalBook:
 
     @property
     def momentum(self) -> np.ndarray:
+        """Momentum label of every symbol (the closed grade's recent change)."""
+        return self.momentum_of(np.arange(self._n))
+
+    def momentum_of(self, sids: np.ndarray) -> np.ndarray:
         s = self._s
-        sids = np.arange(self._n)
-        before = self._ring_at(sids, "grade", s["count"] - 1 - MOMENTUM_BARS)
-        return momentum_labels(s["closed_grade"], before, s["direction"])
+        before = self._ring_at(sids, "grade", s["count"][sids] - 1 - MOMENTUM_BARS)
+        return momentum_labels(s["closed_grade"][sids], before, s["direction"][sids])
 
     # ----- one symbol, on demand -----------------------------------------------------
 
@@ -709,7 +712,7 @@ class IntervalBook:
             trader_grade=float(grade[0]),
             closed_grade=float(s["closed_grade"][sid]),
             label=label_of(float(grade[0])),
-            momentum=int(self.momentum[sid]),
+            momentum=int(self.momentum_of(one)[0]),
             direction=int(s["direction"][sid]),
             direction_since_ms=int(s["direction_since_ms"][sid]),
             last_flip_price=float(s["last_flip_price"][sid]),
