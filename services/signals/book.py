@@ -47,6 +47,7 @@ from services.signals.features import (
     RING,
     RING_FIELDS,
     RING_LEN,
+    RISK_LEN,
     RS_BARS,
     SLOPE_LAG,
     PriceInputs,
@@ -55,7 +56,7 @@ from services.signals.features import (
     price_scores,
 )
 from services.signals.grading import FactorScore, label_of, labels, momentum_labels
-from services.signals.risk import RiskFigures, risk_from_row
+from services.signals.risk import RiskFigures, risk_figures
 from services.signals.weights import TRADER_FACTORS, GradeWeights, blend, effective_weights
 
 __all__ = [
@@ -130,6 +131,7 @@ _STATE: dict[str, tuple[type, float, tuple[int, ...]]] = {
     "bar": (np.float64, np.nan, (5,)),
     "rows": (np.float64, np.nan, (len(COLUMNS),)),
     "ring": (np.float64, np.nan, (len(RING_FIELDS), RING_LEN)),
+    "closes": (np.float64, np.nan, (RISK_LEN,)),  # ring of the last closes, for risk
     "ret_closed": (np.float64, np.nan, ()),
     "high_close": (np.float64, np.nan, ()),
     "closed_grade": (np.float64, np.nan, ()),
@@ -194,7 +196,7 @@ class IntervalBook:
         self.interval_ms = int(interval_ms)
         self.weights = weights
         self.confirm_bars = int(confirm_bars)
-        self._bundle = BundleSet(0, members(self.interval_ms))
+        self._bundle = BundleSet(0, members())
         if tuple(self._bundle.columns) != COLUMNS:
             raise RuntimeError(f"core_rs bundle columns changed: {self._bundle.columns}")
         self._n = 0
@@ -377,6 +379,7 @@ class IntervalBook:
         pos = np.mod(idx, RING_LEN)
         ring = s["ring"]
         ring[sids, RING["close"], pos] = c
+        s["closes"][sids, np.mod(idx, RISK_LEN)] = c
         for name in ("ema_20", "ema_50", "ema_200", "obv"):
             ring[sids, RING[name], pos] = rows[:, COL[name]]
         s["ret_closed"][sids] = _log_ratio(c, self._ring_at(sids, "close", idx - RS_BARS))
@@ -542,9 +545,16 @@ class IntervalBook:
         s["ret_closed"][hs] = ret[ends_h]
         s["high_close"][hs] = np.fmax.reduceat(c, starts[has])
         s["ring"][row_sid[keep], :, np.mod(pos[keep], RING_LEN)] = ring_vals[keep]
-        s["closed_grade"][hs] = grades[ends_h]
-        s["grade"][hs] = grades[ends_h]
-        return self._replay(sids, starts, lengths, grades, t_ms, c)
+        recent = pos >= (lengths[local] - RISK_LEN)
+        s["closes"][row_sid[recent], np.mod(pos[recent], RISK_LEN)] = c[recent]
+        flips = self._replay(sids, starts, lengths, grades, t_ms, c)
+        # The latest closed grade against every peer in the book, not only those
+        # warmed together (the same number when the whole universe is warmed).
+        latest, _ = self._grade(hs, self._closed_inputs(hs), s["ret_closed"], context)
+        s["ring"][hs, RING["grade"], np.mod(lengths[has] - 1, RING_LEN)] = latest
+        s["closed_grade"][hs] = latest
+        s["grade"][hs] = latest
+        return flips
 
     def _replay(
         self,
@@ -615,10 +625,12 @@ class IntervalBook:
 
     @property
     def direction_since_ms(self) -> np.ndarray:
+        """Close time of the candle that confirmed the current direction; -1 none."""
         return self._s["direction_since_ms"]
 
     @property
     def last_flip_price(self) -> np.ndarray:
+        """Close of the candle that confirmed the current direction."""
         return self._s["last_flip_price"]
 
     @property
@@ -637,6 +649,8 @@ class IntervalBook:
 
     @property
     def as_of_ms(self) -> np.ndarray:
+        """Time of the newest data: a closed candle's close time, a forming
+        candle's open time (the book sees no tick times); -1 none."""
         return self._s["as_of_ms"]
 
     @property
@@ -665,7 +679,9 @@ class IntervalBook:
         closed = s["rows"][:, COL[name]]
         if not live:
             return closed
-        return np.where(s["forming_ms"] >= 0, s["live_rows"][:, COL[name]], closed)
+        peeked = s["live_rows"][:, COL[name]]
+        # Until regrade_live has peeked a new forming candle, the closed value stands.
+        return np.where((s["forming_ms"] >= 0) & ~np.isnan(peeked), peeked, closed)
 
     @property
     def rsi(self) -> np.ndarray:
@@ -686,6 +702,15 @@ class IntervalBook:
         s = self._s
         before = self._ring_at(sids, "grade", s["count"][sids] - 1 - MOMENTUM_BARS)
         return momentum_labels(s["closed_grade"][sids], before, s["direction"][sids])
+
+    def recent_closes(self, sids: np.ndarray) -> np.ndarray:
+        """The last RISK_LEN closes of each symbol, oldest first (NaN before
+        the first candle)."""
+        sids = _ids(sids)
+        count = self._s["count"][sids]
+        idx = count[:, None] - RISK_LEN + np.arange(RISK_LEN)[None, :]
+        vals = self._s["closes"][sids[:, None], np.mod(idx, RISK_LEN)]
+        return np.where(idx >= 0, vals, np.nan)
 
     # ----- one symbol, on demand -----------------------------------------------------
 
@@ -718,7 +743,7 @@ class IntervalBook:
             last_flip_price=float(s["last_flip_price"][sid]),
             factors=factors,
             indicators=self._indicators(live_row, p),
-            risk=risk_from_row(s["rows"][sid]),
+            risk=risk_figures(self.recent_closes(one)[0], self.interval_ms),
         )
 
     def _reasons(

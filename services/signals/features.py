@@ -20,17 +20,17 @@ OBV_LAG = 10
 RS_BARS = 20  # relative strength: log return over this many candles
 MOMENTUM_BARS = 5  # grade change for the momentum label
 RISK_BARS = 90  # risk statistics: log returns over this many candles
+RISK_LEN = RISK_BARS + 1  # closes kept for them
 EMA_PERIODS = (20, 50, 200)
 POS_SCALE = {20: 2.0, 50: 3.0, 200: 4.0}  # distance from the EMA, in ATRs
 SLOPE_SCALE = {20: 0.2, 50: 0.1, 200: 0.05}  # EMA change per candle, in ATRs
 ATR_CALM = 0.05  # ATR above this share of price pulls the range position to 50
 RS_SCALE = 0.10
-YEAR_MS = 365 * 86_400_000
 
 
-def members(interval_ms: int) -> tuple[Member, ...]:
-    """The bundle every symbol carries at one interval (risk annualized for it)."""
-    ppy = YEAR_MS / interval_ms
+def members() -> tuple[Member, ...]:
+    """The indicator bundle every symbol carries (risk figures are computed
+    on demand from the last RISK_BARS + 1 closes: see ``risk``)."""
     return (
         Member("ema", {"timeperiod": 20}, alias="ema_20"),
         Member("ema", {"timeperiod": 50}, alias="ema_50"),
@@ -43,11 +43,6 @@ def members(interval_ms: int) -> tuple[Member, ...]:
         Member("obv"),
         Member("roc", {"timeperiod": 10}),
         Member("sma", {"timeperiod": 20}, alias="vol_sma", inputs={"real": "volume"}),
-        Member("volatility", {"timeperiod": RISK_BARS, "periods_per_year": ppy}),
-        Member("sharpe", {"timeperiod": RISK_BARS, "periods_per_year": ppy}),
-        Member("sortino", {"timeperiod": RISK_BARS, "periods_per_year": ppy}),
-        Member("max_drawdown", {"timeperiod": RISK_BARS + 1}),
-        Member("historical_var", {"timeperiod": RISK_BARS, "confidence": 0.95}),
     )
 
 
@@ -68,11 +63,6 @@ COLUMNS: tuple[str, ...] = (
     "obv",
     "roc",
     "vol_sma",
-    "volatility",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "historical_var",
 )
 COL = {name: i for i, name in enumerate(COLUMNS)}
 

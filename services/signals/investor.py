@@ -2,9 +2,9 @@
 
 Factors and their scoring are documented in ``services.signals.weights``;
 the daily :class:`~services.signals.book.IntervalBook` already keeps what
-they read (SMA 200, EMA 50, highest close, candle count, 90-day volatility,
-20-day volume average), so the grade of the whole universe is a handful of
-numpy operations.
+they read (SMA 200, EMA 50, highest close, candle count, the last 91 closes
+for the volatility, 20-day volume average), so the grade of the whole
+universe is a handful of numpy operations and one core_rs batch call.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from services.signals.book import IntervalBook
 from services.signals.context import MarketContext
 from services.signals.features import MIN_BARS, RISK_BARS, sq
 from services.signals.grading import FactorScore, label_of
+from services.signals.risk import volatilities
 from services.signals.weights import INVESTOR_FACTORS, blend, effective_weights
 
 TREND_SCALE = 0.2
@@ -42,7 +43,7 @@ def _readings(book: IntervalBook, context: MarketContext) -> dict[str, np.ndarra
             "ema_50": ema50,
             "average": np.where(np.isnan(sma), ema50, sma),
             "drawdown": np.clip(1.0 - close / book.high_close, 0.0, 1.0),
-            "volatility": book.column("volatility", live=False),
+            "volatility": volatilities(book.recent_closes(sids), book.interval_ms),
             "turnover": book.column("vol_sma", live=False) / supply,
             "market_cap": supply * close,
             "days": book.bar_count.astype(np.float64),

@@ -83,6 +83,8 @@ def test_incremental_equals_warm_on_all_candles() -> None:
         assert a.trader_grade == pytest.approx(b.trader_grade, rel=1e-9)
         assert a.indicators == pytest.approx(b.indicators, rel=1e-9)
         assert [f.reason for f in a.factors] == [f.reason for f in b.factors]
+        assert vars(a.risk) == pytest.approx(vars(b.risk), rel=1e-9)
+        assert a.momentum == b.momentum
     assert not np.isnan(full.closed_grade).any()
 
 
@@ -263,3 +265,23 @@ def test_timing_6000_symbols(capsys: pytest.CaptureFixture[str]) -> None:
             f"apply+regrade {(t_apply + t_live) * 1e3:.1f} ms; signal_fields {t_one * 1e3:.1f} ms"
         )
     assert not np.isnan(book.grade).any()
+
+
+def test_warming_one_new_symbol_compares_it_with_peers_already_in_the_book() -> None:
+    series, ctx = universe()
+    book = IntervalBook(7, HOUR, GradeWeights())
+    book.warm(np.arange(6), series, ctx)
+    # Symbol 6 joins the defi sector; it tracks symbol 1 (the outperformer) closely.
+    rng = np.random.default_rng(99)
+    close = series[1].close * np.exp(rng.normal(0, 0.001, N))
+    joined = MarketContext(
+        btc_sid=0,
+        sector_names=ctx.sector_names,
+        sector_members=[np.array([1, 2, 3, 4, 6]), np.array([0, 1, 5])],
+        circulating=np.full(7, 1e7),
+        regime=ctx.regime,
+    )
+    book.warm(np.array([6]), [candles(close, seed=99)], joined)
+    rs = next(f for f in book.signal_fields(6, joined).factors if f.name == "relative_strength")
+    assert rs.weight > 0 and "sector median" in rs.reason and "BTC" in rs.reason
+    assert rs.score > 50
