@@ -11,7 +11,11 @@ on demand (:meth:`IntervalBook.signal_fields`).
 Start-up (``warm``) runs the bundle over whole histories in one core_rs call
 per chunk of symbols and grades every historic candle at once; the state it
 leaves is the state bar-by-bar ``apply_closed`` would have reached, so later
-candles continue exactly. Historic candles are graded with today's market
+candles continue exactly. That call is ``BundleSet.update`` with each
+symbol's id repeated once per candle: it returns the per-candle values that
+``bundle.run`` would (both equal the batch kernels bitwise) and, unlike
+``bundle.run``, leaves the incremental state behind, so no second pass over
+the history is needed to resume. Historic candles are graded with today's market
 context (regime, sentiment, on-chain: no history of those is kept);
 relative strength uses the peers' returns at the same candle time among the
 symbols warmed together.
@@ -105,6 +109,11 @@ class FlipLog:
     direction: np.ndarray  # int8, the new direction
     price: np.ndarray  # close of the confirming candle
     grade: np.ndarray  # its closed grade
+
+    @classmethod
+    def empty(cls) -> FlipLog:
+        dtypes = (np.int64, np.int64, np.int8, np.float64, np.float64)
+        return cls(*(np.empty(0, dt) for dt in dtypes))
 
 
 @dataclass
@@ -333,7 +342,10 @@ class IntervalBook:
             p = p.scatter(f, self._live_inputs(fs, rows))
         return p, self._live_returns()
 
-    def _grade(self, sids: np.ndarray, p: PriceInputs, ret_all: np.ndarray, ctx: MarketContext):
+    def _grade(
+        self, sids: np.ndarray, p: PriceInputs, ret_all: np.ndarray, ctx: MarketContext
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Grade of ``sids`` with every symbol's returns (``ret_all``) as peers."""
         btc, sector = peer_returns(ret_all, ctx.btc_sid, ctx.sector_members)
         return grade_of(self.weights, p, ctx, sids, ret_all[sids], btc[sids], sector[sids])
 
@@ -452,7 +464,8 @@ class IntervalBook:
     ) -> FlipLog:
         """Recomputes the listed symbols from their closed-candle histories.
 
-        Their previous state is dropped. Indicators come from one core_rs
+        Their previous state (forming candle included) is dropped; each
+        history holds closed candles only. Indicators come from one core_rs
         bundle pass per chunk of symbols; every historic candle is graded at
         once, then the direction is replayed over those grades with the same
         hysteresis as ``apply_closed``. Returns the flips found (history, not
@@ -471,9 +484,8 @@ class IntervalBook:
         for name, (_, fill, _) in _STATE.items():
             s[name][sids] = fill
         lengths = np.array([len(h) for h in histories], dtype=np.int64)
-        empty = FlipLog(*(np.empty(0, dt) for dt in (np.int64, np.int64, np.int8, float, float)))
         if lengths.sum() == 0:
-            return empty
+            return FlipLog.empty()
 
         def cat(name: str) -> np.ndarray:
             return np.concatenate([getattr(h, name) for h in histories])
@@ -600,7 +612,7 @@ class IntervalBook:
         s["bull_run"][sids], s["bear_run"][sids] = bull, bear
         s["direction_since_ms"][sids], s["last_flip_price"][sids] = since, price
         if not flips:
-            return FlipLog(*(np.empty(0, dt) for dt in (np.int64, np.int64, np.int8, float, float)))
+            return FlipLog.empty()
         cols = list(zip(*flips, strict=True))
         return FlipLog(*(np.concatenate(col) for col in cols))
 
