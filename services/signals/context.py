@@ -87,26 +87,66 @@ def median_excluding_self(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values) | (k < 1), np.nan, med)
 
 
+def _sector_medians_flat(
+    ret: np.ndarray, sector_members: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and count, per symbol, of its peer medians over all its sectors:
+    every sector at once (one sort), for a 1-D ``ret``."""
+    n = len(ret)
+    groups = [np.asarray(m, dtype=np.int64) for m in sector_members]
+    groups = [g[(g >= 0) & (g < n)] for g in groups]
+    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    if sizes.sum() == 0:
+        return np.zeros(n), np.zeros(n)
+    grp = np.repeat(np.arange(len(groups)), sizes)
+    sid = np.concatenate(groups)
+    val = ret[sid]
+    valid = ~np.isnan(val)
+    # By sector, then missing values last, then value: each sector a sorted run.
+    order = np.lexsort((np.where(valid, val, 0.0), ~valid, grp))
+    sorted_val = val[order]
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rank = np.empty(len(sid), dtype=np.int64)
+    rank[order] = np.arange(len(sid)) - start[grp[order]]
+    k = np.bincount(grp, weights=valid, minlength=len(groups)).astype(np.int64)[grp] - 1
+    base, size = start[grp], sizes[grp]
+
+    def peer(j: np.ndarray) -> np.ndarray:
+        # The j-th smallest peer: skip the element's own slot in its sorted sector.
+        idx = np.where(j < rank, j, j + 1)
+        return sorted_val[base + np.clip(idx, 0, size - 1)]
+
+    med = 0.5 * (peer(np.maximum((k - 1) // 2, 0)) + peer(np.maximum(k // 2, 0)))
+    ok = valid & (k >= 1)
+    total = np.bincount(sid, weights=np.where(ok, med, 0.0), minlength=n)
+    count = np.bincount(sid, weights=ok, minlength=n)
+    return total, count
+
+
 def peer_returns(
     ret: np.ndarray, btc_idx: int | None, sector_members: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """BTC's return and the sector peers' median return for every row of
-    ``ret`` (rows indexed like ``sector_members``; extra axes are candles)."""
+    ``ret`` (rows indexed like ``sector_members``; extra axes are candles).
+    A symbol in several sectors takes the mean of its sectors' medians."""
     btc = np.full(ret.shape, np.nan)
     if btc_idx is not None and 0 <= btc_idx < ret.shape[0]:
         btc[...] = ret[btc_idx]
         btc[btc_idx] = np.nan  # BTC against itself says nothing
-    total = np.zeros(ret.shape)
-    count = np.zeros(ret.shape)
-    for members in sector_members:
-        idx = np.asarray(members, dtype=np.int64)
-        idx = idx[(idx >= 0) & (idx < ret.shape[0])]
-        if len(idx) < 2:
-            continue
-        med = median_excluding_self(ret[idx])
-        ok = ~np.isnan(med)
-        np.add.at(total, idx, np.where(ok, med, 0.0))
-        np.add.at(count, idx, ok)
+    if ret.ndim == 1:
+        total, count = _sector_medians_flat(ret, sector_members)
+    else:
+        total = np.zeros(ret.shape)
+        count = np.zeros(ret.shape)
+        for members in sector_members:
+            idx = np.asarray(members, dtype=np.int64)
+            idx = idx[(idx >= 0) & (idx < ret.shape[0])]
+            if len(idx) < 2:
+                continue
+            med = median_excluding_self(ret[idx])
+            ok = ~np.isnan(med)
+            np.add.at(total, idx, np.where(ok, med, 0.0))
+            np.add.at(count, idx, ok)
     with np.errstate(invalid="ignore", divide="ignore"):
         sector = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return btc, sector

@@ -10,7 +10,7 @@ import pytest
 
 from marketmesh.v1 import signals_pb2
 from services.signals.book import IntervalBook, MarketContext
-from services.signals.context import median_excluding_self
+from services.signals.context import median_excluding_self, peer_returns
 from services.signals.grading import label_of, labels
 from services.signals.weights import (
     TRADER_DEFAULTS,
@@ -233,3 +233,27 @@ def test_short_history_grades_with_what_exists_and_says_so() -> None:
     assert short.label == L.GRADE_LABEL_UNSPECIFIED
     assert all(f.weight == 0.0 for f in short.factors)
     assert "29 closed candles, 30 needed" in short.factors[0].reason
+
+
+def test_peer_returns_match_brute_force_over_overlapping_sectors() -> None:
+    rng = np.random.default_rng(6)
+    n = 30
+    ret = rng.normal(size=n)
+    ret[[3, 17]] = np.nan
+    sectors = [rng.choice(n, size=k, replace=False) for k in (5, 8, 2, 1, 12, 6)]
+    sectors.append(np.array([4, 40, -1]))  # ids outside the book are ignored
+    btc, sector = peer_returns(ret, 0, sectors)
+    grid_btc, grid_sector = peer_returns(ret[:, None].copy(), 0, sectors)  # the 2-D path
+    for sid in range(n):
+        medians = []
+        for raw in sectors:
+            members = [m for m in raw if 0 <= m < n]
+            if sid not in members or np.isnan(ret[sid]):
+                continue
+            others = [ret[m] for m in members if m != sid and not np.isnan(ret[m])]
+            if others:
+                medians.append(np.median(others))
+        expected = np.mean(medians) if medians else np.nan
+        assert sector[sid] == pytest.approx(expected, nan_ok=True, abs=1e-12)
+        assert grid_sector[sid, 0] == pytest.approx(expected, nan_ok=True, abs=1e-12)
+    assert np.isnan(btc[0]) and btc[1] == ret[0] and grid_btc[5, 0] == ret[0]
