@@ -182,8 +182,11 @@ def momentum_parts(p: PriceInputs) -> dict[str, np.ndarray]:
     atr = _pos_atr(p.atr)
     with np.errstate(invalid="ignore", divide="ignore"):
         atr_pct = atr / p.close
+        # TA-Lib's RSI is 0 over a window with no move at all; that is no
+        # momentum (50), not the most bearish reading.
+        still = (p.rsi == 0.0) & (p.roc == 0.0)
         return {
-            "rsi": np.clip(p.rsi, 0.0, 100.0),
+            "rsi": np.where(still, 50.0, np.clip(p.rsi, 0.0, 100.0)),
             "macd": sq(p.macd / (2.0 * atr)),
             "macd_hist": sq(p.macdhist / (0.5 * atr)),
             "roc": sq((p.roc / 100.0) / (atr_pct * math.sqrt(10.0)) / 1.5),

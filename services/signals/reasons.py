@@ -32,6 +32,8 @@ def _side(x: float) -> str:
 
 def trend_reason(p: PriceInputs) -> str:
     close, atr, n = _f(p.close), _f(p.atr), int(_f(p.nbars))
+    if atr == 0.0:
+        return "no trend reading: the price has not moved (ATR 0)"
     out = []
     missing = []
     for period in (50, 20, 200):

@@ -21,7 +21,8 @@ candles it needs.
   k = 2, 3, 4 for 20, 50, 200 (slower averages sit farther away). Slope over
   the last 5 candles per candle in ATRs: ``sq(((ema - ema[5 ago]) / 5 / ATR) / s)``
   with s = 0.2, 0.1, 0.05. The 200-EMA needs 200 candles.
-- ``momentum`` (0.20): RSI(14) as is (70 scores 70); MACD(12, 26, 9) line
+- ``momentum`` (0.20): RSI(14) as is (70 scores 70; a window without any
+  move, where TA-Lib's RSI reads 0, scores 50); MACD(12, 26, 9) line
   ``sq(macd / (2 ATR))`` and histogram ``sq(hist / (0.5 ATR))``; ROC(10)
   ``sq((roc / 100) / (ATR% * sqrt(10)) / 1.5)``: the 10-candle change against
   the change ATR would explain.

@@ -10,6 +10,7 @@ import pytest
 
 from marketmesh.v1 import signals_pb2
 from services.signals.book import IntervalBook, MarketContext
+from services.signals.candles import CandleSeries
 from services.signals.context import median_excluding_self, peer_returns
 from services.signals.grading import label_of, labels
 from services.signals.weights import (
@@ -257,3 +258,16 @@ def test_peer_returns_match_brute_force_over_overlapping_sectors() -> None:
         assert sector[sid] == pytest.approx(expected, nan_ok=True, abs=1e-12)
         assert grid_sector[sid, 0] == pytest.approx(expected, nan_ok=True, abs=1e-12)
     assert np.isnan(btc[0]) and btc[1] == ret[0] and grid_btc[5, 0] == ret[0]
+
+
+def test_a_price_that_never_moves_grades_exactly_neutral() -> None:
+    n = 80
+    price = np.full(n, 1.0)
+    series = CandleSeries(np.arange(n) * HOUR, price, price, price, price, np.full(n, 500.0))
+    book = IntervalBook(1, HOUR, GradeWeights())
+    book.warm(np.arange(1), [series], MarketContext())
+    # No ATR: no trend reading; RSI (0 in TA-Lib's convention) reads 50, %B 0.5, OBV flat.
+    assert book.closed_grade[0] == pytest.approx(50.0)
+    by = {f.name: f for f in book.signal_fields(0, MarketContext()).factors}
+    assert by["trend"].weight == 0.0 and "ATR 0" in by["trend"].reason
+    assert by["momentum"].score == pytest.approx(50.0)
