@@ -285,3 +285,29 @@ def test_warming_one_new_symbol_compares_it_with_peers_already_in_the_book() -> 
     rs = next(f for f in book.signal_fields(6, joined).factors if f.name == "relative_strength")
     assert rs.weight > 0 and "sector median" in rs.reason and "BTC" in rs.reason
     assert rs.score > 50
+
+
+def test_above_ma200_needs_200_candles() -> None:
+    up = trend(260, 0.003, seed=41)
+    book = IntervalBook(2, HOUR, GradeWeights())
+    book.warm(np.arange(2), [candles(up, seed=41), candles(up[:150], seed=42)], MarketContext())
+    assert bool(book.above_ma200[0]) and not bool(book.above_ma200[1])
+    assert book.last_price[0] == up[-1]
+    assert book.rsi[0] == pytest.approx(talib.RSI(up, 14)[-1], rel=1e-9)
+
+
+def test_bad_calls_raise_value_error_and_change_nothing() -> None:
+    series, ctx = universe()
+    book = IntervalBook(6, HOUR, GradeWeights())
+    book.warm(np.arange(6), [s.take(slice(0, K)) for s in series], ctx)
+    before = state_of(book, ctx)
+    fields = bars(series, K)
+    with pytest.raises(ValueError, match=r"0\.\.5"):
+        book.apply_closed(np.array([0, 6]), *(f[:2] for f in fields), ctx)
+    with pytest.raises(ValueError, match="one length"):
+        book.apply_closed(np.arange(6), fields[0][:3], *fields[1:], ctx)
+    with pytest.raises(ValueError, match="one history per symbol"):
+        book.warm(np.arange(2), series[:1], ctx)
+    assert_same(state_of(book, ctx), before)
+    with pytest.raises(ValueError, match="confirm_bars"):
+        IntervalBook(1, HOUR, GradeWeights(), confirm_bars=0)

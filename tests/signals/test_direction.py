@@ -126,3 +126,35 @@ def test_more_confirmation_never_flips_more(confirm: int) -> None:
         book = IntervalBook(1, HOUR, GradeWeights(), confirm_bars=c)
         counts[c] = len(book.warm(np.arange(1), [series], CTX).sids)
     assert counts[confirm] <= counts[1]
+
+
+def test_momentum_label_follows_the_closed_grade_change_over_five_candles() -> None:
+    path = np.r_[flat(200, noise=0.004, seed=12), 100 * np.exp(np.cumsum(np.full(60, 0.004)))]
+    path = np.r_[path, path[-1] * np.exp(-np.cumsum(np.full(60, 0.004)))]
+    series = candles(path, seed=12)
+    book = IntervalBook(1, HOUR, GradeWeights())
+    book.warm(np.arange(1), [series.take(slice(0, 40))], CTX)
+    history: list[float] = []
+    seen = set()
+    for i in range(40, len(series)):
+        upd = book.apply_closed(np.array([0]), *bar(series, i), CTX)
+        history.append(float(upd.grade_after[0]))
+        if len(history) <= 5:
+            continue
+        change = history[-1] - history[-6]
+        if upd.direction_after[0] == BEAR:
+            change = -change
+        expected = (
+            signals_pb2.MOMENTUM_ACCELERATING
+            if change >= 5
+            else signals_pb2.MOMENTUM_FADING
+            if change <= -5
+            else signals_pb2.MOMENTUM_STEADY
+        )
+        assert book.momentum[0] == expected, i
+        seen.add(expected)
+    assert seen == {
+        signals_pb2.MOMENTUM_ACCELERATING,
+        signals_pb2.MOMENTUM_FADING,
+        signals_pb2.MOMENTUM_STEADY,
+    }
