@@ -520,8 +520,7 @@ class IntervalBook:
         grades = np.full(len(t_ms), np.nan)
         last_rows = np.full((len(sids), len(COLUMNS)), np.nan)
         keep = pos >= (lengths[local] - RING_LEN)  # rows that end up in the ring
-        ring_vals = np.full((len(t_ms), len(RING_FIELDS)), np.nan)
-        ring_vals[:, RING["close"]] = c
+        ring = s["ring"]
         ends = np.cumsum(lengths)
         a = 0
         while a < len(t_ms):
@@ -540,12 +539,15 @@ class IntervalBook:
             grades[sl], _ = grade_of(
                 self.weights, p, context, row_sid[sl], ret[sl], btc_ret[sl], sector_ret[sl]
             )
+            kk = keep[sl]
+            at_sid, at_pos = row_sid[sl][kk], np.mod(pos[sl][kk], RING_LEN)
+            ring[at_sid, RING["close"], at_pos] = c[sl][kk]
+            ring[at_sid, RING["grade"], at_pos] = grades[sl][kk]
             for n in ("ema_20", "ema_50", "ema_200", "obv"):
-                ring_vals[sl, RING[n]] = rows[:, COL[n]]
+                ring[at_sid, RING[n], at_pos] = rows[kk, COL[n]]
             is_last = pos[sl] == lengths[local[sl]] - 1
             last_rows[local[sl][is_last]] = rows[is_last]
             a = b
-        ring_vals[:, RING["grade"]] = grades
 
         has = lengths > 0
         hs, ends_h = sids[has], ends[has] - 1
@@ -556,7 +558,6 @@ class IntervalBook:
         s["as_of_ms"][hs] = t_ms[ends_h] + self.interval_ms
         s["ret_closed"][hs] = ret[ends_h]
         s["high_close"][hs] = np.fmax.reduceat(c, starts[has])
-        s["ring"][row_sid[keep], :, np.mod(pos[keep], RING_LEN)] = ring_vals[keep]
         recent = pos >= (lengths[local] - RISK_LEN)
         s["closes"][row_sid[recent], np.mod(pos[recent], RISK_LEN)] = c[recent]
         flips = self._replay(sids, starts, lengths, grades, t_ms, c)
