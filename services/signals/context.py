@@ -152,7 +152,9 @@ def peer_returns(
     return btc, sector
 
 
-def relative_parts(ret: np.ndarray, btc_ret: np.ndarray, sector_ret: np.ndarray) -> dict:
+def relative_parts(
+    ret: np.ndarray, btc_ret: np.ndarray, sector_ret: np.ndarray
+) -> dict[str, np.ndarray]:
     return {
         "vs_btc": sq((ret - btc_ret) / RS_SCALE),
         "vs_sector": sq((ret - sector_ret) / RS_SCALE),
