@@ -37,7 +37,7 @@ from services.common.errors import Unavailable
 from services.common.validation import ms_to_timestamp, now_ms
 from services.signals import alerts as alert_rules
 from services.signals import breadth as breadth_mod
-from services.signals.book import ClosedUpdate, IntervalBook, MarketContext
+from services.signals.book import ClosedUpdate, FlipLog, IntervalBook, MarketContext
 from services.signals.candles import CandleSeries
 from services.signals.events import EventHub
 from services.signals.market_metrics import MetricsBook, MetricsSimulator
@@ -51,7 +51,7 @@ from services.signals.pricing_link import (
 from services.signals.settings import SignalsSettings
 from services.signals.store import FlipRow, SignalsStore
 from services.signals.universe import SignalsUniverse
-from services.signals.weights import GradeWeights, parse_weights
+from services.signals.weights import GradeWeights
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +77,7 @@ class SignalsApp:
     def __init__(self, settings: SignalsSettings) -> None:
         self.settings = settings
         try:
-            self.weights: GradeWeights = parse_weights(settings.weights)
+            self.weights = GradeWeights.from_override(settings.weights)
         except ValueError as err:
             raise ConfigError("MM_SIGNAL_WEIGHTS", settings.weights, str(err)) from None
         self.intervals = [INTERVAL_BY_NAME[name] for name in settings.intervals]
@@ -431,6 +431,23 @@ class SignalsApp:
             seconds=round(time.monotonic() - started, 2),
         )
 
+    async def _record_history_flips(self, interval: int, flips: FlipLog) -> None:
+        """Flips found in the history at first start: recorded for
+        recent_flips, not reported as new events."""
+        if not len(flips.sids):
+            return
+        assert self.store is not None
+        symbols = self.universe.symbols
+        rows = [
+            FlipRow(symbols[int(sid)], interval, int(t), int(d), float(p), float(g))
+            for sid, t, d, p, g in zip(
+                flips.sids, flips.time_ms, flips.direction, flips.price, flips.grade, strict=True
+            )
+        ]
+        await self.store.run(self.store.append, [], rows)
+        for sid in set(flips.sids.tolist()):
+            self._flips.pop((interval, sid), None)
+
     async def _fetch_many(
         self,
         interval: int,
@@ -664,7 +681,7 @@ class SignalsApp:
     ) -> breadth_mod.BreadthFigures:
         book = self.book(interval)
         return breadth_mod.figures(
-            book.closed_grade, book.direction, book.above_ma200, book.has_ma200, mask
+            book.closed_grade, book.direction, book.above_ma200, book.bar_count >= 200, mask
         )
 
     async def _update_breadth(self, interval: int, time_ms: int | None) -> None:

@@ -8,7 +8,9 @@ import numpy as np
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.validation import ms_to_timestamp
-from services.signals.book import IntervalBook, MarketContext, investor_grades
+from services.signals.book import IntervalBook, MarketContext
+from services.signals.grading import label_of
+from services.signals.investor import explain_investor
 from services.signals.universe import SignalsUniverse, tiers_of
 
 
@@ -67,8 +69,6 @@ def signal_row(
 
 
 def book_label(grade: float) -> int:
-    from services.signals.book import label_of
-
     return label_of(grade) if math.isfinite(grade) else signals_pb2.GRADE_LABEL_UNSPECIFIED
 
 
@@ -111,8 +111,6 @@ def full_signal(
         )
     )
     if daily is not None and daily_context is not None and daily.has_data[sid]:
-        from services.signals.book import explain_investor
-
         grade, label, factors = explain_investor(daily, sid, daily_context)
         signal.investor_grade = _finite(grade)
         signal.investor_label = label
@@ -124,4 +122,3 @@ def full_signal(
     return signal
 
 
-__all__ = ["full_signal", "investor_grades", "market_caps", "parse_interval", "signal_row"]

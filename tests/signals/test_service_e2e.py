@@ -11,6 +11,7 @@ import pytest
 
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.validation import now_ms
+from tests.pricing.conftest import StartPricing
 from tests.signals.conftest import (
     HOUR_MS,
     StartSignals,
@@ -18,7 +19,6 @@ from tests.signals.conftest import (
     publish,
     wait_for,
 )
-from tests.pricing.conftest import StartPricing
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-0123456789ab"
