@@ -49,6 +49,7 @@ from services.signals.pricing_link import (
     PricingLink,
 )
 from services.signals.settings import SignalsSettings
+from services.signals.signal_view import full_signal
 from services.signals.store import FlipRow, SignalsStore
 from services.signals.universe import SignalsUniverse
 from services.signals.weights import GradeWeights
@@ -60,7 +61,7 @@ STATE_VERSION = 1
 GRADE_LEVELS = (20.0, 40.0, 60.0, 80.0)
 METRICS_STEP_S = 5.0
 RECENT_FLIPS = 10
-UNIVERSE_REFRESH_S = 300.0
+SIGNAL_CACHE_MAX = 20_000
 
 EventT = signals_pb2.SignalEventType
 
@@ -98,6 +99,12 @@ class SignalsApp:
         self._flips: dict[tuple[int, int], list[signals_pb2.DirectionFlip]] = {}
         self._contexts: dict[int, MarketContext] = {}
         self._apply_lock = asyncio.Lock()
+        # GetSignal answers by (interval, sid): (expiry on the monotonic clock,
+        # Signal). Live grades move only once per live regrade, so an answer
+        # is reused for that long; a closed candle clears its interval.
+        self._signal_cache: dict[int, dict[int, tuple[float, signals_pb2.Signal]]] = {
+            i: {} for i in self.intervals
+        }
 
     # -- life cycle -------------------------------------------------------
 
@@ -387,6 +394,7 @@ class SignalsApp:
                 )
             )
         self._live_dirty[interval].update(sid.tolist())
+        self._signal_cache[interval].clear()
         if report:
             await self._report_closed(interval, updates)
         await self._update_breadth(interval, int(cols["open_ms"].max()) + INTERVAL_MS[interval])
@@ -673,6 +681,32 @@ class SignalsApp:
                 cached.append(flip)
             self._flips[(interval, sid)] = cached
         return cached
+
+    async def signal(self, interval: int, sid: int) -> signals_pb2.Signal:
+        """The full Signal of one symbol (cached for one live-regrade period)."""
+        cache = self._signal_cache[interval]
+        now = time.monotonic()
+        hit = cache.get(sid)
+        if hit is not None and hit[0] > now:
+            signal = hit[1]
+        else:
+            daily = self.books.get(common_pb2.INTERVAL_1D)
+            signal = full_signal(
+                self.book(interval),
+                daily,
+                sid,
+                interval,
+                self.universe,
+                self.context(interval),
+                self.context(common_pb2.INTERVAL_1D) if daily is not None else None,
+                stale=False,
+                flips=await self.recent_flips(interval, sid),
+            )
+            if len(cache) >= SIGNAL_CACHE_MAX:
+                cache.clear()
+            cache[sid] = (now + self.settings.live_regrade_ms / 1000, signal)
+        signal.stale = self.is_stale()
+        return signal
 
     # -- breadth ----------------------------------------------------------
 

@@ -27,6 +27,7 @@ async def start_signals(app: SignalsApp, address: str) -> RunningServer:
         service_names=[SERVICE_NAME],
         register=lambda server: add_servicer(server, SERVICE_DESCRIPTOR, SignalsServicer(app)),
         address_var="MM_SIGNALS_ADDR",
+        auth=app.settings.common.auth,
     )
 
 

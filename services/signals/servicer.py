@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import grpc
 import numpy as np
 
-from marketmesh.v1 import common_pb2, signals_pb2
+from marketmesh.v1 import signals_pb2
 from services.common.auth import current_owner, require_owner
 from services.common.errors import InvalidArgument, Unavailable
 from services.common.pagination import decode_page_token, encode_page_token
@@ -19,7 +19,7 @@ from services.signals.candles import CandleSeries
 from services.signals.market_metrics import MetricsTally, ingest_points
 from services.signals.pricing_link import INTERVAL_MS
 from services.signals.screen import parse_screen, run_screen
-from services.signals.signal_view import full_signal, parse_interval
+from services.signals.signal_view import parse_interval
 
 MAX_HISTORY_POINTS = 5_000
 DEFAULT_INDICATOR_BARS = 500
@@ -49,23 +49,8 @@ class SignalsServicer:
         interval = self._interval(request.interval)
         parse_symbol(request.symbol)
         self._require_data()
-        app = self.app
-        _, sid = app.universe.sid_of(request.symbol)
-        book = app.book(interval)
-        daily_interval = common_pb2.INTERVAL_1D
-        daily = app.books.get(daily_interval)
-        signal = full_signal(
-            book,
-            daily,
-            sid,
-            interval,
-            app.universe,
-            app.context(interval),
-            app.context(daily_interval) if daily is not None else None,
-            stale=app.is_stale(),
-            flips=await app.recent_flips(interval, sid),
-        )
-        return signals_pb2.GetSignalResponse(signal=signal)
+        _, sid = self.app.universe.sid_of(request.symbol)
+        return signals_pb2.GetSignalResponse(signal=await self.app.signal(interval, sid))
 
     async def ScreenSignals(
         self, request: signals_pb2.ScreenSignalsRequest, context: grpc.aio.ServicerContext

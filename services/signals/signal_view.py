@@ -120,5 +120,3 @@ def full_signal(
             )
     signal.recent_flips.extend(flips)
     return signal
-
-

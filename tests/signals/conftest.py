@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from marketmesh.v1 import pricing_pb2, signals_pb2_grpc
+from services.common.auth import AuthSettings
 from services.common.config import CommonSettings
 from services.common.server import RunningServer
 from services.common.validation import ms_to_timestamp
@@ -23,12 +24,18 @@ from services.signals.settings import SignalsSettings
 from tests.pricing.conftest import PricingHarness, StartPricing, start_pricing_server  # noqa: F401
 
 HOUR_MS = 3_600_000
+ALICE = "alice-token-0123456789"
+BOB = "bob-token-0123456789ab"
 
 
 def signals_settings(data_dir: Path, pricing_target: str, **overrides: object) -> SignalsSettings:
     settings = SignalsSettings(
         common=CommonSettings(
-            log_level="warning", log_format="json", data_dir=data_dir, shutdown_grace_s=1.0
+            log_level="warning",
+            log_format="json",
+            data_dir=data_dir,
+            shutdown_grace_s=1.0,
+            auth=AuthSettings(tokens=(("alice", ALICE), ("bob", BOB))),
         ),
         address="127.0.0.1:0",
         metrics_port=0,

@@ -13,6 +13,8 @@ from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.validation import now_ms
 from tests.pricing.conftest import StartPricing
 from tests.signals.conftest import (
+    ALICE,
+    BOB,
     HOUR_MS,
     StartSignals,
     hourly_ticks,
@@ -20,18 +22,11 @@ from tests.signals.conftest import (
     wait_for,
 )
 
-ALICE = "alice-token-0123456789"
-BOB = "bob-token-0123456789ab"
 H1 = common_pb2.INTERVAL_1H
 
 
 def auth(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
-
-
-@pytest.fixture(autouse=True)
-def tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MM_AUTH_TOKENS", f"alice={ALICE},bob={BOB}")
 
 
 def trend(start: float, n: int, step: float, seed: int, noise: float = 0.002) -> list[float]:
