@@ -80,6 +80,8 @@ def candle_entries(
     width = _FIXED.itemsize
 
     time_fields: dict[int, bytes] = {}
+    small = _SMALL
+    fixed_size = width + 1  # the packed fields and the trades tag
     out = []
     for i, slot, open_ms, trades in zip(
         range(n),
@@ -95,15 +97,27 @@ def candle_entries(
                 _NANOS_TAG + varint(ms * 1_000_000) if ms else b""
             )
             time_field = time_fields[open_ms] = _OPEN_TIME_TAG + _length(len(stamp)) + stamp
-        candle = b"".join(
-            (
-                time_field,
-                block[i * width : (i + 1) * width],
-                _TRADES_TAG + (_SMALL[trades] if 0 <= trades < 16384 else varint(trades)),
+        trades_field = small[trades] if 0 <= trades < 16384 else varint(trades)
+        prefix = prefixes[slot]
+        # Lengths by arithmetic, so each entry is one join.
+        candle_size = len(time_field) + fixed_size + len(trades_field)
+        candle_length = small[candle_size] if candle_size < 16384 else varint(candle_size)
+        body_size = len(prefix) + 1 + len(candle_length) + candle_size
+        out.append(
+            b"".join(
+                (
+                    _UPDATES_TAG,
+                    small[body_size] if body_size < 16384 else varint(body_size),
+                    prefix,
+                    _CANDLE_TAG,
+                    candle_length,
+                    time_field,
+                    block[i * width : (i + 1) * width],
+                    _TRADES_TAG,
+                    trades_field,
+                )
             )
         )
-        body = b"".join((prefixes[slot], _CANDLE_TAG, _length(len(candle)), candle))
-        out.append(_UPDATES_TAG + _length(len(body)) + body)
     return out
 
 
