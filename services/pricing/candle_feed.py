@@ -135,7 +135,7 @@ class CandleFeed:
                 current[slot] = entry
             self._ring.append(batch)
             self._ring_rows += len(entries)
-            self._evict(now)
+        self._evict(now)
         self._wake_all()
 
     def _evict(self, now: float) -> None:

@@ -5,6 +5,11 @@ whose quote changed, gives the batch the next sequence number, records that
 number per sid (`Market.last_seq`) and encodes those quotes once. An idle feed
 emits an empty heartbeat batch every `heartbeat_s`.
 
+Other feeds on the same sequence (the candle feed) join as parts: a batch is
+cut when any of them has changes too, and each records its changes under the
+batch's number. Between cadence cuts, `request_cut` asks for an early one
+(a closed candle should not wait up to a period; see EARLY_CUT_DELAY_S).
+
 Subscribers hold no queue. Each remembers only the last sequence it sent; when
 it is ready for more it sends what changed since then, read from `last_seq`
 (the newest value of each quote). A subscriber that is slow, or capped by

@@ -255,8 +255,9 @@ async def test_snapshot_of_backfilled_market_is_each_series_newest(
 async def test_closing_tick_delivers_closed_and_new_forming_candle_early(
     start_pricing_server: StartPricing,
 ) -> None:
-    # A 2 s cadence: a message well before it shows the early cut.
-    server = await empty_market(start_pricing_server, stream_batch_ms=2_000, stream_heartbeat_s=5)
+    # A 5 s cadence: three closes each delivered within 0.5 s of publishing
+    # show the early cut (the cadence would be that quick ~10% of the time).
+    server = await empty_market(start_pricing_server, stream_batch_ms=5_000, stream_heartbeat_s=5)
     b = base_minute()
     opening: list[Tick] = [("SOL-USD", b + 10_000, 20.0, 1.0), ("SOL-USD", b + 20_000, 21.0, 1.0)]
     await publish(server.stub, ticks_pb(opening))
@@ -264,23 +265,30 @@ async def test_closing_tick_delivers_closed_and_new_forming_candle_early(
     sub = CandleStream(
         server.stub, request(symbols=["SOL-USD"], intervals=[common_pb2.INTERVAL_1M])
     )
+    messages = []
     try:
         await sub.group()
-        closing: list[Tick] = [("SOL-USD", b + M + 5_000, 22.0, 2.0)]
-        started = time.monotonic()
-        await publish(server.stub, ticks_pb(closing))
-        message = await sub.until(lambda m: len(m.updates) > 0, within=4)
-        assert sub.arrivals[-1] - started < 1.0  # not the 2 s cadence
+        for minute in (1, 2, 3):
+            closing = [("SOL-USD", b + minute * M + 5_000, 21.0 + minute, 2.0)]
+            started = time.monotonic()
+            await publish(server.stub, ticks_pb(closing))
+            messages.append(await sub.until(lambda m: len(m.updates) > 0, within=6))
+            assert sub.arrivals[-1] - started < 0.5
     finally:
         await sub.close()
-    assert keys_in_order(message) == [
-        ("SOL-USD", common_pb2.INTERVAL_1M, b),
-        ("SOL-USD", common_pb2.INTERVAL_1M, b + M),
+    # Hand-worked: 20 then 21 (volume 1 each); then 22, 23, 24 x 2, a minute each.
+    one_minute = common_pb2.INTERVAL_1M
+    assert keys_in_order(messages[0]) == [
+        ("SOL-USD", one_minute, b),
+        ("SOL-USD", one_minute, b + M),
     ]
-    # Hand-worked: 20 then 21 (1 each); then 22 x 2 in the next minute.
-    assert [row_of(u.candle) for u in message.updates] == [
+    assert [row_of(u.candle) for u in messages[0].updates] == [
         (b, 20.0, 21.0, 20.0, 21.0, 2.0, 41.0, 2, True),
         (b + M, 22.0, 22.0, 22.0, 22.0, 2.0, 44.0, 1, False),
+    ]
+    assert [row_of(u.candle) for u in messages[2].updates] == [
+        (b + 2 * M, 23.0, 23.0, 23.0, 23.0, 2.0, 46.0, 1, True),
+        (b + 3 * M, 24.0, 24.0, 24.0, 24.0, 2.0, 48.0, 1, False),
     ]
 
 
