@@ -123,7 +123,7 @@ class PricingApp:
         candle_feed.load_current()
         feed.add_part(candle_feed)
         self._persister = persister = Persister(
-            market, feed, changes, store, interval_ms=settings.commit_interval_ms
+            market, feed, store, interval_ms=settings.commit_interval_ms, changes=changes
         )
         self._spawn(feed.run(), "feed")
         self._spawn(persister.run(), "persister")

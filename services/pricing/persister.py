@@ -39,13 +39,15 @@ class Persister:
         self,
         market: Market,
         feed: QuoteFeed,
-        changes: CandleChanges,
         store: MarketStore,
         *,
         interval_ms: int,
+        changes: CandleChanges | None = None,
     ):
         self.market = market
-        self.changes = changes
+        # Shared with the candle feed in the app; alone (benchmarks), the
+        # persister is the engine's only consumer of candle changes.
+        self.changes = changes or CandleChanges(market.engine.take_dirty_candles)
         self.feed = feed
         self.store = store
         self.interval_s = interval_ms / 1000
