@@ -137,7 +137,7 @@ class PricingApp:
         log.info(
             "pricing ready",
             assets=len(infos),
-            backfilled=len(missing),
+            backfilled=len(missing) if settings.backfill_days else 0,
             feed=settings.feed,
             sequence=feed.sequence,
             seconds=round(time.monotonic() - started, 2),

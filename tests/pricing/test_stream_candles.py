@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 
 from marketmesh.v1 import common_pb2, pricing_pb2, pricing_pb2_grpc
 from services.pricing import candle_feed
+from services.pricing.settings import load_pricing_settings
 from tests.pricing.conftest import PricingHarness, StartPricing
 from tests.pricing.streams import list_assets, now_ms, publish, tick, ts_ms
 
@@ -203,6 +204,28 @@ def current_of(candles: dict[Key, Row]) -> dict[Key, Row]:
     for symbol, interval, open_ms in candles:
         newest[(symbol, interval)] = max(open_ms, newest.get((symbol, interval), open_ms))
     return {(s, i, o): candles[(s, i, o)] for (s, i), o in newest.items()}
+
+
+# -- MM_BACKFILL_DAYS=0 -------------------------------------------------------------
+
+
+async def test_backfill_days_zero_starts_from_an_empty_market(
+    start_pricing_server: StartPricing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MM_BACKFILL_DAYS", "0")
+    assert load_pricing_settings().backfill_days == 0
+    server = await empty_market(start_pricing_server)
+    reply = await server.stub.GetQuotes(pricing_pb2.GetQuotesRequest(symbols=["BTC-USD"]))
+    assert list(reply.unpriced_symbols) == ["BTC-USD"] and not reply.quotes
+    for interval in ALL_INTERVALS:
+        assert await get_candles(server.stub, "BTC-USD", interval) == []
+    # Ticks with past times are accepted into the empty market.
+    b = base_minute()
+    response = await publish(server.stub, ticks_pb([("BTC-USD", b, 10.0, 1.0)]))
+    assert response.accepted == 1
+    assert await get_candles(server.stub, "BTC-USD", common_pb2.INTERVAL_1M) == [
+        (b, 10.0, 10.0, 10.0, 10.0, 1.0, 10.0, 1, False)
+    ]
 
 
 # -- snapshot and updates ----------------------------------------------------------
