@@ -47,7 +47,9 @@ class Persister:
         self.market = market
         # Shared with the candle feed in the app; alone (benchmarks), the
         # persister is the engine's only consumer of candle changes.
-        self.changes = changes or CandleChanges(market.engine.take_dirty_candles)
+        self.changes = (
+            CandleChanges(market.engine.take_dirty_candles) if changes is None else changes
+        )
         self.feed = feed
         self.store = store
         self.interval_s = interval_ms / 1000
