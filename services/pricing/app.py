@@ -1,5 +1,6 @@
 """The pricing service's moving parts and their life cycle: the store, the
-live market, the quote feed, the persister, the simulator and the close sweep.
+live market, the quote and candle feeds, the persister, the simulator and the
+close sweep.
 
 Start-up order: open the store, give every asset a stable id, backfill history
 for assets that have none, restore the engine from the store, then start the
@@ -18,6 +19,8 @@ from services.common.errors import Unavailable
 from services.common.pagination import init_page_tokens
 from services.common.validation import now_ms
 from services.pricing.assets import AssetInfo, build_universe
+from services.pricing.candle_changes import CandleChanges
+from services.pricing.candle_feed import CandleFeed
 from services.pricing.candles import CandleArrays
 from services.pricing.feed import RESTART_SEQUENCE_GAP, QuoteFeed
 from services.pricing.history import generate_history
@@ -46,6 +49,8 @@ class PricingApp:
         self.store: MarketStore | None = None
         self._market: Market | None = None
         self._feed: QuoteFeed | None = None
+        self._candle_feed: CandleFeed | None = None
+        self._changes: CandleChanges | None = None
         self._persister: Persister | None = None
 
     # Accessors used by the servicer: UNAVAILABLE until start-up is done.
@@ -64,6 +69,12 @@ class PricingApp:
         self._check_ready()
         assert self._feed is not None
         return self._feed
+
+    @property
+    def candle_feed(self) -> CandleFeed:
+        self._check_ready()
+        assert self._candle_feed is not None
+        return self._candle_feed
 
     @property
     def persister(self) -> Persister:
@@ -90,7 +101,7 @@ class PricingApp:
 
         stored_quotes = {q.sid: q for q in await store.on_writer(store.load_quotes)}
         missing = [a for a in infos if sid_map[a.symbol] not in stored_quotes]
-        if missing:
+        if missing and settings.backfill_days:  # 0: start from an empty market
             await self._backfill(missing, sid_map)
             stored_quotes = {q.sid: q for q in await store.on_writer(store.load_quotes)}
         await self._restore(universe, stored_quotes)
@@ -107,8 +118,12 @@ class PricingApp:
         )
         market.engine.take_dirty_quotes()  # restored state is not news
         feed.refresh_entries(universe.active_sids, now_ms())
+        self._changes = changes = CandleChanges(market.engine.take_dirty_candles)
+        self._candle_feed = candle_feed = CandleFeed(market, feed, changes)
+        candle_feed.load_current()
+        feed.add_part(candle_feed)
         self._persister = persister = Persister(
-            market, feed, store, interval_ms=settings.commit_interval_ms
+            market, feed, store, interval_ms=settings.commit_interval_ms, changes=changes
         )
         self._spawn(feed.run(), "feed")
         self._spawn(persister.run(), "persister")
@@ -122,7 +137,7 @@ class PricingApp:
         log.info(
             "pricing ready",
             assets=len(infos),
-            backfilled=len(missing),
+            backfilled=len(missing) if settings.backfill_days else 0,
             feed=settings.feed,
             sequence=feed.sequence,
             seconds=round(time.monotonic() - started, 2),
@@ -248,12 +263,20 @@ class PricingApp:
             await asyncio.sleep(PRUNE_EVERY_S)
             await self.prune_fine_candles()
 
+    def after_ingest(self) -> None:
+        """Call after ticks are applied: a candle they closed is published by
+        an early cut instead of waiting for the feed's cadence."""
+        assert self._changes is not None and self._feed is not None
+        if self._changes.take_closed():
+            self._feed.request_cut()
+
     async def _sweep(self) -> None:
         """Close candles whose time is up even when no later tick comes."""
-        assert self._market is not None
+        assert self._market is not None and self._feed is not None
         grace = self.settings.candle_close_grace_ms
         while True:
-            self._market.engine.close_expired(now_ms() - grace)
+            if self._market.engine.close_expired(now_ms() - grace):
+                self._feed.request_cut()
             await asyncio.sleep(SWEEP_S)
 
     async def _simulate(
@@ -292,3 +315,4 @@ class PricingApp:
             market.ingest(
                 sid_of[batch.symbol_idx], batch.times_ms, batch.prices, batch.volumes, now_ms()
             )
+            self.after_ingest()

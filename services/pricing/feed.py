@@ -5,6 +5,11 @@ whose quote changed, gives the batch the next sequence number, records that
 number per sid (`Market.last_seq`) and encodes those quotes once. An idle feed
 emits an empty heartbeat batch every `heartbeat_s`.
 
+Other feeds on the same sequence (the candle feed) join as parts: a batch is
+cut when any of them has changes too, and each records its changes under the
+batch's number. Between cadence cuts, `request_cut` asks for an early one
+(a closed candle should not wait up to a period; see EARLY_CUT_DELAY_S).
+
 Subscribers hold no queue. Each remembers only the last sequence it sent; when
 it is ready for more it sends what changed since then, read from `last_seq`
 (the newest value of each quote). A subscriber that is slow, or capped by
@@ -30,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -53,6 +59,29 @@ REFRESH_ALL_S = 10.0
 # Shared conflated messages kept per sequence (one per distinct lag); a bound
 # so a crowd of subscribers at scattered sequences cannot pin many copies.
 MAX_SHARED_MESSAGES = 64
+# Early cuts (`request_cut`): a closed candle is news a signal is waiting
+# for, so it does not wait for the next cadence cut (up to batch_ms away). The
+# cut comes EARLY_CUT_DELAY_S after the request, so the ticks of one burst
+# (one PublishTicks stream, several publishers at once) share a batch, and at
+# least MIN_CUT_GAP_S after the previous cut, so the seconds after a minute
+# boundary, when nearly every tick closes a 1m candle, cost subscribers at
+# most 1 / MIN_CUT_GAP_S batches a second instead of one per tick.
+EARLY_CUT_DELAY_S = 0.005
+MIN_CUT_GAP_S = 0.025
+
+
+class BatchPart(Protocol):
+    """Something else published on the feed's sequence (the candle feed)."""
+
+    def has_pending(self) -> bool:
+        """Whether it has changes for the next batch (so one must be cut)."""
+        ...
+
+    def publish(self, sequence: int) -> None:
+        """The batch `sequence` was cut: record what it had pending under it."""
+        ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +119,12 @@ class QuoteFeed:
         # batches, and the next one may be a whole period away.
         self._heartbeat_early = min(self.batch_s, heartbeat_s / 2)
         self.subscribers = 0
+        self._parts: list[BatchPart] = []
+        self._early_cut: asyncio.TimerHandle | None = None
+        self._last_cut = time.monotonic()
+
+    def add_part(self, part: BatchPart) -> None:
+        self._parts.append(part)
 
     # -- producing --------------------------------------------------------
 
@@ -108,8 +143,15 @@ class QuoteFeed:
         """Publish what changed since the previous batch (or a heartbeat)."""
         changed = self.market.engine.take_dirty_quotes()
         now = time.monotonic()
-        if changed.size == 0 and now - self._last_publish < self.heartbeat_s:
+        # Every part is asked (each takes its changes), not just the first.
+        parts_pending = [part.has_pending() for part in self._parts]
+        if (
+            changed.size == 0
+            and not any(parts_pending)
+            and now - self._last_publish < self.heartbeat_s
+        ):
             return None
+        self._last_cut = now
         self.sequence += 1
         if changed.size:
             self.market.last_seq[changed] = self.sequence
@@ -117,8 +159,24 @@ class QuoteFeed:
         batch = Batch(self.sequence, changed)
         self._batches.append(batch)
         self._last_publish = now
+        for part in self._parts:
+            part.publish(self.sequence)
         self._wake_all()
         return batch
+
+    def request_cut(self) -> None:
+        """Cut a batch soon, ahead of the cadence (see EARLY_CUT_DELAY_S);
+        requests made before that cut share it."""
+        if self._early_cut is not None or self._stopped:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(EARLY_CUT_DELAY_S, self._last_cut + MIN_CUT_GAP_S - time.monotonic())
+        self._early_cut = loop.call_later(delay, self._cut_early)
+
+    def _cut_early(self) -> None:
+        self._early_cut = None
+        if not self._stopped:
+            self.cut_batch()
 
     def _wake_all(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -154,7 +212,11 @@ class QuoteFeed:
                     next_refresh = time.monotonic() + REFRESH_ALL_S
         finally:
             self._stopped = True
+            if self._early_cut is not None:
+                self._early_cut.cancel()
             self._wake_all()
+            for part in self._parts:
+                part.stop()
 
     # -- consuming --------------------------------------------------------
 

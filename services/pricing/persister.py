@@ -1,6 +1,7 @@
 """Group commit of the live market to the store.
 
-Ticks change the engine in memory; the persister takes everything dirty and
+Ticks change the engine in memory; the persister takes every candle change
+not yet written (from CandleChanges, which also feeds StreamCandles) and
 writes it in one transaction on the store's writer thread. `commit()` waits
 for a transaction that started after the call, so PublishTicks acknowledges
 only what is on disk, and concurrent publishers share one transaction instead
@@ -17,6 +18,7 @@ import structlog
 
 from services.common.metrics import histogram
 from services.common.validation import now_ms
+from services.pricing.candle_changes import CandleChanges, CandleRows, merge_takes
 from services.pricing.feed import QuoteFeed
 from services.pricing.intervals import INTERVAL_MS
 from services.pricing.market import Market
@@ -33,15 +35,28 @@ COMMIT_SECONDS = histogram(
 
 
 class Persister:
-    def __init__(self, market: Market, feed: QuoteFeed, store: MarketStore, *, interval_ms: int):
+    def __init__(
+        self,
+        market: Market,
+        feed: QuoteFeed,
+        store: MarketStore,
+        *,
+        interval_ms: int,
+        changes: CandleChanges | None = None,
+    ):
         self.market = market
+        # Shared with the candle feed in the app; alone (benchmarks), the
+        # persister is the engine's only consumer of candle changes.
+        self.changes = (
+            CandleChanges(market.engine.take_dirty_candles) if changes is None else changes
+        )
         self.feed = feed
         self.store = store
         self.interval_s = interval_ms / 1000
         self._wake = asyncio.Event()
         self._next: asyncio.Future[None] | None = None
         # Dirty candles whose write failed, written again (first) next cycle.
-        self._carry: list[dict[str, np.ndarray]] = []
+        self._carry: list[CandleRows] = []
         self.commits = 0
 
     async def commit(self) -> None:
@@ -55,20 +70,21 @@ class Persister:
     async def _cycle(self) -> None:
         future, self._next = self._next, None
         started = time.perf_counter()
-        candles = self.market.engine.take_dirty_candles()
-        batches = [*self._carry, candles] if self._carry else [candles]
+        takes = [*self._carry, *self.changes.for_persister()]
+        # One transaction for every take: the newest state of each candle.
+        part = merge_takes(takes, len(INTERVAL_MS)) if takes else None
         try:
-            for part in batches:
-                sids = np.unique(part["symbol_id"]) if len(part["symbol_id"]) else None
-                quotes = self._quote_rows(sids) if sids is not None else []
-                await self.store.awrite_batch(
-                    part, INTERVAL_MS, quotes, {"feed_sequence": str(self.feed.sequence)}
-                )
+            # Nothing changed: still one (empty) write, for the feed sequence.
+            sids = np.unique(part["symbol_id"]) if part is not None else None
+            quotes = self._quote_rows(sids) if sids is not None else []
+            await self.store.awrite_batch(
+                part, INTERVAL_MS, quotes, {"feed_sequence": str(self.feed.sequence)}
+            )
             self._carry = []
             self.commits += 1
             COMMIT_SECONDS.observe(time.perf_counter() - started)
         except Exception as exc:
-            self._carry = batches
+            self._carry = [part] if part is not None else []
             log.error("commit failed; will retry", error=str(exc))
             if future is not None and not future.done():
                 future.set_exception(exc)

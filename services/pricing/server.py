@@ -26,7 +26,10 @@ async def start_pricing(app: PricingApp, address: str) -> RunningServer:
         address=address,
         service_names=[SERVICE_NAME],
         register=lambda server: add_servicer(
-            server, SERVICE_DESCRIPTOR, PricingServicer(app), preserialized=["StreamQuotes"]
+            server,
+            SERVICE_DESCRIPTOR,
+            PricingServicer(app),
+            preserialized=["StreamQuotes", "StreamCandles"],
         ),
         address_var="MM_PRICING_ADDR",
     )

@@ -1,6 +1,6 @@
 """marketmesh.v1.PricingService: requests in, plain functions, responses out."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import numpy as np
@@ -11,9 +11,27 @@ from services.common.validation import now_ms, parse_symbol
 from services.pricing import asset_query, candle_query, overview
 from services.pricing.app import PricingApp
 from services.pricing.ingest import IngestTally, apply_ticks, ticks_to_columns
+from services.pricing.intervals import INTERVALS
 
 MAX_QUOTES_PER_CALL = 10_000
 MAX_STREAM_RATE = 1_000.0
+_INTERVAL_INDEX = {enum: i for i, (enum, _) in enumerate(INTERVALS)}
+
+
+def stream_intervals(intervals: Sequence[int]) -> np.ndarray | None:
+    """Indices into INTERVALS of the requested intervals (None: all of them)."""
+    if not intervals:
+        return None
+    out = []
+    for i, value in enumerate(intervals):
+        index = _INTERVAL_INDEX.get(value)
+        if index is None:
+            raise InvalidArgument(
+                f"intervals[{i}]",
+                f"unknown interval value {value}; use INTERVAL_1M ... INTERVAL_1D",
+            )
+        out.append(index)
+    return np.unique(np.asarray(out, dtype=np.int64))
 
 
 class PricingServicer:
@@ -78,7 +96,18 @@ class PricingServicer:
         ):
             yield message
 
-    def _stream_sids(self, request: pricing_pb2.StreamQuotesRequest) -> np.ndarray | None:
+    async def StreamCandles(
+        self, request: pricing_pb2.StreamCandlesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        feed = self.app.candle_feed
+        sids = self._stream_sids(request)
+        intervals = stream_intervals(request.intervals)
+        async for message in feed.subscribe(sids, intervals, from_sequence=request.from_sequence):
+            yield message
+
+    def _stream_sids(
+        self, request: pricing_pb2.StreamQuotesRequest | pricing_pb2.StreamCandlesRequest
+    ) -> np.ndarray | None:
         if not request.symbols and not request.sectors:
             return None
         universe = self.app.market.universe
@@ -104,6 +133,7 @@ class PricingServicer:
                 request.ticks, market.universe.sid_by_symbol, now
             )
             apply_ticks(market, tally, symbols, sids, times, prices, volumes, now)
+            self.app.after_ingest()
         if tally.accepted:
             await persister.commit()
         return tally.to_response()

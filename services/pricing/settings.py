@@ -23,6 +23,8 @@ class PricingSettings:
     seed: int
     universe_size: int
     sim_ticks_per_second: int
+    # Days of simulated history generated on first start; 0: none (an empty
+    # market, e.g. for replaying ticks with past times).
     backfill_days: int
     backfill_fine_days: int
     stream_batch_ms: int
@@ -46,7 +48,7 @@ def load_pricing_settings() -> PricingSettings:
         seed=env_int("MM_SEED", 42),
         universe_size=env_int("MM_UNIVERSE_SIZE", 0, minimum=0, maximum=MAX_UNIVERSE),
         sim_ticks_per_second=env_int("MM_SIM_TICKS_PER_SECOND", 2000, minimum=1, maximum=2_000_000),
-        backfill_days=env_int("MM_BACKFILL_DAYS", 365, minimum=1, maximum=3650),
+        backfill_days=env_int("MM_BACKFILL_DAYS", 365, minimum=0, maximum=3650),
         backfill_fine_days=env_int("MM_BACKFILL_FINE_DAYS", 2, minimum=1, maximum=30),
         stream_batch_ms=env_int("MM_STREAM_BATCH_MS", 100, minimum=10, maximum=5000),
         stream_heartbeat_s=env_float("MM_STREAM_HEARTBEAT_S", 2.0, minimum=0.1, maximum=5.0),

@@ -95,6 +95,14 @@ class CandleEngine:
 
         Ordered by (symbol_id, interval_idx, open_ms).
         """
+    def current_candles(
+        self, symbol_ids: NDArray[np.int32] | NDArray[np.int64], interval_idx: list[int]
+    ) -> _CandleColumns:
+        """The current candle (forming, else last closed) per id and interval.
+
+        Ordered by (id, interval) as given; slots with no candle are left out.
+        Read-only: takes nothing from ``take_dirty_candles``.
+        """
     def take_dirty_quotes(self) -> NDArray[np.int32]:
         """Sorted ids whose last price/time changed since the previous call."""
     def quotes(

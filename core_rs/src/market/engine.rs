@@ -556,6 +556,40 @@ impl CandleEngine {
         rows
     }
 
+    /// The current candle (forming, else the last closed) of each symbol in
+    /// `symbol_ids` at each interval index in `interval_idx`, ordered by
+    /// (position in `symbol_ids`, position in `interval_idx`); slots with no
+    /// candle yet are left out. Reads only: dirty state is untouched, so a
+    /// stream can snapshot without stealing changes from `take_dirty_candles`.
+    pub fn current_candles<S: Copy + Into<i64>>(
+        &self,
+        symbol_ids: &[S],
+        interval_idx: &[u8],
+    ) -> Result<CandleRows, CoreError> {
+        for &id in symbol_ids {
+            self.symbol_index("symbol_ids", id.into())?;
+        }
+        let nk = self.intervals.len();
+        if let Some(&k) = interval_idx.iter().find(|&&k| usize::from(k) >= nk) {
+            return Err(invalid(
+                "interval_idx",
+                format!("{k} is not an index into intervals_ms (0..{})", nk - 1),
+            ));
+        }
+        let mut rows = CandleRows::with_capacity(symbol_ids.len() * interval_idx.len());
+        for &id in symbol_ids {
+            let s = id.into() as usize;
+            for &k in interval_idx {
+                let slot = &self.slots[s * nk + usize::from(k)];
+                if slot.live {
+                    // Both fit: ids < 2^31 by construction.
+                    rows.push(s as i32, k, &slot.c.candle());
+                }
+            }
+        }
+        Ok(rows)
+    }
+
     /// Ids (ascending) whose last quote changed since the previous call.
     pub fn take_dirty_quotes(&mut self) -> Vec<i32> {
         self.dirty_quotes.sort_unstable();

@@ -587,3 +587,64 @@ fn int64_ids_are_accepted() {
     .unwrap();
     assert_eq!(codes, [0, 1, 1]);
 }
+
+#[test]
+fn current_candles_reads_forming_or_last_closed_without_taking() {
+    let mut e = engine(&[M, 5 * M], 60 * M, 3);
+    ingest(
+        &mut e,
+        &[
+            (0, 10_000, 100.0, 1.0),
+            (0, 70_000, 104.0, 2.0),
+            (2, 20_000, 50.0, 3.0),
+        ],
+        70_000,
+    );
+    // Symbol 1 never ticked: no candles. Order follows the arguments.
+    let out = rows(&e.current_candles(&[2i32, 1, 0], &[1, 0]).unwrap());
+    assert_eq!(
+        out,
+        vec![
+            (
+                2,
+                1,
+                candle(0, 50.0, 50.0, 50.0, 50.0, 3.0, 150.0, 1, false)
+            ),
+            (
+                2,
+                0,
+                candle(0, 50.0, 50.0, 50.0, 50.0, 3.0, 150.0, 1, false)
+            ),
+            (
+                0,
+                1,
+                candle(0, 100.0, 104.0, 100.0, 104.0, 3.0, 308.0, 2, false)
+            ),
+            (
+                0,
+                0,
+                candle(M, 104.0, 104.0, 104.0, 104.0, 2.0, 208.0, 1, false)
+            ),
+        ]
+    );
+    // Reading took nothing: the closed 1m candle of symbol 0 is still owed.
+    let taken = rows(&e.take_dirty_candles());
+    assert_eq!(taken.len(), 5);
+    assert_eq!(
+        taken[0],
+        (
+            0,
+            0,
+            candle(0, 100.0, 100.0, 100.0, 100.0, 1.0, 100.0, 1, true)
+        )
+    );
+    // Once closed by the sweep, the last closed candle is the current one.
+    e.close_expired(5 * M);
+    let out = rows(&e.current_candles(&[2i32], &[0]).unwrap());
+    assert_eq!(
+        out,
+        vec![(2, 0, candle(0, 50.0, 50.0, 50.0, 50.0, 3.0, 150.0, 1, true))]
+    );
+    assert!(e.current_candles(&[3i32], &[0]).is_err());
+    assert!(e.current_candles(&[0i32], &[2]).is_err());
+}

@@ -37,6 +37,24 @@ impl CandleEngine {
     }
 }
 
+/// Candle rows as a dict of numpy columns (the shape `take_dirty_candles`
+/// has always returned).
+fn candle_rows_dict(py: Python<'_>, r: market::CandleRows) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("symbol_id", r.symbol_id.into_pyarray(py))?;
+    d.set_item("interval_idx", r.interval_idx.into_pyarray(py))?;
+    d.set_item("open_ms", r.open_ms.into_pyarray(py))?;
+    d.set_item("open", r.open.into_pyarray(py))?;
+    d.set_item("high", r.high.into_pyarray(py))?;
+    d.set_item("low", r.low.into_pyarray(py))?;
+    d.set_item("close", r.close.into_pyarray(py))?;
+    d.set_item("volume", r.volume.into_pyarray(py))?;
+    d.set_item("quote_volume", r.quote_volume.into_pyarray(py))?;
+    d.set_item("trades", r.trades.into_pyarray(py))?;
+    d.set_item("closed", r.closed.into_pyarray(py))?;
+    Ok(d)
+}
+
 fn non_negative(name: &str, n: i64) -> PyResult<usize> {
     usize::try_from(n).map_err(|_| PyValueError::new_err(format!("{name} must be >= 0, got {n}")))
 }
@@ -118,19 +136,28 @@ impl CandleEngine {
     /// (symbol_id, interval_idx, open_ms).
     fn take_dirty_candles<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let r = py.detach(|| self.lock().take_dirty_candles());
-        let d = PyDict::new(py);
-        d.set_item("symbol_id", r.symbol_id.into_pyarray(py))?;
-        d.set_item("interval_idx", r.interval_idx.into_pyarray(py))?;
-        d.set_item("open_ms", r.open_ms.into_pyarray(py))?;
-        d.set_item("open", r.open.into_pyarray(py))?;
-        d.set_item("high", r.high.into_pyarray(py))?;
-        d.set_item("low", r.low.into_pyarray(py))?;
-        d.set_item("close", r.close.into_pyarray(py))?;
-        d.set_item("volume", r.volume.into_pyarray(py))?;
-        d.set_item("quote_volume", r.quote_volume.into_pyarray(py))?;
-        d.set_item("trades", r.trades.into_pyarray(py))?;
-        d.set_item("closed", r.closed.into_pyarray(py))?;
-        Ok(d)
+        candle_rows_dict(py, r)
+    }
+
+    /// The current candle (forming, else last closed) of each id at each
+    /// interval index, ordered by (id, interval) as given; ids without a
+    /// candle at an interval are left out. Marks nothing taken.
+    fn current_candles<'py>(
+        &self,
+        py: Python<'py>,
+        symbol_ids: &Bound<'py, PyAny>,
+        interval_idx: Vec<u8>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let ids = ids(symbol_ids, "symbol_ids")?;
+        let ids = ids.slice();
+        let r = py.detach(|| {
+            let eng = self.lock();
+            match ids {
+                IdSlice::I32(s) => eng.current_candles(s, &interval_idx),
+                IdSlice::I64(s) => eng.current_candles(s, &interval_idx),
+            }
+        })?;
+        candle_rows_dict(py, r)
     }
 
     /// Sorted ids whose last price/time changed since the previous call.
