@@ -35,15 +35,22 @@ def trend(start: float, n: int, step: float, seed: int, noise: float = 0.002) ->
     return (start * np.exp(np.cumsum(returns))).tolist()
 
 
-def hour_floor(ms: int) -> int:
-    return ms - ms % HOUR_MS
+DAY_MS = 24 * HOUR_MS
+
+
+def day_floor(ms: int) -> int:
+    # Phases of ticks start on a day boundary: pricing's sweep closes a past
+    # day's candle as soon as ticks stop, so a later phase must not go back
+    # into that day.
+    return ms - ms % DAY_MS
 
 
 async def _collect(call, into: list, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
-    async for message in call:
-        into.extend(message.events)
-        if stop.is_set():
+    while not stop.is_set():
+        message = await call.read()
+        if message is grpc.aio.EOF:
             return
+        into.extend(message.events)
 
 
 async def test_a_flip_gives_one_event_and_one_alert(
@@ -54,10 +61,10 @@ async def test_a_flip_gives_one_event_and_one_alert(
     symbol = "ETH-USD"
     sid = signals.app.universe.sid_by_symbol[symbol]
     book = signals.app.books[H1]
-    start = hour_floor(now_ms()) - 600 * HOUR_MS
-    up = trend(2000.0, 300, 0.004, seed=1)
+    start = day_floor(now_ms()) - 20 * DAY_MS
+    up = trend(2000.0, 312, 0.004, seed=1)
     await publish(pricing.stub, hourly_ticks(symbol, start, up))
-    await wait_for(lambda: book.last_open_ms[sid] >= start + 299 * HOUR_MS, what="uptrend graded")
+    await wait_for(lambda: book.last_open_ms[sid] >= start + 311 * HOUR_MS, what="uptrend graded")
     assert book.direction[sid] == signals_pb2.DIRECTION_BULLISH
     response = await signals.stub.GetSignal(signals_pb2.GetSignalRequest(symbol=symbol))
     assert response.signal.trader_grade >= 70
@@ -88,7 +95,7 @@ async def test_a_flip_gives_one_event_and_one_alert(
     reader = asyncio.create_task(_collect(call, events, stop))
 
     down = trend(up[-1], 120, -0.006, seed=2)
-    await publish(pricing.stub, hourly_ticks(symbol, start + 300 * HOUR_MS, down))
+    await publish(pricing.stub, hourly_ticks(symbol, start + 312 * HOUR_MS, down))
     await wait_for(lambda: len(events) >= 2, what="flip and alert events")
     await asyncio.sleep(1.5)  # anything else that would arrive (a duplicate) has time to
     stop.set()
@@ -149,12 +156,12 @@ async def test_pricing_restart_stale_then_fresh(
     pricing = await start_pricing_server(backfill_days=0, address=address, data_dir=data)
     signals = await start_signals_server(address, stale_after_s=1.0)
     symbol = "BTC-USD"
-    start = hour_floor(now_ms()) - 300 * HOUR_MS
-    prices = trend(50_000.0, 200, 0.002, seed=3)
+    start = day_floor(now_ms()) - 12 * DAY_MS
+    prices = trend(50_000.0, 216, 0.002, seed=3)
     await publish(pricing.stub, hourly_ticks(symbol, start, prices))
     sid = signals.app.universe.sid_by_symbol[symbol]
     book = signals.app.books[H1]
-    await wait_for(lambda: book.last_open_ms[sid] >= start + 199 * HOUR_MS, what="graded")
+    await wait_for(lambda: book.last_open_ms[sid] >= start + 215 * HOUR_MS, what="graded")
     fresh = (await signals.stub.GetSignal(signals_pb2.GetSignalRequest(symbol=symbol))).signal
     assert not fresh.stale
 
@@ -167,10 +174,10 @@ async def test_pricing_restart_stale_then_fresh(
 
     # Candles published while signals was cut off arrive after the reconnect.
     pricing2 = await start_pricing_server(backfill_days=0, address=address, data_dir=data)
-    more = trend(prices[-1], 30, 0.002, seed=4)
-    await publish(pricing2.stub, hourly_ticks(symbol, start + 200 * HOUR_MS, more))
+    more = trend(prices[-1], 24, 0.002, seed=4)
+    await publish(pricing2.stub, hourly_ticks(symbol, start + 216 * HOUR_MS, more))
     await wait_for(
-        lambda: book.last_open_ms[sid] >= start + 229 * HOUR_MS and not signals.app.is_stale(),
+        lambda: book.last_open_ms[sid] >= start + 239 * HOUR_MS and not signals.app.is_stale(),
         seconds=20,
         what="fresh again with the missed candles",
     )
