@@ -34,6 +34,7 @@ import structlog
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.config import ConfigError
 from services.common.errors import Unavailable
+from services.common.intervals import ENUM_BY_NAME, MS_BY_ENUM
 from services.common.validation import ms_to_timestamp, now_ms
 from services.signals import alerts as alert_rules
 from services.signals import breadth as breadth_mod
@@ -42,8 +43,6 @@ from services.signals.candles import CandleSeries
 from services.signals.events import EventHub
 from services.signals.market_metrics import MetricsBook, MetricsSimulator
 from services.signals.pricing_link import (
-    INTERVAL_BY_NAME,
-    INTERVAL_MS,
     CandleBatch,
     CandleFollower,
     PricingLink,
@@ -81,7 +80,7 @@ class SignalsApp:
             self.weights = GradeWeights.from_override(settings.weights)
         except ValueError as err:
             raise ConfigError("MM_SIGNAL_WEIGHTS", settings.weights, str(err)) from None
-        self.intervals = [INTERVAL_BY_NAME[name] for name in settings.intervals]
+        self.intervals = [ENUM_BY_NAME[name] for name in settings.intervals]
         self.universe = SignalsUniverse()
         self.books: dict[int, IntervalBook] = {}
         self.regimes: dict[int, int] = {i: signals_pb2.REGIME_UNSPECIFIED for i in self.intervals}
@@ -211,14 +210,23 @@ class SignalsApp:
 
     def _new_book(self, interval: int, n: int) -> IntervalBook:
         return IntervalBook(
-            n, INTERVAL_MS[interval], self.weights, confirm_bars=self.settings.confirm_bars
+            n, MS_BY_ENUM[interval], self.weights, confirm_bars=self.settings.confirm_bars
         )
 
     async def _snapshot_loop(self) -> None:
+        saved_at = self.sequence
         while True:
             await asyncio.sleep(self.settings.snapshot_interval_s)
+            if self.sequence == saved_at:
+                continue  # nothing new (pricing quiet or down): no rewrite
             try:
+                started = time.monotonic()
+                sequence = self.sequence
                 await self.save_state()
+                saved_at = sequence
+                log.debug(
+                    "state saved", sequence=sequence, seconds=round(time.monotonic() - started, 3)
+                )
             except Exception as exc:
                 log.error("state snapshot failed; will retry", error=str(exc))
 
@@ -397,7 +405,7 @@ class SignalsApp:
         self._signal_cache[interval].clear()
         if report:
             await self._report_closed(interval, updates)
-        await self._update_breadth(interval, int(cols["open_ms"].max()) + INTERVAL_MS[interval])
+        await self._update_breadth(interval, int(cols["open_ms"].max()) + MS_BY_ENUM[interval])
 
     # -- resync after a snapshot -------------------------------------------
 
@@ -407,7 +415,7 @@ class SignalsApp:
         fetched = 0
         for interval in self.intervals:
             book = self.books[interval]
-            width = INTERVAL_MS[interval]
+            width = MS_BY_ENUM[interval]
             current = cols_by_interval.get(interval)
             current_open = np.full(self.universe.size, -1, dtype=np.int64)
             if current is not None:
@@ -532,7 +540,7 @@ class SignalsApp:
     async def _report_closed(self, interval: int, updates: list[ClosedUpdate]) -> None:
         assert self.hub is not None
         symbols = self.universe.symbols
-        width = INTERVAL_MS[interval]
+        width = MS_BY_ENUM[interval]
         iname = common_pb2.Interval.Name(interval).removeprefix("INTERVAL_").lower()
         events: list[tuple[signals_pb2.SignalEvent, str | None, str]] = []
         flips: list[FlipRow] = []

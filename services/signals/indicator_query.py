@@ -29,11 +29,11 @@ from core_rs import _core
 from core_rs._kernels import KERNELS
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.errors import InvalidArgument, NotFound
+from services.common.intervals import MS_BY_ENUM
 from services.common.validation import ms_to_timestamp, optional_timestamp_ms, parse_symbol
 from services.signals.candles import CandleSeries
 
 MAX_SPECS = 20
-_KNOWN_INTERVALS = frozenset(common_pb2.Interval.values()) - {common_pb2.INTERVAL_UNSPECIFIED}
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def parse_indicator_request(
     if sid_by_symbol is not None and symbol not in sid_by_symbol:
         raise NotFound(f"unknown symbol {symbol!r}: not in the asset universe")
     interval = request.interval or common_pb2.INTERVAL_1H
-    if interval not in _KNOWN_INTERVALS:
+    if interval not in MS_BY_ENUM:
         raise InvalidArgument("interval", f"unknown interval value {request.interval}")
     start_ms = optional_timestamp_ms(request, "start_time")
     end_ms = optional_timestamp_ms(request, "end_time")

@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 import core_rs
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.intervals import MS_BY_ENUM
 from services.common.validation import parse_symbol
 from services.signals.candles import CandleSeries
 
@@ -75,8 +76,6 @@ RESISTANCE = signals_pb2.LEVEL_KIND_RESISTANCE
 SWING_PIVOT = signals_pb2.LEVEL_METHOD_SWING_PIVOT
 FIBONACCI = signals_pb2.LEVEL_METHOD_FIBONACCI
 VOLUME_ZONE = signals_pb2.LEVEL_METHOD_VOLUME_ZONE
-
-_KNOWN_INTERVALS = frozenset(common_pb2.Interval.values()) - {common_pb2.INTERVAL_UNSPECIFIED}
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ def parse_levels_request(
     if sid_by_symbol is not None and symbol not in sid_by_symbol:
         raise NotFound(f"unknown symbol {symbol!r}: not in the asset universe")
     interval = request.interval or common_pb2.INTERVAL_1H
-    if interval not in _KNOWN_INTERVALS:
+    if interval not in MS_BY_ENUM:
         raise InvalidArgument("interval", f"unknown interval value {request.interval}")
     lookback = request.lookback or DEFAULT_LOOKBACK
     if not MIN_LOOKBACK <= lookback <= MAX_LOOKBACK:

@@ -15,30 +15,13 @@ import grpc
 import numpy as np
 import structlog
 
-from marketmesh.v1 import common_pb2, pricing_pb2, pricing_pb2_grpc
+from marketmesh.v1 import pricing_pb2, pricing_pb2_grpc
 from services.common.validation import ms_to_timestamp
 from services.signals.candles import CandleSeries
 from services.signals.universe import AssetRow
 
 log = structlog.get_logger(__name__)
 
-INTERVAL_MS: dict[int, int] = {
-    common_pb2.INTERVAL_1M: 60_000,
-    common_pb2.INTERVAL_5M: 300_000,
-    common_pb2.INTERVAL_15M: 900_000,
-    common_pb2.INTERVAL_1H: 3_600_000,
-    common_pb2.INTERVAL_4H: 14_400_000,
-    common_pb2.INTERVAL_1D: 86_400_000,
-}
-INTERVAL_BY_NAME: dict[str, int] = {
-    "1m": common_pb2.INTERVAL_1M,
-    "5m": common_pb2.INTERVAL_5M,
-    "15m": common_pb2.INTERVAL_15M,
-    "1h": common_pb2.INTERVAL_1H,
-    "4h": common_pb2.INTERVAL_4H,
-    "1d": common_pb2.INTERVAL_1D,
-}
-NAME_BY_INTERVAL = {v: k for k, v in INTERVAL_BY_NAME.items()}
 MAX_PAGE = 5_000
 CALL_TIMEOUT_S = 30.0
 BACKOFF_INITIAL_S = 0.2

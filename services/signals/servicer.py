@@ -9,6 +9,7 @@ import numpy as np
 from marketmesh.v1 import signals_pb2
 from services.common.auth import current_owner, require_owner
 from services.common.errors import InvalidArgument, Unavailable
+from services.common.intervals import MS_BY_ENUM
 from services.common.pagination import decode_page_token, encode_page_token
 from services.common.validation import ms_to_timestamp, now_ms, parse_limit, parse_symbol
 from services.signals import alerts as alert_rules
@@ -17,7 +18,6 @@ from services.signals import indicator_query, levels
 from services.signals.app import SignalsApp
 from services.signals.candles import CandleSeries
 from services.signals.market_metrics import MetricsTally, ingest_points
-from services.signals.pricing_link import INTERVAL_MS
 from services.signals.screen import parse_screen, run_screen
 from services.signals.signal_view import parse_interval
 
@@ -50,6 +50,11 @@ class SignalsServicer:
         parse_symbol(request.symbol)
         self._require_data()
         _, sid = self.app.universe.sid_of(request.symbol)
+        if not self.app.synced.is_set() and not self.app.book(interval).has_data[sid]:
+            raise Unavailable(
+                f"signals has not read the history of {request.symbol.strip().upper()} from "
+                f"pricing yet ({self.app.connection.reason}); retry shortly"
+            )
         return signals_pb2.GetSignalResponse(signal=await self.app.signal(interval, sid))
 
     async def ScreenSignals(
@@ -123,7 +128,7 @@ class SignalsServicer:
         self._require_data()
         symbol, _ = self.app.universe.sid_of(query.symbol)
         warmup = indicator_query.warmup_bars(query.specs)
-        width = INTERVAL_MS[query.interval]
+        width = MS_BY_ENUM[query.interval]
         if query.start_ms is None:
             candles = await self._history(
                 symbol, query.interval, bars=DEFAULT_INDICATOR_BARS + warmup, end_ms=query.end_ms

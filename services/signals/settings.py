@@ -12,9 +12,9 @@ from services.common.config import (
     env_str,
     load_common_settings,
 )
+from services.common.intervals import ENUM_BY_NAME
 
-# Interval names as the proto enum spells them, and their widths.
-INTERVAL_NAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
+INTERVAL_NAMES = tuple(ENUM_BY_NAME)
 
 
 @dataclass(frozen=True)
