@@ -48,6 +48,7 @@ from services.signals.pricing_link import (
     PricingLink,
 )
 from services.signals.settings import SignalsSettings
+from services.signals.signal_events import EventRow, alert_event, closed_events, regime_event
 from services.signals.signal_view import full_signal
 from services.signals.store import FlipRow, SignalsStore
 from services.signals.universe import SignalsUniverse
@@ -57,12 +58,9 @@ log = structlog.get_logger(__name__)
 
 DB_FILE = "signals.sqlite3"
 STATE_VERSION = 1
-GRADE_LEVELS = (20.0, 40.0, 60.0, 80.0)
 METRICS_STEP_S = 5.0
 RECENT_FLIPS = 10
 SIGNAL_CACHE_MAX = 20_000
-
-EventT = signals_pb2.SignalEventType
 
 
 @dataclass
@@ -411,6 +409,9 @@ class SignalsApp:
 
     async def _resync(self, batch: CandleBatch) -> None:
         started = time.monotonic()
+        # Pricing may have restarted with new assets; they need books rows
+        # before their candles can be applied.
+        self._merge_universe(await self.link.list_assets())
         cols_by_interval = self._columns(batch.updates)
         fetched = 0
         for interval in self.intervals:
@@ -528,21 +529,11 @@ class SignalsApp:
 
     # -- events -----------------------------------------------------------
 
-    def _event(
-        self, kind: int, symbol: str, interval: int, time_ms: int, message: str, **fields: object
-    ) -> signals_pb2.SignalEvent:
-        event = signals_pb2.SignalEvent(
-            type=kind, symbol=symbol, interval=interval, message=message, **fields
-        )
-        event.time.CopyFrom(ms_to_timestamp(time_ms))
-        return event
-
     async def _report_closed(self, interval: int, updates: list[ClosedUpdate]) -> None:
         assert self.hub is not None
         symbols = self.universe.symbols
         width = MS_BY_ENUM[interval]
-        iname = common_pb2.Interval.Name(interval).removeprefix("INTERVAL_").lower()
-        events: list[tuple[signals_pb2.SignalEvent, str | None, str]] = []
+        events: list[EventRow] = []
         flips: list[FlipRow] = []
         now = now_ms()
         flip_rules = [
@@ -551,96 +542,25 @@ class SignalsApp:
             if r.alert.condition.kind == alert_rules.FLIP
         ]
         for up in updates:
-            for i in range(len(up.sids)):
-                sid = int(up.sids[i])
-                symbol = symbols[sid]
-                close_ms = int(up.open_ms[i]) + width
-                price = float(up.close[i])
-                before, after = float(up.grade_before[i]), float(up.grade_after[i])
-                if bool(up.flipped[i]):
-                    direction = int(up.direction_after[i])
-                    dname = signals_pb2.Direction.Name(direction).removeprefix("DIRECTION_")
-                    events.append(
-                        (
-                            self._event(
-                                EventT.SIGNAL_EVENT_TYPE_DIRECTION_FLIP,
-                                symbol,
-                                interval,
-                                close_ms,
-                                f"{symbol} turned {dname} on the {iname} close at {price:.6g} "
-                                f"(grade {after:.1f})",
-                                price=price,
-                                trader_grade=after,
-                                previous_grade=before,
-                                direction=direction,
-                            ),
-                            None,
-                            f"flip:{symbol}:{interval}:{close_ms}",
+            found, found_flips = closed_events(interval, width, up, symbols)
+            events.extend(found)
+            flips.extend(found_flips)
+            for flip in found_flips:
+                sid = self.universe.sid_by_symbol[flip.symbol]
+                self._remember_flip(interval, sid, flip)
+                for rule in flip_rules:
+                    if self._rule_covers(rule, sid) and alert_rules.fire_flip(
+                        rule, flip.symbol, now
+                    ):
+                        events.append(
+                            alert_event(
+                                rule, flip.symbol, interval, flip.time_ms, flip.price, flip.grade
+                            )
                         )
-                    )
-                    flips.append(FlipRow(symbol, interval, close_ms, direction, price, after))
-                    self._remember_flip(interval, sid, close_ms, direction, price, after)
-                    for rule in flip_rules:
-                        if self._rule_covers(rule, sid) and alert_rules.fire_flip(
-                            rule, symbol, now
-                        ):
-                            events.append(
-                                self._alert_event(rule, symbol, interval, close_ms, price, after)
-                            )
-                if np.isfinite(before) and np.isfinite(after):
-                    for level in GRADE_LEVELS:
-                        up_cross = before < level <= after
-                        down_cross = after < level <= before
-                        if up_cross or down_cross:
-                            way = "above" if up_cross else "below"
-                            events.append(
-                                (
-                                    self._event(
-                                        EventT.SIGNAL_EVENT_TYPE_GRADE_CROSSED,
-                                        symbol,
-                                        interval,
-                                        close_ms,
-                                        f"{symbol} {iname} grade crossed {way} {level:g}: "
-                                        f"{before:.1f} -> {after:.1f}",
-                                        price=price,
-                                        trader_grade=after,
-                                        previous_grade=before,
-                                        threshold=level,
-                                        direction=int(up.direction_after[i]),
-                                    ),
-                                    None,
-                                    f"grade:{symbol}:{interval}:{close_ms}:{level:g}",
-                                )
-                            )
         if events or flips:
             await self.hub.publish(events, flips)
             if flip_rules:
                 await self._save_rules(flip_rules)
-
-    def _alert_event(
-        self,
-        rule: alert_rules.AlertRule,
-        symbol: str,
-        interval: int,
-        time_ms: int,
-        price: float,
-        grade: float,
-        value: float | None = None,
-    ) -> tuple[signals_pb2.SignalEvent, str | None, str]:
-        rule.alert.trigger_count += 1
-        rule.alert.last_triggered_time.CopyFrom(ms_to_timestamp(time_ms))
-        event = self._event(
-            EventT.SIGNAL_EVENT_TYPE_ALERT_TRIGGERED,
-            symbol,
-            interval,
-            time_ms,
-            alert_rules.describe(rule, symbol, value if value is not None else price),
-            price=price,
-            trader_grade=grade,
-            alert_id=rule.alert.id,
-            threshold=rule.alert.condition.threshold,
-        )
-        return event, rule.owner, f"alert:{rule.alert.id}:{symbol}:{time_ms}"
 
     def _rule_covers(self, rule: alert_rules.AlertRule, sid: int) -> bool:
         if rule.alert.symbol:
@@ -662,14 +582,14 @@ class SignalsApp:
             [(r.alert.id, r.alert.SerializeToString(), r.state_json()) for r in rules],
         )
 
-    def _remember_flip(
-        self, interval: int, sid: int, time_ms: int, direction: int, price: float, grade: float
-    ) -> None:
+    def _remember_flip(self, interval: int, sid: int, row: FlipRow) -> None:
         cached = self._flips.get((interval, sid))
         if cached is None:
             return  # loaded from the store on first read
-        flip = signals_pb2.DirectionFlip(direction=direction, price=price, trader_grade=grade)
-        flip.time.CopyFrom(ms_to_timestamp(time_ms))
+        flip = signals_pb2.DirectionFlip(
+            direction=row.direction, price=row.price, trader_grade=row.grade
+        )
+        flip.time.CopyFrom(ms_to_timestamp(row.time_ms))
         cached.insert(0, flip)
         del cached[RECENT_FLIPS:]
 
@@ -750,18 +670,13 @@ class SignalsApp:
             self.store.insert_breadth, interval, time_ms, point.SerializeToString()
         )
         if before not in (after, signals_pb2.REGIME_UNSPECIFIED):
-            rname = signals_pb2.Regime.Name(after).removeprefix("REGIME_")
-            event = self._event(
-                EventT.SIGNAL_EVENT_TYPE_REGIME_CHANGE,
-                "",
-                interval,
-                time_ms,
-                f"market regime is now {rname}: {market.bullish_share:.0%} of "
-                f"{market.token_count} tokens bullish",
-                regime=after,
-                previous_regime=before,
+            await self.hub.publish(
+                [
+                    regime_event(
+                        interval, time_ms, before, after, market.bullish_share, market.token_count
+                    )
+                ]
             )
-            await self.hub.publish([(event, None, f"regime:{interval}:{time_ms}")])
 
     # -- live loop: forming candles, alerts ---------------------------------
 
@@ -811,7 +726,7 @@ class SignalsApp:
             for symbol, value in fired:
                 sid = self.universe.sid_by_symbol[symbol]
                 events.append(
-                    self._alert_event(
+                    alert_event(
                         rule,
                         symbol,
                         interval,

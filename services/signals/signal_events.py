@@ -1,0 +1,135 @@
+"""Signal events built from what changed: flips and grade crossings of closed
+candles, alert firings, regime changes. Each comes with the key that makes
+it unique (the store drops a second event with the same key, so candles
+replayed after a restart report nothing twice)."""
+
+import numpy as np
+
+from marketmesh.v1 import common_pb2, signals_pb2
+from services.common.validation import ms_to_timestamp
+from services.signals import alerts as alert_rules
+from services.signals.book import ClosedUpdate
+from services.signals.store import FlipRow
+
+GRADE_LEVELS = (20.0, 40.0, 60.0, 80.0)
+EventT = signals_pb2.SignalEventType
+# (event, owner for alert firings else None, dedupe key)
+EventRow = tuple[signals_pb2.SignalEvent, str | None, str]
+
+
+def make_event(
+    kind: int, symbol: str, interval: int, time_ms: int, message: str, **fields: object
+) -> signals_pb2.SignalEvent:
+    event = signals_pb2.SignalEvent(
+        type=kind, symbol=symbol, interval=interval, message=message, **fields
+    )
+    event.time.CopyFrom(ms_to_timestamp(time_ms))
+    return event
+
+
+def _interval_name(interval: int) -> str:
+    return common_pb2.Interval.Name(interval).removeprefix("INTERVAL_").lower()
+
+
+def closed_events(
+    interval: int, width_ms: int, up: ClosedUpdate, symbols: list[str]
+) -> tuple[list[EventRow], list[FlipRow]]:
+    """DIRECTION_FLIP and GRADE_CROSSED events of one apply_closed call, and
+    the flip records. Vectorized: only the rows with something to report are
+    visited (a regrade of thousands of symbols usually has a handful)."""
+    before, after = up.grade_before, up.grade_after
+    with np.errstate(invalid="ignore"):
+        graded = np.isfinite(before) & np.isfinite(after)
+        crossed = {
+            level: graded
+            & (((before < level) & (after >= level)) | ((after < level) & (before >= level)))
+            for level in GRADE_LEVELS
+        }
+    interesting = up.flipped.astype(bool).copy()
+    for mask in crossed.values():
+        interesting |= mask
+    iname = _interval_name(interval)
+    events: list[EventRow] = []
+    flips: list[FlipRow] = []
+    for i in np.flatnonzero(interesting).tolist():
+        symbol = symbols[int(up.sids[i])]
+        close_ms = int(up.open_ms[i]) + width_ms
+        price = float(up.close[i])
+        g0, g1 = float(before[i]), float(after[i])
+        direction = int(up.direction_after[i])
+        if up.flipped[i]:
+            dname = signals_pb2.Direction.Name(direction).removeprefix("DIRECTION_")
+            event = make_event(
+                EventT.SIGNAL_EVENT_TYPE_DIRECTION_FLIP,
+                symbol,
+                interval,
+                close_ms,
+                f"{symbol} turned {dname} on the {iname} close at {price:.6g} (grade {g1:.1f})",
+                price=price,
+                trader_grade=g1,
+                previous_grade=g0,
+                direction=direction,
+            )
+            events.append((event, None, f"flip:{symbol}:{interval}:{close_ms}"))
+            flips.append(FlipRow(symbol, interval, close_ms, direction, price, g1))
+        for level, mask in crossed.items():
+            if not mask[i]:
+                continue
+            way = "above" if g1 >= level else "below"
+            event = make_event(
+                EventT.SIGNAL_EVENT_TYPE_GRADE_CROSSED,
+                symbol,
+                interval,
+                close_ms,
+                f"{symbol} {iname} grade crossed {way} {level:g}: {g0:.1f} -> {g1:.1f}",
+                price=price,
+                trader_grade=g1,
+                previous_grade=g0,
+                threshold=level,
+                direction=direction,
+            )
+            events.append((event, None, f"grade:{symbol}:{interval}:{close_ms}:{level:g}"))
+    return events, flips
+
+
+def alert_event(
+    rule: alert_rules.AlertRule,
+    symbol: str,
+    interval: int,
+    time_ms: int,
+    price: float,
+    grade: float,
+    value: float | None = None,
+) -> EventRow:
+    """An ALERT_TRIGGERED event for the rule's owner; counts the firing."""
+    rule.alert.trigger_count += 1
+    rule.alert.last_triggered_time.CopyFrom(ms_to_timestamp(time_ms))
+    event = make_event(
+        EventT.SIGNAL_EVENT_TYPE_ALERT_TRIGGERED,
+        symbol,
+        interval,
+        time_ms,
+        alert_rules.describe(rule, symbol, value if value is not None else price),
+        price=price,
+        trader_grade=grade,
+        alert_id=rule.alert.id,
+        threshold=rule.alert.condition.threshold,
+    )
+    return event, rule.owner, f"alert:{rule.alert.id}:{symbol}:{time_ms}"
+
+
+def regime_event(
+    interval: int, time_ms: int, before: int, after: int, bullish_share: float, tokens: int
+) -> EventRow:
+    name = signals_pb2.Regime.Name(after).removeprefix("REGIME_")
+    event = make_event(
+        EventT.SIGNAL_EVENT_TYPE_REGIME_CHANGE,
+        "",
+        interval,
+        time_ms,
+        f"{_interval_name(interval)} market regime is now {name}: "
+        f"{bullish_share:.0%} of {tokens} tokens bullish",
+        regime=after,
+        previous_regime=before,
+    )
+    return event, None, f"regime:{interval}:{time_ms}"
