@@ -385,6 +385,9 @@ class SignalsApp:
         book = self.books[interval]
         context = self.context(interval)
         updates: list[ClosedUpdate] = []
+        # Breadth after every round: the history has one point per closed
+        # candle even when a batch (a catch-up) brings many of them.
+        steps = []
         for r in range(int(rank.max()) + 1):
             pick = rank == r
             updates.append(
@@ -399,11 +402,15 @@ class SignalsApp:
                     context,
                 )
             )
+            close_ms = int(cols["open_ms"][pick].max()) + MS_BY_ENUM[interval]
+            steps.append((close_ms, self._step_breadth(interval)))
         self._live_dirty[interval].update(sid.tolist())
         self._signal_cache[interval].clear()
         if report:
             await self._report_closed(interval, updates)
-        await self._update_breadth(interval, int(cols["open_ms"].max()) + MS_BY_ENUM[interval])
+        for close_ms, step in steps:
+            if step is not None:
+                await self._record_breadth(interval, close_ms, *step)
 
     # -- resync after a snapshot -------------------------------------------
 
@@ -647,10 +654,16 @@ class SignalsApp:
         )
 
     async def _update_breadth(self, interval: int, time_ms: int | None) -> None:
-        assert self.store is not None and self.hub is not None
+        step = self._step_breadth(interval)
+        if step is not None and time_ms is not None:
+            await self._record_breadth(interval, time_ms, *step)
+
+    def _step_breadth(self, interval: int) -> tuple[breadth_mod.BreadthFigures, int, int] | None:
+        """Moves the market and sector regimes on with the current closed
+        state; (market figures, regime before, regime after), None with no token."""
         market = self.breadth_now(interval)
         if market.token_count == 0:
-            return
+            return None
         before = self.regimes[interval]
         after = breadth_mod.next_regime(before, market.bullish_share)
         self.regimes[interval] = after
@@ -663,8 +676,17 @@ class SignalsApp:
                 sectors[name] = breadth_mod.next_regime(
                     sectors.get(name, signals_pb2.REGIME_UNSPECIFIED), f.bullish_share
                 )
-        if time_ms is None:
-            return
+        return market, before, after
+
+    async def _record_breadth(
+        self,
+        interval: int,
+        time_ms: int,
+        market: breadth_mod.BreadthFigures,
+        before: int,
+        after: int,
+    ) -> None:
+        assert self.store is not None and self.hub is not None
         point = breadth_mod.to_pb(market, after, ms_to_timestamp(time_ms))
         await self.store.run(
             self.store.insert_breadth, interval, time_ms, point.SerializeToString()
