@@ -1,0 +1,116 @@
+"""A signals restart on the same data directory keeps directions, flips and
+the event log; event ids keep increasing and no flip is reported twice."""
+
+import asyncio
+
+import grpc
+
+from marketmesh.v1 import common_pb2, signals_pb2
+from services.common.validation import now_ms
+from tests.pricing.conftest import StartPricing
+from tests.signals.api_helpers import DAY_MS, day_floor, read_events, walk
+from tests.signals.conftest import HOUR_MS, StartSignals, hourly_ticks, publish, wait_for
+
+S = signals_pb2
+H1 = common_pb2.INTERVAL_1H
+FLIP = S.SIGNAL_EVENT_TYPE_DIRECTION_FLIP
+SYMBOL = "ETH-USD"
+
+
+async def _replay(stub, from_id: int, until_id: int) -> list[S.SignalEvent]:  # type: ignore[no-untyped-def]
+    """Every event after from_id up to until_id, from a resumed stream."""
+    call = stub.StreamSignalEvents(
+        S.StreamSignalEventsRequest(symbols=[SYMBOL], from_event_id=from_id)
+    )
+    seen: list[S.SignalEvent] = []
+    first = await call.read()  # a heartbeat opens every stream
+    assert first.heartbeat
+    async with asyncio.timeout(10):
+        while (message := await call.read()) is not grpc.aio.EOF:
+            seen.extend(message.events)
+            # A heartbeat: the backlog has been sent.
+            if (seen and seen[-1].id >= until_id) or message.heartbeat:
+                break
+    call.cancel()
+    return seen
+
+
+async def _last_event_id(stub) -> int:  # type: ignore[no-untyped-def]
+    call = stub.StreamSignalEvents(S.StreamSignalEventsRequest())
+    first = await call.read()
+    call.cancel()
+    assert first.heartbeat
+    return first.last_event_id
+
+
+async def test_restart_keeps_direction_flips_and_events(
+    start_pricing_server: StartPricing, start_signals_server: StartSignals, tmp_path
+) -> None:
+    pricing = await start_pricing_server(backfill_days=0)
+    data_dir = tmp_path / "signals-state"
+    signals = await start_signals_server(pricing.target, data_dir=data_dir)
+    sid = signals.app.universe.sid_by_symbol[SYMBOL]
+    start = day_floor(now_ms()) - 20 * DAY_MS
+    prices = walk(2_000.0, 200, 0.004, 1) + walk(1.0, 120, -0.006, 2)
+    prices[200:] = [p * prices[199] for p in prices[200:]]
+    await publish(pricing.stub, hourly_ticks(SYMBOL, start, prices))
+    book = signals.app.books[H1]
+    await wait_for(lambda: book.last_open_ms[sid] >= start + 319 * HOUR_MS, what="graded")
+    before = (await signals.stub.GetSignal(S.GetSignalRequest(symbol=SYMBOL))).signal
+    assert before.direction == S.DIRECTION_BEARISH
+    assert before.recent_flips and before.recent_flips[0].direction == S.DIRECTION_BEARISH
+    last_before = await _last_event_id(signals.stub)
+    old = await _replay(signals.stub, 1, last_before)
+    old_flips = [e for e in old if e.type == FLIP]
+    assert old_flips and old_flips[-1].direction == S.DIRECTION_BEARISH
+
+    await signals.stop()
+    again = await start_signals_server(pricing.target, data_dir=data_dir)
+    after = (await again.stub.GetSignal(S.GetSignalRequest(symbol=SYMBOL))).signal
+    assert after.direction == before.direction
+    assert after.direction_since == before.direction_since
+    assert after.last_flip_price == before.last_flip_price
+    assert list(after.recent_flips) == list(before.recent_flips)
+    assert after.closed_grade == before.closed_grade
+    assert await _last_event_id(again.stub) == last_before
+    # Resuming from event 1 replays the same events: nothing lost, nothing doubled.
+    replayed = await _replay(again.stub, 1, last_before)
+    assert [(e.id, e.type, e.time) for e in replayed] == [(e.id, e.type, e.time) for e in old]
+
+    # New candles: new events get ids past the old ones, the flip back up is
+    # reported once, and no old flip is reported again.
+    call = again.stub.StreamSignalEvents(S.StreamSignalEventsRequest(symbols=[SYMBOL]))
+    first = await call.read()
+    assert first.heartbeat and first.last_event_id == last_before
+    events: list[S.SignalEvent] = []
+    stop = asyncio.Event()
+    reader = asyncio.create_task(read_events(call, events, stop))
+    start2 = day_floor(now_ms()) - 5 * DAY_MS
+    await publish(pricing.stub, hourly_ticks(SYMBOL, start2, walk(prices[-1], 100, 0.007, 3)))
+    await wait_for(lambda: any(e.type == FLIP for e in events), what="flip back up")
+    await wait_for(lambda: book_done(again, sid, start2 + 99 * HOUR_MS), what="caught up")
+    await asyncio.sleep(0.5)
+    stop.set()
+    call.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    assert events and min(e.id for e in events) > last_before
+    new_flips = [e for e in events if e.type == FLIP]
+    assert len(new_flips) == 1 and new_flips[0].direction == S.DIRECTION_BULLISH
+    assert new_flips[0].time.ToMilliseconds() > start2
+
+    everything = await _replay(again.stub, 1, max(e.id for e in events))
+    flip_times = [e.time.ToMilliseconds() for e in everything if e.type == FLIP]
+    assert len(flip_times) == len(set(flip_times)) == len(old_flips) + 1
+    ids = [e.id for e in everything]
+    assert ids == sorted(set(ids))
+
+    latest = (await again.stub.GetSignal(S.GetSignalRequest(symbol=SYMBOL))).signal
+    assert latest.direction == S.DIRECTION_BULLISH
+    assert latest.recent_flips[0].time == new_flips[0].time
+    assert (
+        list(latest.recent_flips[1:]) == list(before.recent_flips)[: len(latest.recent_flips) - 1]
+    )
+
+
+def book_done(harness, sid: int, open_ms: int) -> bool:  # type: ignore[no-untyped-def]
+    return bool(harness.app.books[H1].last_open_ms[sid] >= open_ms)
