@@ -190,6 +190,36 @@ async def test_bad_input_is_invalid_argument_naming_the_field(
             INVALID,
             "start_time",
         ),
+        "ind-range-too-long": (
+            stub.ComputeIndicators(
+                ci(symbol="BTC-USD", indicators=[spec(name="rsi")], start_time=ts(seconds=0))
+            ),
+            INVALID,
+            "start_time",
+        ),
+        "ind-bad-timestamp": (
+            stub.ComputeIndicators(
+                ci(
+                    symbol="BTC-USD",
+                    indicators=[spec(name="rsi")],
+                    start_time=ts(seconds=1_000, nanos=-1),
+                )
+            ),
+            INVALID,
+            "start_time",
+        ),
+        "ind-interval": (
+            stub.ComputeIndicators(
+                ci(symbol="BTC-USD", interval=99, indicators=[spec(name="rsi")])
+            ),
+            INVALID,
+            "interval",
+        ),
+        "levels-interval": (
+            stub.GetSupportResistance(S.GetSupportResistanceRequest(symbol="BTC-USD", interval=99)),
+            INVALID,
+            "interval",
+        ),
         "ind-unknown": (
             stub.ComputeIndicators(ci(symbol="ZZZ-USD", indicators=[spec(name="rsi")])),
             NOT_FOUND,
@@ -342,6 +372,11 @@ async def test_bad_input_is_invalid_argument_naming_the_field(
         if failure.code != code or (field is not None and field not in failure.fields):
             wrong[name] = failure
     assert not wrong, wrong
+
+    # Extreme but valid values answer normally.
+    await stub.GetMarketBreadth(S.GetMarketBreadthRequest(history_window=Duration(seconds=10**11)))
+    await stub.ScreenSignals(sc(flipped_within=Duration(seconds=10**11), min_market_cap=1e300))
+    await stub.ScreenSignals(sc(min_grade=0, max_grade=0, limit=1000))
 
     # StreamSignalEvents: the error comes on the first read.
     stream_cases = {
