@@ -11,7 +11,7 @@ import talib
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from marketmesh.v1 import common_pb2, signals_pb2
+from marketmesh.v1 import common_pb2, pricing_pb2, signals_pb2
 from services.common.validation import ms_to_timestamp, now_ms
 from tests.pricing.conftest import StartPricing
 from tests.signals.api_helpers import DAY_MS, Failure, auth, day_floor, expect_failure, walk
@@ -450,6 +450,15 @@ async def test_indicators_match_talib_and_levels_bracket_the_close(
     sid = signals.app.universe.sid_by_symbol[symbol]
     book = signals.app.books[H1]
     await wait_for(lambda: book.last_open_ms[sid] >= start + (n - 1) * HOUR_MS, what="graded")
+    # ComputeIndicators reads pricing's GetCandles, which can report the last
+    # candle closed a moment after StreamCandles did.
+    for _ in range(100):
+        last = await pricing.stub.GetCandles(
+            pricing_pb2.GetCandlesRequest(symbol=symbol, interval=H1, limit=1)
+        )
+        if last.candles[0].closed:
+            break
+        await asyncio.sleep(0.05)
 
     response = await signals.stub.ComputeIndicators(
         S.ComputeIndicatorsRequest(
