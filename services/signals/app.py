@@ -436,7 +436,10 @@ class SignalsApp:
                 histories = await self._fetch_many(interval, never, bars=self.settings.history_bars)
                 keep = [i for i, h in enumerate(histories) if h is not None and len(h.close)]
                 if keep:
-                    book.warm(never[keep], [histories[i] for i in keep], self.context(interval))
+                    flips = book.warm(
+                        never[keep], [histories[i] for i in keep], self.context(interval)
+                    )
+                    await self._record_history_flips(interval, flips)
                 fetched += len(never)
             if gap.size:
                 starts = last[gap] + width
