@@ -114,3 +114,36 @@ async def test_restart_keeps_direction_flips_and_events(
 
 def book_done(harness, sid: int, open_ms: int) -> bool:  # type: ignore[no-untyped-def]
     return bool(harness.app.books[H1].last_open_ms[sid] >= open_ms)
+
+
+async def test_first_start_records_the_flips_found_in_history(
+    start_pricing_server: StartPricing, start_signals_server: StartSignals
+) -> None:
+    # The market is in pricing before signals first starts: signals grades it
+    # from GetCandles history, where the flip happened.
+    pricing = await start_pricing_server(backfill_days=0)
+    start = day_floor(now_ms()) - 20 * DAY_MS
+    prices = walk(2_000.0, 200, 0.004, 1) + walk(1.0, 120, -0.006, 2)
+    prices[200:] = [p * prices[199] for p in prices[200:]]
+    await publish(pricing.stub, hourly_ticks(SYMBOL, start, prices))
+    await asyncio.sleep(0.3)  # pricing's sweep closes the last candle
+    signals = await start_signals_server(pricing.target)
+    sid = signals.app.universe.sid_by_symbol[SYMBOL]
+    book = signals.app.books[H1]
+    await wait_for(lambda: book.last_open_ms[sid] >= start + 318 * HOUR_MS, what="graded")
+    signal = (await signals.stub.GetSignal(S.GetSignalRequest(symbol=SYMBOL))).signal
+    assert signal.direction == S.DIRECTION_BEARISH
+    # The current direction came from a flip in the history: it is listed.
+    assert signal.recent_flips, "flips found in the history are not recorded"
+    flip = signal.recent_flips[0]
+    assert flip.direction == S.DIRECTION_BEARISH
+    assert flip.time == signal.direction_since
+    assert flip.price == signal.last_flip_price
+    # A flip the price path had between candle 200 and the end (the turn).
+    assert start + 200 * HOUR_MS < flip.time.ToMilliseconds() <= start + 320 * HOUR_MS
+    # History is not news: no flip event for it (read from the store: the
+    # stream cannot replay event 1, as from_event_id=0 means "only new").
+    store = signals.app.store
+    assert store is not None
+    stored = await store.run(store.events_after, 0, 10_000)
+    assert not [e for e in stored if e.type == FLIP]
