@@ -94,6 +94,9 @@ class SignalsApp:
         self._tasks: list[asyncio.Task[None]] = []
         self._live_dirty: dict[int, set[int]] = {i: set() for i in self.intervals}
         self._flips: dict[tuple[int, int], list[signals_pb2.DirectionFlip]] = {}
+        # Symbols whose direction has flipped at least once, per interval: a
+        # first direction is no flip, so direction_since alone cannot tell.
+        self._flipped: dict[int, set[str]] = {i: set() for i in self.intervals}
         self._contexts: dict[int, MarketContext] = {}
         self._apply_lock = asyncio.Lock()
         # GetSignal answers by (interval, sid): (expiry on the monotonic clock,
@@ -111,6 +114,8 @@ class SignalsApp:
         self.hub = EventHub(store)
         await self.hub.load()
         await self._restore()
+        for interval in self.intervals:
+            self._flipped[interval] = set(await store.run(store.flipped_symbols, interval))
         for row in await store.run(store.load_alerts):
             _, owner, body, state = row
             rule = alert_rules.AlertRule(signals_pb2.Alert.FromString(body), owner)
@@ -472,6 +477,7 @@ class SignalsApp:
             )
         ]
         await self.store.run(self.store.append, [], rows)
+        self._flipped[interval].update(r.symbol for r in rows)
         for sid in set(flips.sids.tolist()):
             self._flips.pop((interval, sid), None)
 
@@ -558,6 +564,7 @@ class SignalsApp:
             for flip in found_flips:
                 sid = self.universe.sid_by_symbol[flip.symbol]
                 self._remember_flip(interval, sid, flip)
+                self._flipped[interval].add(flip.symbol)
                 for rule in flip_rules:
                     if self._rule_covers(rule, sid) and alert_rules.fire_flip(
                         rule, flip.symbol, now
@@ -645,6 +652,13 @@ class SignalsApp:
             cache[sid] = (now + self.settings.live_regrade_ms / 1000, signal)
         signal.stale = self.is_stale()
         return signal
+
+    def flipped_mask(self, interval: int) -> np.ndarray:
+        """Which symbols' direction has ever flipped (by sid)."""
+        flipped = self._flipped.get(interval, set())
+        return np.fromiter(
+            (s in flipped for s in self.universe.symbols), dtype=bool, count=self.universe.size
+        )
 
     # -- breadth ----------------------------------------------------------
 

@@ -111,6 +111,7 @@ def run_screen(
     *,
     now_ms: int,
     stale: bool,
+    flipped: np.ndarray | None = None,
 ) -> signals_pb2.ScreenSignalsResponse:
     n = book.n_symbols
     grade = book.grade[:n]
@@ -122,6 +123,9 @@ def run_screen(
     if screen.flipped_within_ms:
         keep &= book.direction_since_ms[:n] >= now_ms - screen.flipped_within_ms
         keep &= book.direction_since_ms[:n] > 0
+        # A first direction is not a flip.
+        if flipped is not None:
+            keep &= flipped[:n]
     if screen.sector_mask is not None:
         keep &= screen.sector_mask[:n]
     caps = market_caps(book, universe)

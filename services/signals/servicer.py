@@ -70,6 +70,7 @@ class SignalsServicer:
             interval,
             now_ms=now_ms(),
             stale=self.app.is_stale(),
+            flipped=self.app.flipped_mask(interval) if screen.flipped_within_ms else None,
         )
 
     async def GetMarketBreadth(

@@ -167,6 +167,12 @@ class SignalsStore:
             FlipRow(r[0], int(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5])) for r in rows
         ]
 
+    def flipped_symbols(self, interval: int) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT symbol FROM flips WHERE interval = ?", (interval,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
     # -- alerts -----------------------------------------------------------
 
     def insert_alert(self, alert_id: str, owner: str, body: bytes) -> None:
