@@ -4,6 +4,7 @@ the event log; event ids keep increasing and no flip is reported twice."""
 import asyncio
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
 
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.validation import now_ms
@@ -73,6 +74,11 @@ async def test_restart_keeps_direction_flips_and_events(
     assert list(after.recent_flips) == list(before.recent_flips)
     assert after.closed_grade == before.closed_grade
     assert await _last_event_id(again.stub) == last_before
+    # Which symbols have flipped is known again (it comes from the store).
+    screened = await again.stub.ScreenSignals(
+        S.ScreenSignalsRequest(flipped_within=Duration(seconds=40 * 86_400))
+    )
+    assert [r.symbol for r in screened.signals] == [SYMBOL]
     # Resuming from event 1 replays the same events: nothing lost, nothing doubled.
     replayed = await _replay(again.stub, 1, last_before)
     assert [(e.id, e.type, e.time) for e in replayed] == [(e.id, e.type, e.time) for e in old]

@@ -129,11 +129,22 @@ async def test_screens_and_breadth_match_brute_force(
     def since(sig: S.Signal) -> int:
         return sig.direction_since.ToMilliseconds() if sig.HasField("direction_since") else -1
 
+    def flipped_since(sig: S.Signal) -> int:
+        """Time of the last flip; a first direction is no flip (recent_flips is empty)."""
+        return sig.recent_flips[0].time.ToMilliseconds() if sig.recent_flips else -(2**62)
+
+    for a in answers.values():
+        if a.recent_flips:  # the current direction came from the last flip
+            assert a.recent_flips[0].time == a.direction_since
+            assert a.recent_flips[0].direction == a.direction
+    never = [s for s, a in answers.items() if not a.recent_flips]
+    assert "BTC-USD" in never and "DOGE-USD" not in never
+
     def brute(keep: Callable[[S.Signal], bool], order_by: int, *, within_ms: int = 0) -> list[str]:
         rows = [
             a
             for a in answers.values()
-            if keep(a) and (not within_ms or (since(a) > 0 and since(a) >= now - within_ms))
+            if keep(a) and (not within_ms or flipped_since(a) >= now - within_ms)
         ]
         keys: dict[int, Callable[[S.Signal], tuple]] = {  # type: ignore[type-arg]
             S.SCREEN_ORDER_UNSPECIFIED: lambda a: (-a.trader_grade, rank[a.symbol]),
