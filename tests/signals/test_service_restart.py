@@ -153,3 +153,52 @@ async def test_first_start_records_the_flips_found_in_history(
     assert store is not None
     stored = await store.run(store.events_after, 0, 10_000)
     assert not [e for e in stored if e.type == FLIP]
+
+
+async def test_crash_replay_reports_no_flip_twice(
+    start_pricing_server: StartPricing, start_signals_server: StartSignals, tmp_path
+) -> None:
+    # The last state snapshot is older than the last flip (signals died
+    # without its final snapshot): the restart re-applies the candles after
+    # the snapshot, and the flip they contain is already in the event log.
+    pricing = await start_pricing_server(backfill_days=0)
+    data_dir = tmp_path / "crashy"
+    signals = await start_signals_server(pricing.target, data_dir=data_dir)
+    sid = signals.app.universe.sid_by_symbol[SYMBOL]
+    book = signals.app.books[H1]
+    start = day_floor(now_ms()) - 20 * DAY_MS
+    up = walk(2_000.0, 200, 0.004, 1)
+    await publish(pricing.stub, hourly_ticks(SYMBOL, start, up))
+    await wait_for(lambda: book.last_open_ms[sid] >= start + 199 * HOUR_MS, what="uptrend")
+    await signals.app.save_state()  # the last snapshot before the "crash"
+    snapshot_sequence = signals.app.sequence
+    start2 = day_floor(now_ms()) - 10 * DAY_MS
+    await publish(pricing.stub, hourly_ticks(SYMBOL, start2, walk(up[-1], 120, -0.006, 2)))
+    await wait_for(lambda: book.last_open_ms[sid] >= start2 + 119 * HOUR_MS, what="downtrend")
+    before = (await signals.stub.GetSignal(S.GetSignalRequest(symbol=SYMBOL))).signal
+    assert before.direction == S.DIRECTION_BEARISH and len(before.recent_flips) >= 1
+    store = signals.app.store
+    assert store is not None
+    events_before = await store.run(store.events_after, 0, 10_000)
+
+    async def no_snapshot() -> None:
+        return None
+
+    signals.app.save_state = no_snapshot  # type: ignore[method-assign]
+    assert signals.app.sequence > snapshot_sequence  # the flip came after the snapshot
+    await signals.stop()
+
+    again = await start_signals_server(pricing.target, data_dir=data_dir)
+    book2 = again.app.books[H1]
+    await wait_for(lambda: book2.last_open_ms[sid] >= start2 + 119 * HOUR_MS, what="replayed")
+    await asyncio.sleep(0.5)
+    after = (await again.stub.GetSignal(S.GetSignalRequest(symbol=SYMBOL))).signal
+    assert after.direction == before.direction
+    assert after.direction_since == before.direction_since
+    assert list(after.recent_flips) == list(before.recent_flips)
+    store2 = again.app.store
+    assert store2 is not None
+    events_after = await store2.run(store2.events_after, 0, 10_000)
+    assert [(e.id, e.type, e.body) for e in events_after] == [
+        (e.id, e.type, e.body) for e in events_before
+    ]
