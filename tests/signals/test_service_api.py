@@ -15,7 +15,15 @@ from marketmesh.v1 import common_pb2, pricing_pb2, signals_pb2
 from services.common.validation import ms_to_timestamp, now_ms
 from tests.pricing.conftest import StartPricing
 from tests.signals.api_helpers import DAY_MS, Failure, auth, day_floor, expect_failure, walk
-from tests.signals.conftest import ALICE, HOUR_MS, StartSignals, hourly_ticks, publish, wait_for
+from tests.signals.conftest import (
+    ALICE,
+    BOB,
+    HOUR_MS,
+    StartSignals,
+    hourly_ticks,
+    publish,
+    wait_for,
+)
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -553,3 +561,63 @@ async def test_published_metrics_give_the_sentiment_factor_weight(
     assert after.weight > 0
     assert after.score > 50
     assert "no sentiment data" not in after.reason and "90" in after.reason
+
+
+async def test_list_alerts_pages_through_the_owners_alerts(
+    start_pricing_server: StartPricing, start_signals_server: StartSignals
+) -> None:
+    pricing = await start_pricing_server(backfill_days=0)
+    signals = await start_signals_server(pricing.target)
+    stub = signals.stub
+    made = []
+    for k in range(5):
+        made.append(
+            (
+                await stub.CreateAlert(
+                    S.CreateAlertRequest(
+                        symbol="BTC-USD",
+                        condition=S.AlertCondition(
+                            kind=Kind.ALERT_CONDITION_KIND_PRICE_ABOVE, threshold=1_000.0 * (k + 1)
+                        ),
+                        name=f"a{k}",
+                    ),
+                    metadata=auth(ALICE),
+                )
+            ).alert
+        )
+    await stub.CreateAlert(
+        S.CreateAlertRequest(
+            sector="meme",
+            condition=S.AlertCondition(kind=Kind.ALERT_CONDITION_KIND_DIRECTION_FLIP),
+        ),
+        metadata=auth(BOB),
+    )
+    seen: list[S.Alert] = []
+    token = ""
+    pages = 0
+    while True:
+        page = await stub.ListAlerts(
+            S.ListAlertsRequest(page_size=2, page_token=token), metadata=auth(ALICE)
+        )
+        assert len(page.alerts) <= 2
+        seen += page.alerts
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+        # Another owner cannot continue alice's listing.
+        if pages == 1:
+            failure = await expect_failure(
+                stub.ListAlerts(S.ListAlertsRequest(page_token=token), metadata=auth(BOB))
+            )
+            assert failure.code == INVALID and failure.fields == ["page_token"]
+    assert pages == 3
+    assert sorted(a.id for a in seen) == sorted(a.id for a in made)
+    assert [a.id for a in seen] == sorted(a.id for a in seen)
+    by_id = {a.id: a for a in made}
+    for a in seen:
+        assert a.condition == by_id[a.id].condition and a.name == by_id[a.id].name
+        assert a.cooldown.seconds == 3600 and a.interval == H1
+    bob = await stub.ListAlerts(S.ListAlertsRequest(), metadata=auth(BOB))
+    assert [a.sector for a in bob.alerts] == ["Meme"]
+    assert bob.alerts[0].condition.threshold == 0
