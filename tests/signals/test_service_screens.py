@@ -1,6 +1,7 @@
 """ScreenSignals and GetMarketBreadth on a small universe the test drives,
 against brute force over GetSignal answers."""
 
+import asyncio
 import itertools
 import math
 from collections.abc import Callable
@@ -290,6 +291,9 @@ async def test_screens_and_breadth_match_brute_force(
         (want[0], want[1], want[3])
     )
     assert m.average_grade == pytest.approx(want[2], rel=1e-12)
+    # Above the 200-candle SMA, from the closes the test published.
+    above = [p[-1] > sum(p[-200:]) / 200 for p in MARKET.values()]
+    assert m.above_ma200_share == pytest.approx(sum(above) / len(above))
     assert 0 < m.bullish_share < 1
     by_sector: dict[str, list[S.Signal]] = {}
     for a in answers.values():
@@ -316,3 +320,30 @@ async def test_screens_and_breadth_match_brute_force(
         S.GetMarketBreadthRequest(history_window=Duration(seconds=1))
     )
     assert list(short.history) == []
+
+    # StreamSignalEvents filtered by sector and type replays exactly the
+    # matching part of the event log.
+    types = [S.SIGNAL_EVENT_TYPE_DIRECTION_FLIP, S.SIGNAL_EVENT_TYPE_GRADE_CROSSED]
+    call = signals.stub.StreamSignalEvents(
+        S.StreamSignalEventsRequest(sectors=["MEME"], event_types=types, from_event_id=1)
+    )
+    assert (await call.read()).heartbeat
+    streamed: list[S.SignalEvent] = []
+    while True:
+        try:
+            message = await asyncio.wait_for(call.read(), 1.0)
+        except TimeoutError:
+            break
+        streamed += message.events
+    call.cancel()
+    store = signals.app.store
+    assert store is not None
+    logged = [
+        (e.id, S.SignalEvent.FromString(e.body))
+        for e in await store.run(store.events_after, 1, 100_000)
+    ]
+    meme = {s for s, a in assets.items() if "meme" in (x.lower() for x in a.sectors)}
+    expected_ids = [i for i, e in logged if e.symbol in meme and e.type in types]
+    assert [e.id for e in streamed] == expected_ids
+    assert {e.symbol for e in streamed} == {"DOGE-USD", "PEPE-USD"}
+    assert any(e.type == S.SIGNAL_EVENT_TYPE_DIRECTION_FLIP for e in streamed)
