@@ -316,6 +316,33 @@ async def test_screens_and_breadth_match_brute_force(
     assert times[-1] == last_open + HOUR_MS
     assert history[-1].token_count == len(MARKET)
     assert history[-1].bullish_share == pytest.approx(m.bullish_share)
+    # The regime follows the documented hysteresis over the bullish shares.
+    regime = S.REGIME_UNSPECIFIED
+    changes = []
+    for point in history:
+        share, was = point.bullish_share, regime
+        if (regime == S.REGIME_BULL and share >= 0.5) or (regime == S.REGIME_BEAR and share <= 0.5):
+            pass
+        elif share >= 0.6:
+            regime = S.REGIME_BULL
+        elif share <= 0.4:
+            regime = S.REGIME_BEAR
+        else:
+            regime = S.REGIME_NEUTRAL
+        assert point.regime == regime, point
+        if was not in (regime, S.REGIME_UNSPECIFIED):
+            changes.append((point.time.ToMilliseconds(), was, regime))
+    assert m.regime == regime
+    store = signals.app.store
+    assert store is not None
+    regime_events = [
+        S.SignalEvent.FromString(e.body)
+        for e in await store.run(store.events_after, 0, 100_000)
+        if e.type == S.SIGNAL_EVENT_TYPE_REGIME_CHANGE
+    ]
+    assert [
+        (e.time.ToMilliseconds(), e.previous_regime, e.regime) for e in regime_events
+    ] == changes
     short = await signals.stub.GetMarketBreadth(
         S.GetMarketBreadthRequest(history_window=Duration(seconds=1))
     )
@@ -336,8 +363,6 @@ async def test_screens_and_breadth_match_brute_force(
             break
         streamed += message.events
     call.cancel()
-    store = signals.app.store
-    assert store is not None
     logged = [
         (e.id, S.SignalEvent.FromString(e.body))
         for e in await store.run(store.events_after, 1, 100_000)
