@@ -506,6 +506,33 @@ async def test_indicators_match_talib_and_levels_bracket_the_close(
         mid.series[0].values, talib.RSI(closes[86:150], timeperiod=14)[14:], rtol=1e-9
     )
 
+    # No start_time: the last candles up to the latest closed one; a
+    # multi-output kernel gives one series per output, named kernel.output.
+    latest = await signals.stub.ComputeIndicators(
+        S.ComputeIndicatorsRequest(
+            symbol=symbol,
+            indicators=[
+                S.IndicatorSpec(name="macd"),
+                S.IndicatorSpec(name="bbands", params={"timeperiod": 10, "nbdevup": 1.5}),
+            ],
+        )
+    )
+    assert [t.ToMilliseconds() for t in latest.open_times] == opens
+    series = {(x.spec_index, x.name): np.asarray(x.values) for x in latest.series}
+    macd = talib.MACD(closes)
+    bands = talib.BBANDS(closes, timeperiod=10, nbdevup=1.5, nbdevdn=2.0)
+    expected_series = {
+        (0, "macd.macd"): macd[0],
+        (0, "macd.macdsignal"): macd[1],
+        (0, "macd.macdhist"): macd[2],
+        (1, "bbands.upperband"): bands[0],
+        (1, "bbands.middleband"): bands[1],
+        (1, "bbands.lowerband"): bands[2],
+    }
+    assert set(series) == set(expected_series)
+    for key, want in expected_series.items():
+        np.testing.assert_allclose(series[key], want, rtol=1e-9, equal_nan=True, err_msg=str(key))
+
     levels = await signals.stub.GetSupportResistance(
         S.GetSupportResistanceRequest(symbol=symbol, lookback=200)
     )
