@@ -550,6 +550,15 @@ async def test_indicators_match_talib_and_levels_bracket_the_close(
         assert math.isclose(lv.distance_pct, expected_pct, rel_tol=1e-6, abs_tol=1e-9)
         below = lv.price < prices[-1]
         assert lv.kind == (S.LEVEL_KIND_SUPPORT if below else S.LEVEL_KIND_RESISTANCE)
+        assert 0 <= lv.respected <= lv.touches
+        assert lv.respect_rate == (lv.respected / lv.touches if lv.touches else 0)
+        assert lv.methods and lv.description
+        if S.LEVEL_METHOD_SWING_PIVOT in lv.methods:
+            # One tick per candle: a swing level sits at (within the merge band
+            # of) a close that is a local extreme of the zig-zag.
+            window = prices[-201:]
+            assert min(abs(p / lv.price - 1) for p in window) < 0.01
+    assert any(S.LEVEL_METHOD_SWING_PIVOT in lv.methods for lv in levels.levels)
     distances = [abs(lv.distance_pct) for lv in levels.levels]
     assert distances == sorted(distances)
 
