@@ -39,6 +39,7 @@ from services.common.validation import ms_to_timestamp, now_ms
 from services.signals import alerts as alert_rules
 from services.signals import breadth as breadth_mod
 from services.signals.book import ClosedUpdate, FlipLog, IntervalBook, MarketContext
+from services.signals.candle_block import CandleBlock, from_histories, updates_by_interval
 from services.signals.candles import CandleSeries
 from services.signals.events import EventHub
 from services.signals.market_metrics import MetricsBook, MetricsSimulator
@@ -316,100 +317,35 @@ class SignalsApp:
             self.synced.set()
             log.info("signals in sync with pricing", sequence=self.sequence)
 
-    def _columns(self, updates: Sequence) -> dict[int, dict[str, np.ndarray]]:  # type: ignore[type-arg]
-        """Updates grouped by interval as column arrays (unknown symbols dropped)."""
-        by_interval: dict[int, list] = {}  # type: ignore[type-arg]
-        sid_of = self.universe.sid_by_symbol
-        for u in updates:
-            sid = sid_of.get(u.symbol)
-            if sid is None or u.interval not in self.books:
-                continue
-            c = u.candle
-            by_interval.setdefault(u.interval, []).append(
-                (
-                    sid,
-                    c.open_time.seconds * 1000 + c.open_time.nanos // 1_000_000,
-                    c.open,
-                    c.high,
-                    c.low,
-                    c.close,
-                    c.volume,
-                    c.closed,
-                )
-            )
-        out = {}
-        for interval, rows in by_interval.items():
-            rows.sort(key=lambda r: (r[0], r[1]))
-            arr = list(zip(*rows, strict=True))
-            out[interval] = {
-                "sid": np.asarray(arr[0], dtype=np.int64),
-                "open_ms": np.asarray(arr[1], dtype=np.int64),
-                "open": np.asarray(arr[2], dtype=np.float64),
-                "high": np.asarray(arr[3], dtype=np.float64),
-                "low": np.asarray(arr[4], dtype=np.float64),
-                "close": np.asarray(arr[5], dtype=np.float64),
-                "volume": np.asarray(arr[6], dtype=np.float64),
-                "closed": np.asarray(arr[7], dtype=bool),
-            }
-        return out
-
     async def _apply_updates(self, updates: Sequence, *, report: bool) -> None:  # type: ignore[type-arg]
-        for interval, cols in self._columns(updates).items():
-            closed = cols["closed"]
-            if closed.any():
-                part = {k: v[closed] for k, v in cols.items()}
-                await self._apply_closed_rounds(interval, part, report=report)
-            forming = ~closed
-            if forming.any():
-                part = {k: v[forming] for k, v in cols.items()}
-                # The newest forming candle per symbol (rows are sorted by sid, open).
-                last = np.r_[part["sid"][1:] != part["sid"][:-1], True]
-                part = {k: v[last] for k, v in part.items()}
-                self.books[interval].set_forming(
-                    part["sid"],
-                    part["open_ms"],
-                    part["open"],
-                    part["high"],
-                    part["low"],
-                    part["close"],
-                    part["volume"],
-                )
-                self._live_dirty[interval].update(part["sid"].tolist())
+        blocks = updates_by_interval(updates, self.universe.sid_by_symbol, self.books)
+        for interval, block in blocks.items():
+            closed = block.take(block.closed)
+            if len(closed):
+                await self._apply_closed_rounds(interval, closed, report=report)
+            forming = block.take(~block.closed)
+            if len(forming):
+                newest = forming.newest_per_symbol()
+                self.books[interval].set_forming(*newest.bars())
+                self._live_dirty[interval].update(newest.sid.tolist())
 
     async def _apply_closed_rounds(
-        self, interval: int, cols: dict[str, np.ndarray], *, report: bool
+        self, interval: int, block: CandleBlock, *, report: bool
     ) -> None:
-        """Closed candles sorted by (sid, open): applied in rounds, the k-th
-        candle of every symbol in round k, so each call has unique sids."""
-        sid = cols["sid"]
-        if sid.size == 0:
+        """Closed candles applied round by round (see CandleBlock.rounds)."""
+        if not len(block):
             return
-        starts = np.r_[True, sid[1:] != sid[:-1]]
-        group_start = np.maximum.accumulate(np.where(starts, np.arange(sid.size), 0))
-        rank = np.arange(sid.size) - group_start
         book = self.books[interval]
         context = self.context(interval)
         updates: list[ClosedUpdate] = []
         # Breadth after every round: the history has one point per closed
         # candle even when a batch (a catch-up) brings many of them.
         steps = []
-        for r in range(int(rank.max()) + 1):
-            pick = rank == r
-            updates.append(
-                book.apply_closed(
-                    sid[pick],
-                    cols["open_ms"][pick],
-                    cols["open"][pick],
-                    cols["high"][pick],
-                    cols["low"][pick],
-                    cols["close"][pick],
-                    cols["volume"][pick],
-                    context,
-                )
-            )
-            close_ms = int(cols["open_ms"][pick].max()) + MS_BY_ENUM[interval]
+        for part in block.rounds():
+            updates.append(book.apply_closed(*part.bars(), context))
+            close_ms = int(part.open_ms.max()) + MS_BY_ENUM[interval]
             steps.append((close_ms, self._step_breadth(interval)))
-        self._live_dirty[interval].update(sid.tolist())
+        self._live_dirty[interval].update(block.sid.tolist())
         self._signal_cache[interval].clear()
         if report:
             await self._report_closed(interval, updates)
@@ -424,15 +360,15 @@ class SignalsApp:
         # Pricing may have restarted with new assets; they need books rows
         # before their candles can be applied.
         self._merge_universe(await self.link.list_assets())
-        cols_by_interval = self._columns(batch.updates)
+        blocks = updates_by_interval(batch.updates, self.universe.sid_by_symbol, self.books)
         fetched = 0
         for interval in self.intervals:
             book = self.books[interval]
             width = MS_BY_ENUM[interval]
-            current = cols_by_interval.get(interval)
+            current = blocks.get(interval)
             current_open = np.full(self.universe.size, -1, dtype=np.int64)
             if current is not None:
-                current_open[current["sid"]] = current["open_ms"]
+                current_open[current.sid] = current.open_ms
             last = book.last_open_ms
             never = np.flatnonzero(last < 0)
             # Symbols we know whose snapshot candle is past the next expected one.
@@ -512,36 +448,8 @@ class SignalsApp:
     async def _apply_histories(
         self, interval: int, sids: np.ndarray, histories: Sequence[CandleSeries | None]
     ) -> None:
-        rows = []
-        for sid, h in zip(sids.tolist(), histories, strict=True):
-            if h is None:
-                continue
-            for j in range(len(h.close)):
-                rows.append(
-                    (
-                        sid,
-                        int(h.open_ms[j]),
-                        h.open[j],
-                        h.high[j],
-                        h.low[j],
-                        h.close[j],
-                        h.volume[j],
-                    )
-                )
-        if not rows:
-            return
-        rows.sort(key=lambda r: (r[0], r[1]))
-        arr = list(zip(*rows, strict=True))
-        cols = {
-            "sid": np.asarray(arr[0], dtype=np.int64),
-            "open_ms": np.asarray(arr[1], dtype=np.int64),
-            "open": np.asarray(arr[2], dtype=np.float64),
-            "high": np.asarray(arr[3], dtype=np.float64),
-            "low": np.asarray(arr[4], dtype=np.float64),
-            "close": np.asarray(arr[5], dtype=np.float64),
-            "volume": np.asarray(arr[6], dtype=np.float64),
-        }
-        await self._apply_closed_rounds(interval, cols, report=True)
+        block = from_histories(sids.tolist(), histories)
+        await self._apply_closed_rounds(interval, block, report=True)
 
     # -- events -----------------------------------------------------------
 
