@@ -15,7 +15,7 @@
 GetSignal under ghz (goal 4) is in bench.loadtest (`make loadtest`); its rows
 are copied into signals.md when bench/results/loadtest.json has them.
 
-    .venv/bin/python -m bench.signals [--quick] [--wait-quiet S]
+    .venv/bin/python -m bench.signals [--quick] [--wait-quiet S] [--warm-hours 240]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from bench.common import (
     ServerProcess,
     _stop,
     _wait_serving,
+    cpu_seconds,
     free_port,
     machine_info,
     machine_line,
@@ -101,7 +102,9 @@ def _walks(rng: np.random.Generator, n: int, bars: int) -> np.ndarray:
     return start[:, None] * np.exp(np.cumsum(returns, axis=1))
 
 
-def _ohlcv(rng: np.random.Generator, closes: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, ...]:
+def _ohlcv(
+    rng: np.random.Generator, closes: np.ndarray, prev: np.ndarray
+) -> tuple[np.ndarray, ...]:
     wick = 1.0 + np.abs(rng.normal(0.0, 0.003, closes.shape))
     high = np.maximum(prev, closes) * wick
     low = np.minimum(prev, closes) / wick
@@ -135,7 +138,9 @@ def measure_regrade(
     sids = np.arange(n, dtype=np.int64)
     started = time.perf_counter()
     histories = [
-        CandleSeries(open_ms[:bars], o[i, :bars], h[i, :bars], lo[i, :bars], c[i, :bars], v[i, :bars])
+        CandleSeries(
+            open_ms[:bars], o[i, :bars], h[i, :bars], lo[i, :bars], c[i, :bars], v[i, :bars]
+        )
         for i in range(n)
     ]
     book.warm(sids, histories, context)
@@ -150,13 +155,20 @@ def measure_regrade(
         k = bars + r
         stamp = np.full(n, open_ms[k], dtype=np.int64)
         t0 = time.perf_counter()
-        update = book.apply_closed(sids, stamp, o[:, k], h[:, k], lo[:, k], c[:, k], v[:, k], context)
+        update = book.apply_closed(
+            sids, stamp, o[:, k], h[:, k], lo[:, k], c[:, k], v[:, k], context
+        )
         t1 = time.perf_counter()
         # The next candle forming, half-way: its close between the two.
         half = 0.5 * (c[:, k] + c[:, k + 1])
         book.set_forming(
-            sids, stamp + HOUR_MS, c[:, k], np.maximum(c[:, k], half), np.minimum(c[:, k], half),
-            half, v[:, k + 1] / 2,
+            sids,
+            stamp + HOUR_MS,
+            c[:, k],
+            np.maximum(c[:, k], half),
+            np.minimum(c[:, k], half),
+            half,
+            v[:, k + 1] / 2,
         )
         t2 = time.perf_counter()
         book.regrade_live(context)
@@ -170,8 +182,14 @@ def measure_regrade(
 
     def row(case: str, values: list[float]) -> dict[str, Any]:
         p50, p95 = _pct(values, 50), _pct(values, 95)
-        return {"case": case, "median_ms": p50, "p95_ms": p95, "max_ms": round(max(values), 3),
-                "goal_ms": GOAL_REGRADE_MS, "met": p95 <= GOAL_REGRADE_MS}
+        return {
+            "case": case,
+            "median_ms": p50,
+            "p95_ms": p95,
+            "max_ms": round(max(values), 3),
+            "goal_ms": GOAL_REGRADE_MS,
+            "met": p95 <= GOAL_REGRADE_MS,
+        }
 
     return {
         "tokens": n,
@@ -181,7 +199,10 @@ def measure_regrade(
         "flips_seen": flips,
         "set_forming_median_ms": _pct(forming_ms, 50),
         "rows": [
-            row("apply_closed, one closed 1h candle for every token (indicators, grade, direction)", closed_ms),
+            row(
+                "apply_closed, one closed 1h candle for every token (indicators, grade, direction)",
+                closed_ms,
+            ),
             row("regrade_live of every token after set_forming (peek + grade)", live_ms),
             row("both together", both_ms),
         ],
@@ -191,11 +212,33 @@ def measure_regrade(
 # ----- processes ---------------------------------------------------------------------
 
 
+# As bench.common's profiled pricing: cProfile on the event-loop thread's CPU.
+_PROFILED_SIGNALS = """
+import cProfile, runpy, sys, time
+out = sys.argv[1]
+sys.argv = ["services.signals"]
+profile = cProfile.Profile(time.thread_time)
+profile.enable()
+try:
+    runpy.run_module("services.signals", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    profile.disable()
+    profile.dump_stats(out)
+"""
+
+
 @contextmanager
 def signals_process(
-    pricing_target: str, env: Mapping[str, str] | None = None, *, startup_timeout_s: float = 120.0
+    pricing_target: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    startup_timeout_s: float = 120.0,
+    profile_to: Path | None = None,
 ) -> Iterator[ServerProcess]:
-    """`python -m services.signals` following pricing_target, on a free port."""
+    """`python -m services.signals` following pricing_target, on a free port
+    (under cProfile, stats written to profile_to when it stops, if given)."""
     with tempfile.TemporaryDirectory(prefix="mm-bench-signals-") as tmp:
         tmp_dir = Path(tmp)
         port = free_port()
@@ -215,7 +258,9 @@ def signals_process(
         started = time.monotonic()
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "services.signals"],
+                [sys.executable, "-m", "services.signals"]
+                if profile_to is None
+                else [sys.executable, "-c", _PROFILED_SIGNALS, str(profile_to)],
                 cwd=Path(__file__).resolve().parent.parent,
                 env=full_env,
                 stdout=log,
@@ -243,10 +288,28 @@ PRICING_ENV = {
 
 
 @contextmanager
-def stack(signals_env: Mapping[str, str] | None = None) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def stack(
+    signals_env: Mapping[str, str] | None = None, *, profile_to: Path | None = None
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Pricing (no feed, empty market, 6,000 tokens) and signals following it."""
-    with pricing_server(PRICING_ENV) as pricing, signals_process(pricing.target, signals_env) as sig:
+    with (
+        pricing_server(PRICING_ENV) as pricing,
+        signals_process(pricing.target, signals_env, profile_to=profile_to) as sig,
+    ):
         yield pricing, sig
+
+
+async def wait_idle(pids: list[int], timeout_s: float, max_cores: float = 0.15) -> float:
+    """Waits until the server processes are done with earlier work (pricing
+    persists the warm-up's candles long after PublishTicks returned); returns
+    the cores they used in the last 2 s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        t0, cpu0 = time.monotonic(), sum(cpu_seconds(p) for p in pids)
+        await asyncio.sleep(2.0)
+        cores = (sum(cpu_seconds(p) for p in pids) - cpu0) / (time.monotonic() - t0)
+        if cores <= max_cores or time.monotonic() > deadline:
+            return round(cores, 2)
 
 
 # ----- 2. the fast-forward market ----------------------------------------------------
@@ -296,7 +359,9 @@ async def _list_symbols(stub: pricing_pb2_grpc.PricingServiceStub) -> list[str]:
     symbols: list[str] = []
     token = ""
     while True:
-        page = await stub.ListAssets(pricing_pb2.ListAssetsRequest(page_size=1000, page_token=token))
+        page = await stub.ListAssets(
+            pricing_pb2.ListAssetsRequest(page_size=1000, page_token=token)
+        )
         symbols += [a.symbol for a in page.assets]
         token = page.next_page_token
         if not token:
@@ -312,10 +377,21 @@ async def warm_market(
     *,
     timeout_s: float = 300.0,
 ) -> dict[str, float]:
-    """Publishes `hours` contiguous hourly ticks of every token from start_ms
-    (a day boundary), token by token so a close sweep between messages never
-    cuts a token's day short, and waits until signals has graded them."""
+    """Publishes the warm-up (`publish_history`) and waits until signals has
+    graded it."""
     t0 = time.monotonic()
+    await publish_history(pricing, market, start_ms, hours)
+    published_s = time.monotonic() - t0
+    await wait_graded(signals, market.symbols, start_ms + hours * HOUR_MS, timeout_s)
+    return {"publish_s": round(published_s, 2), "graded_s": round(time.monotonic() - t0, 2)}
+
+
+async def publish_history(
+    pricing: pricing_pb2_grpc.PricingServiceStub, market: Market, start_ms: int, hours: int
+) -> None:
+    """`hours` contiguous hourly ticks of every token from start_ms (a day
+    boundary), token by token so a close sweep between messages never cuts a
+    token's day short."""
     per_message = max(1, 24_000 // hours)
 
     async def requests() -> AsyncIterator[pricing_pb2.PublishTicksRequest]:
@@ -331,11 +407,14 @@ async def warm_market(
     response = await pricing.PublishTicks(requests())
     if response.rejected:
         raise RuntimeError(f"warm-up ticks rejected: {list(response.rejections[:3])}")
-    published_s = time.monotonic() - t0
-    # The last hour is closed by pricing's sweep; signals is done when its
-    # grades are as of the end of the warm-up for a sample of tokens.
-    target = start_ms + hours * HOUR_MS
-    sample = market.symbols[:: max(1, len(market.symbols) // 40)] + market.symbols[-3:]
+
+
+async def wait_graded(
+    signals: signals_pb2_grpc.SignalsServiceStub, symbols: list[str], target: int, timeout_s: float
+) -> None:
+    """Until signals' grades of a sample of tokens are as of `target` (the
+    last warm-up hour is closed by pricing's sweep)."""
+    sample = symbols[:: max(1, len(symbols) // 40)] + symbols[-3:]
     deadline = time.monotonic() + timeout_s
     while True:
         done = 0
@@ -351,7 +430,6 @@ async def warm_market(
         if time.monotonic() > deadline:
             raise RuntimeError(f"signals did not grade the warm-up ({done}/{len(sample)})")
         await asyncio.sleep(0.5)
-    return {"publish_s": round(published_s, 2), "graded_s": round(time.monotonic() - t0, 2)}
 
 
 async def _read_events(
@@ -363,6 +441,19 @@ async def _read_events(
         into.extend((now, e) for e in message.events)
 
 
+async def _watch_candles(call: Any, seen: dict[int, float], first_day_ms: int) -> None:
+    """First arrival of each step's closed 00:00 candle (by step)."""
+    async for message in call:
+        now = time.monotonic()
+        for u in message.updates:
+            c = u.candle
+            if not c.closed:
+                continue
+            k, within = divmod(c.open_time.ToMilliseconds() - first_day_ms, DAY_MS)
+            if within == 0 and k >= 0:
+                seen.setdefault(int(k), now)
+
+
 async def flip_latency(
     pricing: pricing_pb2_grpc.PricingServiceStub,
     signals: signals_pb2_grpc.SignalsServiceStub,
@@ -371,6 +462,7 @@ async def flip_latency(
     warm_hours: int,
     steps: int,
     step_s: float,
+    server_pids: list[int],
 ) -> dict[str, Any]:
     """Measured steps, one per day after the warm-up (see `markdown` for why):
     one PublishTicks of two ticks per token, 00:30 and 01:30, so the call's
@@ -385,6 +477,17 @@ async def flip_latency(
     )
     reader = asyncio.create_task(_read_events(call, events, live))
     await asyncio.wait_for(live.wait(), 30)  # first heartbeat: subscribed
+    # The closed 00:00 candles of the engineered tokens as a client of
+    # pricing sees them: splits each latency into pricing's part (tick to
+    # closed candle on StreamCandles) and signals' part (candle to event).
+    candles: dict[int, float] = {}
+    candle_call = pricing.StreamCandles(
+        pricing_pb2.StreamCandlesRequest(
+            symbols=[market.symbols[i] for i in market.flippers],
+            intervals=[common_pb2.INTERVAL_1H],
+        )
+    )
+    watcher = asyncio.create_task(_watch_candles(candle_call, candles, first_day_ms))
     # Built before the clock starts: the client's own protobuf work is not
     # part of the service's latency.
     requests = []
@@ -399,6 +502,7 @@ async def flip_latency(
         requests.append(pricing_pb2.PublishTicksRequest(ticks=ticks))
     started: dict[int, float] = {}
     call_ms: list[float] = []
+    cpu0 = [cpu_seconds(pid) for pid in server_pids]
     for k, request in enumerate(requests):
         t0 = time.monotonic()
         started[k] = t0
@@ -408,11 +512,17 @@ async def flip_latency(
             raise RuntimeError(f"step {k}: ticks rejected: {list(response.rejections[:3])}")
         await asyncio.sleep(max(0.0, step_s - (time.monotonic() - t0)))
     await asyncio.sleep(2.0)
+    cpu = [
+        round(cpu_seconds(pid) - before, 2) for pid, before in zip(server_pids, cpu0, strict=True)
+    ]
     call.cancel()
-    await asyncio.gather(reader, return_exceptions=True)
+    candle_call.cancel()
+    await asyncio.gather(reader, watcher, return_exceptions=True)
 
     by_tick: list[float] = []
     by_sweep: list[float] = []
+    pricing_part: list[float] = []
+    signals_part: list[float] = []
     other = 0
     flipper_symbols = {market.symbols[i] for i in market.flippers}
     from_flippers = 0
@@ -428,6 +538,9 @@ async def flip_latency(
         from_flippers += event.symbol in flipper_symbols
         if within == HOUR_MS:
             by_tick.append(latency)  # closed by this step's 01:30 tick
+            if int(k) in candles:
+                pricing_part.append((candles[int(k)] - started[int(k)]) * 1e3)
+                signals_part.append((received - candles[int(k)]) * 1e3)
         elif within == 2 * HOUR_MS:
             by_sweep.append(latency)  # the 01:00 candle, closed by pricing's sweep
         else:
@@ -443,6 +556,12 @@ async def flip_latency(
         "tick_closed": tick,
         "sweep_closed": _stats(by_sweep),
         "unmapped_events": other,
+        # Of the tick-closed flips: call start -> closed candle seen on
+        # pricing's StreamCandles, and that -> the event.
+        "pricing_part": _stats(pricing_part),
+        "signals_part": _stats(signals_part),
+        "candle_seen_ms": _stats([(candles[k] - started[k]) * 1e3 for k in sorted(candles)]),
+        "server_cpu_s": {"pricing": cpu[0], "signals": cpu[1]},
         "goal_p99_ms": GOAL_FLIP_P99_MS,
         "met": bool(by_tick) and tick["p99_ms"] <= GOAL_FLIP_P99_MS,
     }
@@ -483,7 +602,9 @@ def screens() -> list[tuple[str, signals_pb2.ScreenSignalsRequest]]:
     ]
 
 
-async def screen_latency(signals: signals_pb2_grpc.SignalsServiceStub, calls: int) -> dict[str, Any]:
+async def screen_latency(
+    signals: signals_pb2_grpc.SignalsServiceStub, calls: int
+) -> dict[str, Any]:
     mix = screens()
     for _, request in mix:  # warm-up, and the sizes of the answers
         await signals.ScreenSignals(request)
@@ -522,10 +643,12 @@ async def _service_run(
     step_s: float,
     screen_calls: int,
     quiet_s: float,
+    server_pids: list[int],
 ) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(pricing_target) as pch, grpc.aio.insecure_channel(
-        signals_target
-    ) as sch:
+    async with (
+        grpc.aio.insecure_channel(pricing_target) as pch,
+        grpc.aio.insecure_channel(signals_target) as sch,
+    ):
         pricing = pricing_pb2_grpc.PricingServiceStub(pch)
         signals = signals_pb2_grpc.SignalsServiceStub(sch)
         symbols = await _list_symbols(pricing)
@@ -533,9 +656,20 @@ async def _service_run(
         today = int(time.time() * 1000) // DAY_MS * DAY_MS
         first_day = today - (warm_hours // 24 + steps + 1) * DAY_MS
         warm = await warm_market(pricing, signals, market, first_day, warm_hours)
+        t0 = time.monotonic()
+        warm["servers_busy_after_s"] = round(time.monotonic() - t0, 1)
+        warm["servers_cores_left"] = await wait_idle(server_pids, 300.0)
+        warm["servers_busy_after_s"] = round(time.monotonic() - t0, 1)
         busy = wait_quiet(quiet_s, max_busy_cores=0.3) if quiet_s else None
         flips = await flip_latency(
-            pricing, signals, market, first_day + warm_hours * HOUR_MS, warm_hours, steps, step_s
+            pricing,
+            signals,
+            market,
+            first_day + warm_hours * HOUR_MS,
+            warm_hours,
+            steps,
+            step_s,
+            server_pids,
         )
         await asyncio.sleep(1.0)
         busy_screen = wait_quiet(quiet_s, max_busy_cores=0.3) if quiet_s else None
@@ -549,21 +683,39 @@ async def _service_run(
         }
 
 
-def measure(*, quick: bool = False, quiet_s: float = 0.0) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Plan:
+    """How much of each benchmark to run."""
+
+    warm_hours: int = 120  # whole days: the measured steps start on a day boundary
+    steps: int = 20
+    step_s: float = 3.5
+    screen_calls: int = 500
+    repetitions: int = 20
+
+
+QUICK = Plan(warm_hours=72, steps=8, screen_calls=120, repetitions=8)
+
+
+def measure(plan: Plan = Plan(), *, quick: bool = False, quiet_s: float = 0.0) -> dict[str, Any]:
+    """Every signals benchmark (`quick`: the QUICK plan); quiet_s: wait up to
+    this long for an idle machine before each measurement."""
+    plan = QUICK if quick else plan
     machine = machine_info()
     busy = wait_quiet(quiet_s) if quiet_s else None
-    regrade = measure_regrade(repetitions=8 if quick else 20)
+    regrade = measure_regrade(repetitions=plan.repetitions)
     regrade["busy_cores_before"] = busy
     with stack() as (pricing, sig):
         service = asyncio.run(
             _service_run(
                 pricing.target,
                 sig.target,
-                warm_hours=240,
-                steps=10 if quick else 30,
-                step_s=2.0,
-                screen_calls=120 if quick else 500,
+                warm_hours=plan.warm_hours,
+                steps=plan.steps,
+                step_s=plan.step_s,
+                screen_calls=plan.screen_calls,
                 quiet_s=quiet_s,
+                server_pids=[pricing.pid, sig.pid],
             )
         )
         service["pricing_startup_s"] = round(pricing.startup_s, 2)
@@ -572,6 +724,7 @@ def measure(*, quick: bool = False, quiet_s: float = 0.0) -> dict[str, Any]:
         "name": "signals",
         "machine": machine,
         "quick": quick,
+        "plan": plan.__dict__,
         "regrade": regrade,
         "service": service,
         "loadtest": _loadtest_rows(),
@@ -682,25 +835,50 @@ def markdown(result: dict[str, Any]) -> str:
     regrade_table = md_table(
         ("case", "median ms", "p95 ms", "max ms", "goal", ""),
         [
-            [r["case"], r["median_ms"], r["p95_ms"], r["max_ms"], f"≤ {GOAL_REGRADE_MS:g} ms",
-             verdict(r["met"])]
+            [
+                r["case"],
+                r["median_ms"],
+                r["p95_ms"],
+                r["max_ms"],
+                f"≤ {GOAL_REGRADE_MS:g} ms",
+                verdict(r["met"]),
+            ]
             for r in regrade["rows"]
         ],
     )
     flip_rows = []
-    for label, key in (("closed by the call's tick (goal)", "tick_closed"),
-                       ("closed by pricing's sweep (≤ 1 s later)", "sweep_closed")):
+    for label, key in (
+        ("closed by the call's tick (goal)", "tick_closed"),
+        ("closed by pricing's sweep (≤ 1 s later)", "sweep_closed"),
+    ):
+        s = flips[key]
+        flip_rows.append([label, s["count"], s["p50_ms"], s["p95_ms"], s["p99_ms"], s["max_ms"]])
+    for label, key in (
+        ("… of the goal's: call start → closed candle on pricing's StreamCandles", "pricing_part"),
+        ("… of the goal's: closed candle on StreamCandles → event (signals)", "signals_part"),
+    ):
         s = flips[key]
         flip_rows.append([label, s["count"], s["p50_ms"], s["p95_ms"], s["p99_ms"], s["max_ms"]])
     screen_table = md_table(
         ("screen", "matches", "calls", "p50 ms", "p99 ms", "max ms"),
-        [[c["screen"], c["total_size"], c["count"], c["p50_ms"], c["p99_ms"], c["max_ms"]]
-         for c in screen["cases"]]
-        + [["all", "", screen["all"]["count"], screen["all"]["p50_ms"], screen["all"]["p99_ms"],
-            screen["all"]["max_ms"]]],
+        [
+            [c["screen"], c["total_size"], c["count"], c["p50_ms"], c["p99_ms"], c["max_ms"]]
+            for c in screen["cases"]
+        ]
+        + [
+            [
+                "all",
+                "",
+                screen["all"]["count"],
+                screen["all"]["p50_ms"],
+                screen["all"]["p99_ms"],
+                screen["all"]["max_ms"],
+            ]
+        ],
     )
     parts = [
-        "# Signals benchmarks (`python -m bench.signals`)" + (" — quick run" if result["quick"] else ""),
+        "# Signals benchmarks (`python -m bench.signals`)"
+        + (" — quick run" if result["quick"] else ""),
         machine_line(result["machine"]),
         md_table(headers, summary_rows(result)),
         "## 1. Regrade of the whole universe (in-process)",
@@ -713,11 +891,16 @@ def markdown(result: dict[str, Any]) -> str:
         regrade_table,
         "## 2. Tick → DIRECTION_FLIP event",
         f"{service['tokens']:,} tokens, warm-up {service['warm_hours']} h "
-        f"(published in {service['warm']['publish_s']} s, graded after {service['warm']['graded_s']} s), "
+        f"(published in {service['warm']['publish_s']} s, graded after "
+        f"{service['warm']['graded_s']} s), "
         f"{flips['steps']} measured steps of {flips['ticks_per_call']:,} ticks, PublishTicks call "
         f"p50 {flips['publish_call_ms']['p50']} ms / p99 {flips['publish_call_ms']['p99']} ms; "
-        f"{flips['flip_events']} flip events ({flips['from_flippers']} from the engineered tokens). "
-        f"Busy cores before: {flips['busy_cores_before']}.",
+        f"{flips['flip_events']} flip events ({flips['from_flippers']} from the engineered "
+        "tokens). "
+        f"Server CPU over the steps: pricing {flips['server_cpu_s']['pricing']} s, signals "
+        f"{flips['server_cpu_s']['signals']} s. Busy cores before: {flips['busy_cores_before']}. "
+        "The split rows time the same step's closed candle reaching this process on a "
+        "StreamCandles subscription to the 50 engineered tokens (first arrival per step).",
         md_table(("flips on candles", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"), flip_rows),
         METHOD.format(warm_hours=service["warm_hours"], step_s=flips["step_s"]),
         "## 3. ScreenSignals",
@@ -729,15 +912,23 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     if result.get("loadtest"):
         rows = [
-            [r["run"], f"{r['rps']:,.0f}", r["p50_ms"], r["p99_ms"],
-             sum(r["errors"].values()) if r["errors"] else 0, r["server_cpu_ms_per_call"],
-             f"≥ {GOAL_GET_SIGNAL_RPS:,.0f}: {verdict(r['rps'] >= GOAL_GET_SIGNAL_RPS)}"]
+            [
+                r["run"],
+                f"{r['rps']:,.0f}",
+                r["p50_ms"],
+                r["p99_ms"],
+                sum(r["errors"].values()) if r["errors"] else 0,
+                r["server_cpu_ms_per_call"],
+                f"≥ {GOAL_GET_SIGNAL_RPS:,.0f}: {verdict(r['rps'] >= GOAL_GET_SIGNAL_RPS)}",
+            ]
             for r in result["loadtest"]
         ]
         parts += [
             f"From `make loadtest` (bench/results/loadtest.md, measured "
             f"{result['loadtest'][0].get('measured_at')}).",
-            md_table(("run", "req/s", "p50 ms", "p99 ms", "errors", "server CPU ms/call", "goal"), rows),
+            md_table(
+                ("run", "req/s", "p50 ms", "p99 ms", "errors", "server CPU ms/call", "goal"), rows
+            ),
         ]
     else:
         parts.append("Not measured yet: run `make loadtest` (bench.loadtest), then this again.")
@@ -748,8 +939,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and steps")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S")
+    parser.add_argument("--warm-hours", type=int, default=Plan.warm_hours, help="a multiple of 24")
+    parser.add_argument("--steps", type=int, default=Plan.steps)
     args = parser.parse_args(argv)
-    result = measure(quick=args.quick, quiet_s=args.wait_quiet)
+    if args.warm_hours % 24:
+        parser.error("--warm-hours must be a multiple of 24 (steps start on a day boundary)")
+    plan = Plan(warm_hours=args.warm_hours, steps=args.steps)
+    result = measure(plan, quick=args.quick, quiet_s=args.wait_quiet)
     write_results("signals", result, markdown(result))
     print(md_table(("benchmark", "case", "result", "goal", ""), summary_rows(result)))
     return result
