@@ -299,6 +299,19 @@ def stack(
         yield pricing, sig
 
 
+def resync_count(log_path: Path) -> dict[str, int]:
+    """How often signals re-read history (pricing sent a snapshot: it was too
+    far behind) or lost its candle stream, from its JSON log."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return {}
+    return {
+        "resyncs": text.count('"resynced with pricing"'),
+        "stream_lost": text.count('"candle stream lost; reconnecting"'),
+    }
+
+
 async def wait_idle(pids: list[int], timeout_s: float, max_cores: float = 0.15) -> float:
     """Waits until the server processes are done with earlier work (pricing
     persists the warm-up's candles long after PublishTicks returned); returns
@@ -644,6 +657,7 @@ async def _service_run(
     screen_calls: int,
     quiet_s: float,
     server_pids: list[int],
+    signals_log: Path,
 ) -> dict[str, Any]:
     async with (
         grpc.aio.insecure_channel(pricing_target) as pch,
@@ -661,6 +675,7 @@ async def _service_run(
         warm["servers_cores_left"] = await wait_idle(server_pids, 300.0)
         warm["servers_busy_after_s"] = round(time.monotonic() - t0, 1)
         busy = wait_quiet(quiet_s, max_busy_cores=0.3) if quiet_s else None
+        log_before = resync_count(signals_log)
         flips = await flip_latency(
             pricing,
             signals,
@@ -671,6 +686,9 @@ async def _service_run(
             step_s,
             server_pids,
         )
+        after = resync_count(signals_log)
+        flips["signals_log_during_steps"] = {k: v - log_before.get(k, 0) for k, v in after.items()}
+        warm["signals_log"] = log_before
         await asyncio.sleep(1.0)
         busy_screen = wait_quiet(quiet_s, max_busy_cores=0.3) if quiet_s else None
         screen = await screen_latency(signals, screen_calls)
@@ -716,6 +734,7 @@ def measure(plan: Plan = Plan(), *, quick: bool = False, quiet_s: float = 0.0) -
                 screen_calls=plan.screen_calls,
                 quiet_s=quiet_s,
                 server_pids=[pricing.pid, sig.pid],
+                signals_log=sig.log_path,
             )
         )
         service["pricing_startup_s"] = round(pricing.startup_s, 2)
@@ -898,7 +917,10 @@ def markdown(result: dict[str, Any]) -> str:
         f"{flips['flip_events']} flip events ({flips['from_flippers']} from the engineered "
         "tokens). "
         f"Server CPU over the steps: pricing {flips['server_cpu_s']['pricing']} s, signals "
-        f"{flips['server_cpu_s']['signals']} s. Busy cores before: {flips['busy_cores_before']}. "
+        f"{flips['server_cpu_s']['signals']} s. Signals re-read history (resync after a "
+        f"pricing snapshot) {flips['signals_log_during_steps'].get('resyncs')} times during the "
+        f"steps, {service['warm']['signals_log'].get('resyncs')} times during the warm-up. "
+        f"Busy cores before: {flips['busy_cores_before']}. "
         "The split rows time the same step's closed candle reaching this process on a "
         "StreamCandles subscription to the 50 engineered tokens (first arrival per step).",
         md_table(("flips on candles", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"), flip_rows),
