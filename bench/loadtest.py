@@ -325,6 +325,7 @@ def measure_signals(
 
     rows: list[dict[str, Any]] = []
     startup: dict[str, float] = {}
+    idle: dict[str, float] = {}
     with (
         tempfile.TemporaryDirectory(prefix="mm-loadtest-") as tmp,
         pricing_server(sigbench.PRICING_ENV) as pricing,
@@ -337,6 +338,9 @@ def measure_signals(
         for label, env in servers:
             with sigbench.signals_process(pricing.target, env, profile_to=profile_to) as server:
                 asyncio.run(_signals_graded(server.target, symbols, until_ms))
+                # Pricing persists the history's candles for a while after
+                # PublishTicks returned: measure on a machine without that.
+                idle[label] = asyncio.run(sigbench.wait_idle([pricing.pid, server.pid], 180.0))
                 startup[label] = round(server.startup_s, 2)
                 ghz = Ghz(ghz_binary, server.target)
                 ghz.run(runs[0], 2.0)  # warm-up: connections, caches, reflection
@@ -351,6 +355,8 @@ def measure_signals(
             f"{SIGNALS_WARM_HOURS} h of fast-forward history published by bench.signals)",
             "server_startup_s": startup,
             "warm_hours": SIGNALS_WARM_HOURS,
+            # Cores pricing + signals still used just before the runs.
+            "servers_cores_before": idle,
         },
         "goal_rps": GOAL_SIGNAL_RPS,
         "results": rows,
@@ -452,7 +458,9 @@ def _signals_markdown(signals: dict[str, Any] | None) -> list[str]:
         return ["## SignalsService.GetSignal", f"Failed: {signals['error']}"]
     return [
         "## SignalsService.GetSignal",
-        f"Server: {signals['setup']['server']}; start-up {signals['setup']['server_startup_s']} s. "
+        f"Server: {signals['setup']['server']}; start-up {signals['setup']['server_startup_s']} s; "
+        "runs start once pricing and signals are idle (cores they used just before: "
+        f"{signals['setup'].get('servers_cores_before')}). "
         "Same ghz settings; the round-robin run sends a JSON array of one request per "
         "symbol (ghz cycles through it). Goal ≥ "
         f"{GOAL_SIGNAL_RPS:,} req/s from one process at the default log level.",
