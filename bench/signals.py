@@ -851,6 +851,40 @@ a real hour boundary closes all 6,000 candles at once exactly like one step here
 """
 
 
+# Profiles behind the misses (2026-11-29, this machine; reproduce with
+# `python -m bench.loadtest --profile-signals PATH` and the stack under
+# bench.signals.signals_process(profile_to=...)). Static text: re-profile
+# after a service change.
+FINDINGS = """\
+## Where the time goes (cProfile of the signals event-loop thread, 2026-11-29)
+
+* **GetSignal** (`bench.loadtest --profile-signals`): 4,345 calls, 1,437 of them cache
+  misses building `full_signal` at ~5.7 ms each; `IntervalBook.signal_fields` regrades
+  the one symbol through `grade_of` → `context.peer_returns` →
+  `_sector_medians_flat`, which computes the sector medians of **all 6,000 tokens**
+  (2.6 ms per call) to use one of them. The misses come in herds: `SignalsApp.signal`
+  awaits `recent_flips` before filling the cache, so all 50 concurrent calls for the same
+  symbol miss together after each expiry (once per live-regrade period, 1 s). A hit costs
+  ~0.55 ms in the servicer and app. Suggested: cache the peer returns / sector medians
+  per regrade (they change only in `apply_closed` / `regrade_live`), and fill the
+  GetSignal cache single-flight (one pending future per key).
+* **ScreenSignals** limit 500: `signal_view.signal_row` is called per row and reads
+  `book.last_price`, a property that runs `np.where` over all 6,000 tokens, and
+  `label_of`, a numpy call for one value, per row (~0.1 ms per row without the
+  profiler, ~50 ms for 500 rows; limit-50 screens are at ~9 ms). Suggested: compute
+  last price, labels, caps and tiers once per screen (vectorised) and build rows from them.
+* **Tick → event**: of the goal's latency, pricing needs ~200–450 ms from the start of
+  a 12,000-tick PublishTicks call to the closed candle on StreamCandles (a fast-forward
+  call costs pricing ~2 s CPU: every tick rolls six intervals and the call waits for its
+  commit), and signals ~600 ms from there to the event: `SignalsApp._columns` converts
+  each CandleUpdate protobuf in a Python loop (0.15 s own time per 6,000-token batch,
+  0.26 s with sorting), `_report_closed` ~60 ms per batch, the apply rounds
+  (`apply_closed` is ~20 ms of it for 6,000 tokens, section 1). Suggested: a columnar
+  candle batch on StreamCandles (or decoding into numpy columns without per-update Python
+  objects), events built for flipped tokens only.
+"""
+
+
 def markdown(result: dict[str, Any]) -> str:
     regrade = result["regrade"]
     service = result["service"]
@@ -962,6 +996,7 @@ def markdown(result: dict[str, Any]) -> str:
         ]
     else:
         parts.append("Not measured yet: run `make loadtest` (bench.loadtest), then this again.")
+    parts.append(FINDINGS)
     return "\n\n".join(parts)
 
 
