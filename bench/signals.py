@@ -877,8 +877,9 @@ FINDINGS = """\
   a 12,000-tick PublishTicks call to the closed candle on StreamCandles (a fast-forward
   call costs pricing ~2 s CPU: every tick rolls six intervals and the call waits for its
   commit), and signals ~600 ms from there to the event: `SignalsApp._columns` converts
-  each CandleUpdate protobuf in a Python loop (0.15 s own time per 6,000-token batch,
-  0.26 s with sorting), `_report_closed` ~60 ms per batch, the apply rounds
+  each CandleUpdate protobuf in a Python loop (on average 0.15 s own time, 0.26 s with
+  its sorting, per batch: 20 batches of a profiled quick run, warm-up included),
+  `_report_closed` ~60 ms per batch, the apply rounds
   (`apply_closed` is ~20 ms of it for 6,000 tokens, section 1). Suggested: a columnar
   candle batch on StreamCandles (or decoding into numpy columns without per-update Python
   objects), events built for flipped tokens only.
