@@ -18,7 +18,15 @@ server with log level warning (no per-call log line), then also without the
 interceptor's separate initial-metadata send on unary calls, and with no
 interceptors at all.
 
+Then SignalsService.GetSignal (goal >= 2,000 req/s from one process): a
+`python -m services.signals` process following a pricing process whose 6,000
+tokens got SIGNALS_WARM_HOURS of fast-forward history (bench.signals), GetSignal
+for BTC-USD and round-robin over every symbol (a JSON array data file), at the
+default log level and at warning. `--signals-only` runs just these and merges
+them into the existing results; `--profile-signals PATH` profiles them.
+
     .venv/bin/python -m bench.loadtest --ghz bin/ghz [--seconds 10] [--compare auto]
+        [--skip-signals | --signals-only | --profile-signals PATH]
 """
 
 from __future__ import annotations
@@ -521,7 +529,7 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(45)
         return
-    result = {"signals": {}}
+    result: dict[str, Any] = {"signals": {}}
     if not args.signals_only:
         result = measure(binary, args.seconds, compare=args.compare, quiet_s=args.wait_quiet)
     if not args.skip_signals:
@@ -533,7 +541,7 @@ def main() -> None:
     if args.signals_only:
         _merge_signals(result["signals"])
         return
-    print(md_table(HEADERS, table_rows(result) + signals_table_rows(result["signals"])))
+    print(md_table(HEADERS, table_rows(result) + signals_table_rows(result.get("signals", {}))))
     write_results("loadtest", result, markdown(result))
 
 
