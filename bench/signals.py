@@ -287,18 +287,6 @@ PRICING_ENV = {
 }
 
 
-@contextmanager
-def stack(
-    signals_env: Mapping[str, str] | None = None, *, profile_to: Path | None = None
-) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Pricing (no feed, empty market, 6,000 tokens) and signals following it."""
-    with (
-        pricing_server(PRICING_ENV) as pricing,
-        signals_process(pricing.target, signals_env, profile_to=profile_to) as sig,
-    ):
-        yield pricing, sig
-
-
 def resync_count(log_path: Path) -> dict[str, int]:
     """How often signals re-read history (pricing sent a snapshot: it was too
     far behind) or lost its candle stream, from its JSON log."""
@@ -379,24 +367,6 @@ async def _list_symbols(stub: pricing_pb2_grpc.PricingServiceStub) -> list[str]:
         token = page.next_page_token
         if not token:
             return symbols
-
-
-async def warm_market(
-    pricing: pricing_pb2_grpc.PricingServiceStub,
-    signals: signals_pb2_grpc.SignalsServiceStub,
-    market: Market,
-    start_ms: int,
-    hours: int,
-    *,
-    timeout_s: float = 300.0,
-) -> dict[str, float]:
-    """Publishes the warm-up (`publish_history`) and waits until signals has
-    graded it."""
-    t0 = time.monotonic()
-    await publish_history(pricing, market, start_ms, hours)
-    published_s = time.monotonic() - t0
-    await wait_graded(signals, market.symbols, start_ms + hours * HOUR_MS, timeout_s)
-    return {"publish_s": round(published_s, 2), "graded_s": round(time.monotonic() - t0, 2)}
 
 
 async def publish_history(
@@ -653,9 +623,27 @@ async def screen_latency(
 # ----- the service part --------------------------------------------------------------
 
 
+async def _publish_warm(
+    pricing_target: str, warm_hours: int, steps: int
+) -> tuple[Market, int, float]:
+    """The market and its warm-up history in pricing; returns the market, the
+    first day and the seconds the publishing took."""
+    async with grpc.aio.insecure_channel(pricing_target) as channel:
+        pricing = pricing_pb2_grpc.PricingServiceStub(channel)
+        symbols = await _list_symbols(pricing)
+        market = build_market(symbols, warm_hours + 2 * steps, n_flippers=50)
+        today = int(time.time() * 1000) // DAY_MS * DAY_MS
+        first_day = today - (warm_hours // 24 + steps + 1) * DAY_MS
+        t0 = time.monotonic()
+        await publish_history(pricing, market, first_day, warm_hours)
+        return market, first_day, round(time.monotonic() - t0, 2)
+
+
 async def _service_run(
     pricing_target: str,
     signals_target: str,
+    market: Market,
+    first_day: int,
     *,
     warm_hours: int,
     steps: int,
@@ -671,13 +659,10 @@ async def _service_run(
     ):
         pricing = pricing_pb2_grpc.PricingServiceStub(pch)
         signals = signals_pb2_grpc.SignalsServiceStub(sch)
-        symbols = await _list_symbols(pricing)
-        market = build_market(symbols, warm_hours + 2 * steps, n_flippers=50)
-        today = int(time.time() * 1000) // DAY_MS * DAY_MS
-        first_day = today - (warm_hours // 24 + steps + 1) * DAY_MS
-        warm = await warm_market(pricing, signals, market, first_day, warm_hours)
         t0 = time.monotonic()
-        warm["servers_busy_after_s"] = round(time.monotonic() - t0, 1)
+        await wait_graded(signals, market.symbols, first_day + warm_hours * HOUR_MS, 300.0)
+        warm: dict[str, Any] = {"signals_graded_s": round(time.monotonic() - t0, 2)}
+        t0 = time.monotonic()
         warm["servers_cores_left"] = await wait_idle(server_pids, 300.0)
         warm["servers_busy_after_s"] = round(time.monotonic() - t0, 1)
         busy = wait_quiet(quiet_s, max_busy_cores=0.3) if quiet_s else None
@@ -699,7 +684,7 @@ async def _service_run(
         busy_screen = wait_quiet(quiet_s, max_busy_cores=0.3) if quiet_s else None
         screen = await screen_latency(signals, screen_calls)
         return {
-            "tokens": len(symbols),
+            "tokens": len(market.symbols),
             "warm_hours": warm_hours,
             "warm": warm,
             "flip_latency": flips | {"busy_cores_before": busy},
@@ -729,22 +714,32 @@ def measure(plan: Plan = Plan(), *, quick: bool = False, quiet_s: float = 0.0) -
     busy = wait_quiet(quiet_s) if quiet_s else None
     regrade = measure_regrade(repetitions=plan.repetitions)
     regrade["busy_cores_before"] = busy
-    with stack() as (pricing, sig):
-        service = asyncio.run(
-            _service_run(
-                pricing.target,
-                sig.target,
-                warm_hours=plan.warm_hours,
-                steps=plan.steps,
-                step_s=plan.step_s,
-                screen_calls=plan.screen_calls,
-                quiet_s=quiet_s,
-                server_pids=[pricing.pid, sig.pid],
-                signals_log=sig.log_path,
-            )
+    # Signals starts once the history is in pricing and backfills it with
+    # GetCandles: following a 1.4M-tick burst live made it resync repeatedly
+    # and once left most tokens ungraded (see the report).
+    with pricing_server(PRICING_ENV) as pricing:
+        market, first_day, publish_s = asyncio.run(
+            _publish_warm(pricing.target, plan.warm_hours, plan.steps)
         )
-        service["pricing_startup_s"] = round(pricing.startup_s, 2)
-        service["signals_startup_s"] = round(sig.startup_s, 2)
+        with signals_process(pricing.target) as sig:
+            service = asyncio.run(
+                _service_run(
+                    pricing.target,
+                    sig.target,
+                    market,
+                    first_day,
+                    warm_hours=plan.warm_hours,
+                    steps=plan.steps,
+                    step_s=plan.step_s,
+                    screen_calls=plan.screen_calls,
+                    quiet_s=quiet_s,
+                    server_pids=[pricing.pid, sig.pid],
+                    signals_log=sig.log_path,
+                )
+            )
+            service["warm"]["publish_s"] = publish_s
+            service["pricing_startup_s"] = round(pricing.startup_s, 2)
+            service["signals_startup_s"] = round(sig.startup_s, 2)
     return {
         "name": "signals",
         "machine": machine,
@@ -953,8 +948,8 @@ def markdown(result: dict[str, Any]) -> str:
         regrade_table,
         "## 2. Tick → DIRECTION_FLIP event",
         f"{service['tokens']:,} tokens, warm-up {service['warm_hours']} h "
-        f"(published in {service['warm']['publish_s']} s, graded after "
-        f"{service['warm']['graded_s']} s), "
+        f"(published in {service['warm']['publish_s']} s before signals started; signals "
+        f"backfilled and graded it in {service['warm']['signals_graded_s']} s), "
         f"{flips['steps']} measured steps of {flips['ticks_per_call']:,} ticks, PublishTicks call "
         f"p50 {flips['publish_call_ms']['p50']} ms / p99 {flips['publish_call_ms']['p99']} ms; "
         f"{flips['flip_events']} flip events ({flips['from_flippers']} from the engineered "
@@ -962,7 +957,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Server CPU over the steps: pricing {flips['server_cpu_s']['pricing']} s, signals "
         f"{flips['server_cpu_s']['signals']} s. Signals re-read history (resync after a "
         f"pricing snapshot) {flips['signals_log_during_steps'].get('resyncs')} times during the "
-        f"steps, {service['warm']['signals_log'].get('resyncs')} times during the warm-up. "
+        f"steps, {service['warm']['signals_log'].get('resyncs')} times during its backfill. "
         f"Busy cores before: {flips['busy_cores_before']}. "
         "The split rows time the same step's closed candle reaching this process on a "
         "StreamCandles subscription to the 50 engineered tokens (first arrival per step).",
