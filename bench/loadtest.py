@@ -331,6 +331,7 @@ def measure_signals(
     the first, under cProfile, with profile_to)."""
     from bench import signals as sigbench  # noqa: PLC0415
 
+    machine = machine_info()
     rows: list[dict[str, Any]] = []
     startup: dict[str, float] = {}
     idle: dict[str, float] = {}
@@ -357,6 +358,7 @@ def measure_signals(
                     row = _measure_run(ghz, server, run, seconds)
                     rows.append(row | {"server": label, "busy_cores_before": busy})
     return {
+        "machine": machine,
         "setup": {
             "server": "python -m services.signals (separate process), MM_SIGNALS_INTERVALS=1h, "
             "following python -m services.pricing (MM_FEED=none, 6,000 tokens, "
@@ -466,6 +468,7 @@ def _signals_markdown(signals: dict[str, Any] | None) -> list[str]:
         return ["## SignalsService.GetSignal", f"Failed: {signals['error']}"]
     return [
         "## SignalsService.GetSignal",
+        machine_line(signals["machine"]) if "machine" in signals else "",
         f"Server: {signals['setup']['server']}; start-up {signals['setup']['server_startup_s']} s; "
         "runs start once pricing and signals are idle (cores they used just before: "
         f"{signals['setup'].get('servers_cores_before')}). "

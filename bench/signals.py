@@ -757,8 +757,9 @@ def _loadtest_rows() -> list[dict[str, Any]]:
         data = json.loads((RESULTS_DIR / "loadtest.json").read_text())
     except (OSError, ValueError):
         return []
-    rows = data.get("signals", {}).get("results", [])
-    return [r | {"measured_at": data.get("machine", {}).get("date")} for r in rows]
+    signals = data.get("signals", {})
+    machine = signals.get("machine") or data.get("machine", {})
+    return [r | {"measured_at": machine.get("date")} for r in signals.get("results", [])]
 
 
 # ----- results ---------------------------------------------------------------------------
@@ -802,7 +803,7 @@ def summary_rows(result: dict[str, Any]) -> list[list[object]]:
         rows.append(
             [
                 "GetSignal (ghz, `make loadtest`)",
-                r["run"],
+                f"{r['run']}; {r.get('server', '')}",
                 f"{r['rps']:,.0f} req/s, p99 {r['p99_ms']} ms",
                 f"≥ {GOAL_GET_SIGNAL_RPS:,.0f} req/s",
                 verdict(r["rps"] >= GOAL_GET_SIGNAL_RPS and not r["errors"]),
@@ -973,7 +974,7 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("loadtest"):
         rows = [
             [
-                r["run"],
+                f"{r['run']}; {r.get('server', '')}",
                 f"{r['rps']:,.0f}",
                 r["p50_ms"],
                 r["p99_ms"],
