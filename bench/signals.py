@@ -819,10 +819,13 @@ services.signals`, MM_SIGNALS_INTERVALS=1h, MM_METRICS_FEED=none) run as separat
 processes; this process is the 6,000-token market, in fast-forward through past hours.
 Warm-up: {warm_hours} contiguous hourly ticks per token (random walks with market and
 sector factors; 50 "flipper" tokens on alternating ±1.2 %/bar trends of 16–24 bars,
-staggered). Measured steps: one PublishTicks call each, {step_s:g} s apart, subscribed
+staggered), published before signals starts, so signals backfills it with GetCandles as
+on a first start. Measured steps: one PublishTicks call each, {step_s:g} s apart, subscribed
 to StreamSignalEvents (DIRECTION_FLIP) beforehand. Latency = time the event is received
 minus the start of the PublishTicks call whose tick closed the flipping candle (mapped
-from event.time, the candle's close).
+from event.time, the candle's close). A step's flips come out of one apply round and
+arrive together, so the percentiles over flips move in whole steps; the per-step rows
+count each step once.
 
 Deviation from the brief's "one tick per token per step, the next hour": pricing's close
 sweep (every 1 s) closes any candle whose end is past `now - 5 s`, which for a
@@ -879,6 +882,13 @@ FINDINGS = """\
   (`apply_closed` is ~20 ms of it for 6,000 tokens, section 1). Suggested: a columnar
   candle batch on StreamCandles (or decoding into numpy columns without per-update Python
   objects), events built for flipped tokens only.
+* **Following a history burst live** (not root-caused): with signals started *before*
+  the 120 h × 6,000-token warm-up was published (an earlier version of this benchmark),
+  signals resynced three times during the burst (12,000 / 10,800 / 9,600 series
+  fetched, 34 / 21 / 20 s each) and then, connected and not stale, kept ~80 % of the
+  tokens without a grade ("not enough closed candles") for 5+ minutes although pricing's
+  GetCandles returned all 120 closed 1h candles for them. An earlier identical run
+  graded everything. The benchmark now publishes the history first.
 """
 
 
