@@ -145,7 +145,7 @@ def main() -> None:
             + (["--wait-quiet", str(args.wait_quiet)] if args.wait_quiet else [])
         ),
         "indicators": lambda: _indicators().measure(quiet_s=args.wait_quiet),
-        "signals": lambda: _signals().measure(quiet_s=args.wait_quiet),
+        "signals": lambda: _signals().measure(_signals().BENCH_PLAN, quiet_s=args.wait_quiet),
     }
     for name, step in steps.items():
         if name in args.skip:

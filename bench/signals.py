@@ -704,6 +704,8 @@ class Plan:
 
 
 QUICK = Plan(warm_hours=72, steps=8, screen_calls=120, repetitions=8)
+# `make bench` (bench.run): about 3 min on 2 cores; the default plan takes ~4.5.
+BENCH_PLAN = Plan(warm_hours=96, steps=12)
 
 
 def measure(plan: Plan = Plan(), *, quick: bool = False, quiet_s: float = 0.0) -> dict[str, Any]:
