@@ -18,25 +18,39 @@ server with log level warning (no per-call log line), then also without the
 interceptor's separate initial-metadata send on unary calls, and with no
 interceptors at all.
 
+Then SignalsService.GetSignal (goal >= 2,000 req/s from one process): a
+`python -m services.signals` process following a pricing process whose 6,000
+tokens got SIGNALS_WARM_HOURS of fast-forward history (bench.signals), GetSignal
+for BTC-USD and round-robin over every symbol (a JSON array data file), at the
+default log level and at warning. `--signals-only` runs just these and merges
+them into the existing results; `--profile-signals PATH` profiles them.
+
     .venv/bin/python -m bench.loadtest --ghz bin/ghz [--seconds 10] [--compare auto]
+        [--skip-signals | --signals-only | --profile-signals PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import pstats
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 import services  # noqa: F401  (puts the generated stubs on sys.path)
 from bench.common import (
+    RESULTS_DIR,
     ServerProcess,
     machine_busy_seconds,
     machine_info,
@@ -49,6 +63,7 @@ from bench.common import (
     wait_quiet,
     write_results,
 )
+from marketmesh.v1 import pricing_pb2_grpc, signals_pb2_grpc
 
 SERVICE = "marketmesh.v1.PricingService"
 GOAL_QUOTE_RPS = 3_000
@@ -73,6 +88,9 @@ class Run:
     method: str
     data: str
     rps: int = 0  # 0: as fast as the concurrency allows
+    service: str = SERVICE
+    # A JSON array of requests that ghz sends round-robin, instead of data.
+    data_file: str = ""
 
 
 RUNS = (
@@ -95,9 +113,8 @@ class Ghz:
             self.binary,
             "--insecure",
             "--call",
-            f"{SERVICE}.{run.method}",
-            "--data",
-            run.data,
+            f"{run.service}.{run.method}",
+            *(["--data-file", run.data_file] if run.data_file else ["--data", run.data]),
             "--concurrency",
             str(CONCURRENCY),
             "--connections",
@@ -248,6 +265,119 @@ def measure(
     }
 
 
+# ----- signals: GetSignal --------------------------------------------------------------
+
+SIGNALS_SERVICE = "marketmesh.v1.SignalsService"
+GOAL_SIGNAL_RPS = 2_000
+# Hours of fast-forward history every token gets before the runs (enough for
+# full grades; bench.signals uses 240 for the latency figures).
+SIGNALS_WARM_HOURS = 72
+SIGNALS_SERVERS = (
+    ("default log level", {}),
+    ("MM_LOG_LEVEL=warning", {"MM_LOG_LEVEL": "warning"}),
+)
+
+
+def _signal_runs(data_file: Path) -> tuple[Run, ...]:
+    return (
+        Run(
+            "GetSignal BTC-USD, 50 concurrent",
+            "GetSignal",
+            '{"symbol":"BTC-USD"}',
+            service=SIGNALS_SERVICE,
+        ),
+        Run(
+            "GetSignal round-robin over all 6,000 symbols, 50 concurrent",
+            "GetSignal",
+            "",
+            service=SIGNALS_SERVICE,
+            data_file=str(data_file),
+        ),
+    )
+
+
+async def _signals_market(pricing_target: str) -> list[str]:
+    """The 6,000-token market's history published into pricing; its symbols."""
+    from bench import signals as sigbench  # noqa: PLC0415  (core_rs, numpy: only here)
+
+    async with grpc.aio.insecure_channel(pricing_target) as channel:
+        stub = pricing_pb2_grpc.PricingServiceStub(channel)
+        symbols = await sigbench._list_symbols(stub)
+        market = sigbench.build_market(symbols, SIGNALS_WARM_HOURS, n_flippers=50)
+        today = int(time.time() * 1000) // sigbench.DAY_MS * sigbench.DAY_MS
+        start = today - (SIGNALS_WARM_HOURS // 24 + 1) * sigbench.DAY_MS
+        await sigbench.publish_history(stub, market, start, SIGNALS_WARM_HOURS)
+        return symbols, start + SIGNALS_WARM_HOURS * sigbench.HOUR_MS
+
+
+async def _signals_graded(target: str, symbols: list[str], until_ms: int) -> None:
+    from bench import signals as sigbench  # noqa: PLC0415
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = signals_pb2_grpc.SignalsServiceStub(channel)
+        await sigbench.wait_graded(stub, symbols, until_ms, 300.0)
+
+
+def measure_signals(
+    ghz_binary: str,
+    seconds: float = 10.0,
+    *,
+    quiet_s: float = 0.0,
+    profile_to: Path | None = None,
+) -> dict[str, Any]:
+    """GetSignal saturation runs against `python -m services.signals` (its own
+    process) following a pricing process whose 6,000 tokens have
+    SIGNALS_WARM_HOURS of history: once per entry of SIGNALS_SERVERS (only
+    the first, under cProfile, with profile_to)."""
+    from bench import signals as sigbench  # noqa: PLC0415
+
+    machine = machine_info()
+    rows: list[dict[str, Any]] = []
+    startup: dict[str, float] = {}
+    idle: dict[str, float] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="mm-loadtest-") as tmp,
+        pricing_server(sigbench.PRICING_ENV) as pricing,
+    ):
+        symbols, until_ms = asyncio.run(_signals_market(pricing.target))
+        data_file = Path(tmp) / "symbols.json"
+        data_file.write_text(json.dumps([{"symbol": s} for s in symbols]))
+        runs = _signal_runs(data_file)
+        servers = SIGNALS_SERVERS[:1] if profile_to else SIGNALS_SERVERS
+        for label, env in servers:
+            with sigbench.signals_process(pricing.target, env, profile_to=profile_to) as server:
+                asyncio.run(_signals_graded(server.target, symbols, until_ms))
+                # Pricing persists the history's candles for a while after
+                # PublishTicks returned: measure on a machine without that.
+                idle[label] = asyncio.run(sigbench.wait_idle([pricing.pid, server.pid], 180.0))
+                startup[label] = round(server.startup_s, 2)
+                ghz = Ghz(ghz_binary, server.target)
+                ghz.run(runs[0], 2.0)  # warm-up: connections, caches, reflection
+                for run in runs:
+                    busy = wait_quiet(quiet_s, max_busy_cores=0.3) if quiet_s else None
+                    row = _measure_run(ghz, server, run, seconds)
+                    rows.append(row | {"server": label, "busy_cores_before": busy})
+    return {
+        "machine": machine,
+        "setup": {
+            "server": "python -m services.signals (separate process), MM_SIGNALS_INTERVALS=1h, "
+            "following python -m services.pricing (MM_FEED=none, 6,000 tokens, "
+            f"{SIGNALS_WARM_HOURS} h of fast-forward history published by bench.signals)",
+            "server_startup_s": startup,
+            "warm_hours": SIGNALS_WARM_HOURS,
+            # Cores pricing + signals still used just before the runs.
+            "servers_cores_before": idle,
+        },
+        "goal_rps": GOAL_SIGNAL_RPS,
+        "results": rows,
+        "goal_met": all(
+            r["rps"] >= GOAL_SIGNAL_RPS and not r["errors"]
+            for r in rows
+            if r["server"] == SIGNALS_SERVERS[0][0]
+        ),
+    }
+
+
 def _ghz_version(binary: str) -> str:
     try:
         out = subprocess.run(
@@ -277,6 +407,8 @@ def _goal_text(row: dict[str, Any]) -> str:
         return f"p99 ≤ {GOAL_P99_MS:g} ms: {verdict(row['p99_ms'] <= GOAL_P99_MS)}"
     if row["method"] == "GetQuote":
         return f"≥ {GOAL_QUOTE_RPS:,} req/s: {verdict(row['rps'] >= GOAL_QUOTE_RPS)}"
+    if row["method"] == "GetSignal":
+        return f"≥ {GOAL_SIGNAL_RPS:,} req/s: {verdict(row['rps'] >= GOAL_SIGNAL_RPS)}"
     return ""
 
 
@@ -306,10 +438,14 @@ def table_rows(result: dict[str, Any]) -> list[list[object]]:
     return out
 
 
+def signals_table_rows(result: dict[str, Any]) -> list[list[object]]:
+    return [_row(r, f"{r['run']}; {r['server']}") for r in result.get("results", [])]
+
+
 def markdown(result: dict[str, Any]) -> str:
     setup = result["setup"]
     return "\n\n".join(
-        [
+        [  # noqa: RUF005
             "# Load test (ghz)",
             machine_line(result["machine"]),
             f"Server: {setup['server']}, env {setup['server_env']}. ghz "
@@ -321,7 +457,26 @@ def markdown(result: dict[str, Any]) -> str:
             "in cores.",
             md_table(HEADERS, table_rows(result)),
         ]
+        + _signals_markdown(result.get("signals"))
     )
+
+
+def _signals_markdown(signals: dict[str, Any] | None) -> list[str]:
+    if not signals:
+        return []
+    if "error" in signals:
+        return ["## SignalsService.GetSignal", f"Failed: {signals['error']}"]
+    return [
+        "## SignalsService.GetSignal",
+        machine_line(signals["machine"]) if "machine" in signals else "",
+        f"Server: {signals['setup']['server']}; start-up {signals['setup']['server_startup_s']} s; "
+        "runs start once pricing and signals are idle (cores they used just before: "
+        f"{signals['setup'].get('servers_cores_before')}). "
+        "Same ghz settings; the round-robin run sends a JSON array of one request per "
+        "symbol (ghz cycles through it). Goal ≥ "
+        f"{GOAL_SIGNAL_RPS:,} req/s from one process at the default log level.",
+        md_table(HEADERS, signals_table_rows(signals)),
+    ]
 
 
 def main() -> None:
@@ -347,6 +502,18 @@ def main() -> None:
         help="only the GetQuote saturation run, server under cProfile (event-loop thread CPU); "
         "prints the top entries, writes no results",
     )
+    parser.add_argument("--skip-signals", action="store_true", help="pricing's runs only")
+    parser.add_argument(
+        "--signals-only",
+        action="store_true",
+        help="only the GetSignal runs, merged into the existing loadtest results",
+    )
+    parser.add_argument(
+        "--profile-signals",
+        type=Path,
+        help="only the GetSignal runs, signals under cProfile (event-loop thread CPU); "
+        "prints the top entries, writes no results",
+    )
     args = parser.parse_args()
     binary = shutil.which(args.ghz) or args.ghz
     if not Path(binary).is_file():
@@ -358,8 +525,46 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(45)
         return
-    result = measure(binary, args.seconds, compare=args.compare, quiet_s=args.wait_quiet)
-    print(md_table(HEADERS, table_rows(result)))
+    if args.profile_signals:
+        signals = measure_signals(binary, args.seconds, profile_to=args.profile_signals)
+        print(md_table(HEADERS, [_row(r, r["run"] + " (profiled)") for r in signals["results"]]))
+        stats = pstats.Stats(str(args.profile_signals))
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(45)
+        return
+    result: dict[str, Any] = {"signals": {}}
+    if not args.signals_only:
+        result = measure(binary, args.seconds, compare=args.compare, quiet_s=args.wait_quiet)
+    if not args.skip_signals:
+        try:
+            result["signals"] = measure_signals(binary, args.seconds, quiet_s=args.wait_quiet)
+        except Exception as exc:  # pricing's figures stand on their own
+            traceback.print_exc()
+            result["signals"] = {"error": repr(exc)}
+    if args.signals_only:
+        _merge_signals(result["signals"])
+        return
+    print(md_table(HEADERS, table_rows(result) + signals_table_rows(result.get("signals", {}))))
+    write_results("loadtest", result, markdown(result))
+
+
+def _merge_signals(signals: dict[str, Any]) -> None:
+    """Replaces the signals section of bench/results/loadtest.* (pricing's
+    runs there stay as they were measured)."""
+    path = RESULTS_DIR / "loadtest.json"
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        result = None
+    print(md_table(HEADERS, signals_table_rows(signals)))
+    if not result or "setup" not in result:
+        write_results(
+            "loadtest",
+            {"name": "loadtest", "signals": signals},
+            "\n\n".join(["# Load test (ghz)", *_signals_markdown(signals)]),
+        )
+        return
+    result["signals"] = signals
     write_results("loadtest", result, markdown(result))
 
 

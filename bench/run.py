@@ -2,7 +2,8 @@
 
 Runs bench.ingest (in-process ingest), bench.publish_ticks (PublishTicks over
 gRPC into a server process), when present bench.fanout (StreamQuotes
-fan-out), and bench.indicators (core_rs indicator kernels against TA-Lib),
+fan-out), bench.indicators (core_rs indicator kernels against TA-Lib) and
+bench.signals (the signals service's regrade, tick-to-event and screen goals),
 each writing its own bench/results/<name>.json and .md, then prints
 a summary table and writes bench/results/bench.json and bench.md.
 
@@ -106,6 +107,11 @@ def _indicators() -> Any:
     return importlib.import_module("bench.indicators")
 
 
+def _signals() -> Any:
+    """bench.signals, imported when used (it needs core_rs)."""
+    return importlib.import_module("bench.signals")
+
+
 HEADERS = ("benchmark", "case", "result", "goal", "")
 
 
@@ -115,7 +121,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["ingest", "publish_ticks", "fanout", "indicators"],
+        choices=["ingest", "publish_ticks", "fanout", "indicators", "signals"],
     )
     parser.add_argument("--fanout-args", default=FANOUT_ARGS)
     parser.add_argument(
@@ -139,6 +145,7 @@ def main() -> None:
             + (["--wait-quiet", str(args.wait_quiet)] if args.wait_quiet else [])
         ),
         "indicators": lambda: _indicators().measure(quiet_s=args.wait_quiet),
+        "signals": lambda: _signals().measure(_signals().BENCH_PLAN, quiet_s=args.wait_quiet),
     }
     for name, step in steps.items():
         if name in args.skip:
@@ -162,6 +169,8 @@ def main() -> None:
             write_results("publish_ticks", result, publish_ticks.markdown(result))
         elif name == "indicators":
             write_results("indicators", result, _indicators().markdown(result))
+        elif name == "signals":
+            write_results("signals", result, _signals().markdown(result))
         # bench.fanout writes its own files.
 
     rows: list[list[object]] = []
@@ -173,6 +182,8 @@ def main() -> None:
         rows += _fanout_summary(sections["fanout"])
     if "indicators" in sections:
         rows += _indicators().summary_rows(sections["indicators"])
+    if "signals" in sections:
+        rows += _signals().summary_rows(sections["signals"])
     table = md_table(HEADERS, rows)
     total = round(time.monotonic() - started, 1)
     print(table)
