@@ -101,9 +101,10 @@ class SignalsApp:
         self._contexts: dict[int, MarketContext] = {}
         self._apply_lock = asyncio.Lock()
         # GetSignal answers by (interval, sid): (expiry on the monotonic clock,
-        # Signal). Live grades move only once per live regrade, so an answer
-        # is reused for that long; a closed candle clears its interval.
-        self._signal_cache: dict[int, dict[int, tuple[float, signals_pb2.Signal]]] = {
+        # the response serialized fresh, and marked stale). Live grades move
+        # only once per live regrade, so an answer is reused for that long; a
+        # closed candle clears its interval.
+        self._signal_cache: dict[int, dict[int, tuple[float, bytes, bytes]]] = {
             i: {} for i in self.intervals
         }
 
@@ -309,7 +310,15 @@ class SignalsApp:
         self.connection.last_heard = time.monotonic()
         async with self._apply_lock:
             if batch.snapshot:
-                await self._resync(batch)
+                try:
+                    await self._resync(batch)
+                except BaseException:
+                    # Some histories may be unread (pricing overloaded, a call
+                    # timed out): start the next connection from a snapshot
+                    # so the resync runs again, instead of resuming and
+                    # leaving those symbols ungraded.
+                    self.sequence = 0
+                    raise
             elif batch.updates:
                 await self._apply_updates(batch.updates, report=True)
             self.sequence = batch.sequence
@@ -535,31 +544,47 @@ class SignalsApp:
             self._flips[(interval, sid)] = cached
         return cached
 
-    async def signal(self, interval: int, sid: int) -> signals_pb2.Signal:
-        """The full Signal of one symbol (cached for one live-regrade period)."""
+    async def signal_response(self, interval: int, sid: int) -> bytes:
+        """GetSignalResponse of one symbol, serialized; built at most once per
+        live-regrade period (and after every closed candle) and shared by
+        every caller meanwhile: the grade moves only at those times."""
         cache = self._signal_cache[interval]
-        now = time.monotonic()
         hit = cache.get(sid)
-        if hit is not None and hit[0] > now:
-            signal = hit[1]
-        else:
-            daily = self.books.get(common_pb2.INTERVAL_1D)
-            signal = full_signal(
-                self.book(interval),
-                daily,
-                sid,
-                interval,
-                self.universe,
-                self.context(interval),
-                self.context(common_pb2.INTERVAL_1D) if daily is not None else None,
-                stale=False,
-                flips=await self.recent_flips(interval, sid),
-            )
-            if len(cache) >= SIGNAL_CACHE_MAX:
-                cache.clear()
-            cache[sid] = (now + self.settings.live_regrade_ms / 1000, signal)
-        signal.stale = self.is_stale()
-        return signal
+        if hit is None or hit[0] <= time.monotonic():
+            flips = await self.recent_flips(interval, sid)
+            hit = cache.get(sid)  # another call may have built it meanwhile
+            if hit is None or hit[0] <= time.monotonic():
+                hit = self._build_signal(interval, sid, flips)
+        return hit[2] if self.is_stale() else hit[1]
+
+    def _build_signal(
+        self, interval: int, sid: int, flips: list[signals_pb2.DirectionFlip]
+    ) -> tuple[float, bytes, bytes]:
+        daily = self.books.get(common_pb2.INTERVAL_1D)
+        signal = full_signal(
+            self.book(interval),
+            daily,
+            sid,
+            interval,
+            self.universe,
+            self.context(interval),
+            self.context(common_pb2.INTERVAL_1D) if daily is not None else None,
+            stale=False,
+            flips=flips,
+        )
+        response = signals_pb2.GetSignalResponse(signal=signal)
+        fresh = response.SerializeToString()
+        response.signal.stale = True
+        entry = (
+            time.monotonic() + self.settings.live_regrade_ms / 1000,
+            fresh,
+            response.SerializeToString(),
+        )
+        cache = self._signal_cache[interval]
+        if len(cache) >= SIGNAL_CACHE_MAX:
+            cache.clear()
+        cache[sid] = entry
+        return entry
 
     def flipped_mask(self, interval: int) -> np.ndarray:
         """Which symbols' direction has ever flipped (by sid)."""

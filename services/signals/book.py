@@ -209,6 +209,10 @@ class IntervalBook:
         if tuple(self._bundle.columns) != COLUMNS:
             raise RuntimeError(f"core_rs bundle columns changed: {self._bundle.columns}")
         self._n = 0
+        # BTC's and the sector medians' returns for every symbol as of the
+        # last regrade: one symbol's GetSignal reuses them instead of taking
+        # the medians of the whole universe again.
+        self._peers: tuple[np.ndarray, np.ndarray] | None = None
         self._s: dict[str, np.ndarray] = {
             name: np.full((0, *shape), fill, dtype=dtype)
             for name, (dtype, fill, shape) in _STATE.items()
@@ -228,6 +232,7 @@ class IntervalBook:
         if n == 0:
             return
         self._bundle.add_symbols(n)
+        self._peers = None
         for name, (dtype, fill, shape) in _STATE.items():
             extra = np.full((n, *shape), fill, dtype=dtype)
             self._s[name] = np.concatenate([self._s[name], extra])
@@ -347,6 +352,7 @@ class IntervalBook:
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Grade of ``sids`` with every symbol's returns (``ret_all``) as peers."""
         btc, sector = peer_returns(ret_all, ctx.btc_sid, ctx.sector_members)
+        self._peers = (btc, sector)
         return grade_of(self.weights, p, ctx, sids, ret_all[sids], btc[sids], sector[sids])
 
     # ----- writes --------------------------------------------------------------------
@@ -472,6 +478,7 @@ class IntervalBook:
         new events). Afterwards ``apply_closed`` continues exactly as if
         every candle had been applied one by one.
         """
+        self._peers = None
         s = self._s
         sids = _ids(sids)
         if len(sids) != len(histories):
@@ -734,7 +741,9 @@ class IntervalBook:
         s = self._s
         one = np.array([sid], dtype=np.int64)
         p, ret = self._live_state(one)
-        btc, sector = peer_returns(ret, context.btc_sid, context.sector_members)
+        if self._peers is None or len(self._peers[0]) != self._n:
+            self._peers = peer_returns(ret, context.btc_sid, context.sector_members)
+        btc, sector = self._peers
         grade, scores = grade_of(self.weights, p, context, one, ret[one], btc[one], sector[one])
         eff = effective_weights(self.weights.trader, scores)
         if math.isnan(float(grade[0])):

@@ -25,7 +25,9 @@ async def start_signals(app: SignalsApp, address: str) -> RunningServer:
         service=SERVICE,
         address=address,
         service_names=[SERVICE_NAME],
-        register=lambda server: add_servicer(server, SERVICE_DESCRIPTOR, SignalsServicer(app)),
+        register=lambda server: add_servicer(
+            server, SERVICE_DESCRIPTOR, SignalsServicer(app), preserialized=["GetSignal"]
+        ),
         address_var="MM_SIGNALS_ADDR",
         auth=app.settings.common.auth,
     )

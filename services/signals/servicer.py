@@ -45,17 +45,18 @@ class SignalsServicer:
 
     async def GetSignal(
         self, request: signals_pb2.GetSignalRequest, context: grpc.aio.ServicerContext
-    ) -> signals_pb2.GetSignalResponse:
+    ) -> bytes:
         interval = self._interval(request.interval)
-        parse_symbol(request.symbol)
+        parse_symbol(request.symbol)  # malformed input is the caller's, data or not
         self._require_data()
-        _, sid = self.app.universe.sid_of(request.symbol)
+        symbol, sid = self.app.universe.sid_of(request.symbol)
         if not self.app.synced.is_set() and not self.app.book(interval).has_data[sid]:
             raise Unavailable(
-                f"signals has not read the history of {request.symbol.strip().upper()} from "
-                f"pricing yet ({self.app.connection.reason}); retry shortly"
+                f"signals has not read the history of {symbol} from pricing yet "
+                f"({self.app.connection.reason}); retry shortly"
             )
-        return signals_pb2.GetSignalResponse(signal=await self.app.signal(interval, sid))
+        # Preserialized (see server.py): the cached answer goes out as it is.
+        return await self.app.signal_response(interval, sid)
 
     async def ScreenSignals(
         self, request: signals_pb2.ScreenSignalsRequest, context: grpc.aio.ServicerContext
