@@ -17,6 +17,7 @@ import structlog
 
 from marketmesh.v1 import pricing_pb2, pricing_pb2_grpc
 from services.common.validation import ms_to_timestamp
+from services.signals.candle_wire import StreamCandlesMirror
 from services.signals.candles import CandleSeries
 from services.signals.universe import AssetRow
 
@@ -59,6 +60,12 @@ class PricingLink:
             ],
         )
         self.stub = pricing_pb2_grpc.PricingServiceStub(self.channel)
+        # StreamCandles parsed into the fast-reading mirror (candle_wire.py).
+        self.stream_candles = self.channel.unary_stream(
+            "/marketmesh.v1.PricingService/StreamCandles",
+            request_serializer=pricing_pb2.StreamCandlesRequest.SerializeToString,
+            response_deserializer=StreamCandlesMirror.FromString,
+        )
 
     async def close(self) -> None:
         await self.channel.close()
@@ -123,7 +130,7 @@ class CandleBatch:
     sequence: int
     snapshot: bool
     heartbeat: bool
-    updates: list[pricing_pb2.CandleUpdate]
+    updates: list  # CandleUpdate (as candle_wire's mirror)
 
 
 class CandleFollower:
@@ -150,12 +157,12 @@ class CandleFollower:
         while True:
             from_sequence = self._sequence()
             try:
-                call = self.link.stub.StreamCandles(
+                call = self.link.stream_candles(
                     pricing_pb2.StreamCandlesRequest(
                         intervals=self.intervals, from_sequence=from_sequence
                     )
                 )
-                pending: list[pricing_pb2.CandleUpdate] = []
+                pending: list = []  # type: ignore[type-arg]
                 snapshot = False
                 connected = False
                 async for message in call:

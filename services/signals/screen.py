@@ -12,7 +12,7 @@ from services.common.errors import InvalidArgument
 from services.common.pagination import decode_page_token, encode_page_token
 from services.common.validation import parse_limit
 from services.signals.book import IntervalBook
-from services.signals.signal_view import market_caps, signal_row
+from services.signals.signal_view import market_caps, signal_rows
 from services.signals.universe import SignalsUniverse, tiers_of
 
 DEFAULT_LIMIT = 50
@@ -153,8 +153,7 @@ def run_screen(
     page = sids[screen.offset : screen.offset + screen.limit]
     response = signals_pb2.ScreenSignalsResponse(total_size=total)
     response.signals.extend(
-        signal_row(book, int(s), interval, universe, stale=stale, caps=caps, tiers=tiers)
-        for s in page.tolist()
+        signal_rows(book, page, interval, universe, stale=stale, caps=caps, tiers=tiers)
     )
     end = screen.offset + len(page)
     if end < total:

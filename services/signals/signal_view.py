@@ -4,12 +4,12 @@ ScreenSignals returns."""
 import math
 
 import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.errors import FailedPrecondition, InvalidArgument
-from services.common.validation import ms_to_timestamp
 from services.signals.book import IntervalBook, MarketContext
-from services.signals.grading import label_of
+from services.signals.grading import label_of, labels
 from services.signals.investor import explain_investor
 from services.signals.universe import SignalsUniverse, tiers_of
 
@@ -34,38 +34,65 @@ def _finite(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
-def signal_row(
+def _timestamps(ms: np.ndarray) -> list[Timestamp | None]:
+    return [
+        Timestamp(seconds=t // 1000, nanos=(t % 1000) * 1_000_000) if t > 0 else None
+        for t in ms.tolist()
+    ]
+
+
+def signal_rows(
     book: IntervalBook,
-    sid: int,
+    sids: np.ndarray,
     interval: int,
     universe: SignalsUniverse,
     *,
     stale: bool,
     caps: np.ndarray,
     tiers: np.ndarray,
-) -> signals_pb2.Signal:
-    """The fields every Signal carries (no factors, indicators or investor grade)."""
-    grade = float(book.grade[sid])
-    closed = float(book.closed_grade[sid])
-    signal = signals_pb2.Signal(
-        symbol=universe.symbols[sid],
-        interval=interval,
-        trader_grade=_finite(grade),
-        closed_grade=_finite(closed),
-        label=book_label(grade),
-        direction=int(book.direction[sid]),
-        last_flip_price=_finite(float(book.last_flip_price[sid])),
-        stale=stale,
-        price=_finite(float(book.last_price[sid])),
-        market_cap=_finite(float(caps[sid])),
-        tier=int(tiers[sid]),
-        sectors=list(universe.sectors_of[sid]),
+) -> list[signals_pb2.Signal]:
+    """The fields every Signal carries (no factors, indicators or investor
+    grade), for many symbols: columns are read once, not per row."""
+    sids = np.asarray(sids, dtype=np.int64)
+
+    def col(values: np.ndarray) -> list[float]:
+        return np.nan_to_num(values[sids], nan=0.0, posinf=0.0, neginf=0.0).tolist()
+
+    grade = book.grade[sids]
+    rows = zip(
+        sids.tolist(),
+        col(book.grade),
+        col(book.closed_grade),
+        labels(grade).tolist(),
+        book.direction[sids].tolist(),
+        col(book.last_flip_price),
+        col(book.last_price),
+        col(caps),
+        tiers[sids].tolist(),
+        _timestamps(book.direction_since_ms[sids]),
+        _timestamps(book.as_of_ms[sids]),
+        strict=True,
     )
-    if book.direction_since_ms[sid] > 0:
-        signal.direction_since.CopyFrom(ms_to_timestamp(int(book.direction_since_ms[sid])))
-    if book.as_of_ms[sid] > 0:
-        signal.as_of.CopyFrom(ms_to_timestamp(int(book.as_of_ms[sid])))
-    return signal
+    symbols, sectors = universe.symbols, universe.sectors_of
+    return [
+        signals_pb2.Signal(
+            symbol=symbols[sid],
+            interval=interval,
+            trader_grade=g,
+            closed_grade=cg,
+            label=label,
+            direction=direction,
+            last_flip_price=flip_price,
+            stale=stale,
+            price=price,
+            market_cap=cap,
+            tier=tier,
+            sectors=sectors[sid],
+            direction_since=since,
+            as_of=as_of,
+        )
+        for sid, g, cg, label, direction, flip_price, price, cap, tier, since, as_of in rows
+    ]
 
 
 def book_label(grade: float) -> int:
@@ -90,7 +117,9 @@ def full_signal(
             f"{common_pb2.Interval.Name(interval)} yet: not enough closed candles"
         )
     caps = market_caps(book, universe)
-    signal = signal_row(book, sid, interval, universe, stale=stale, caps=caps, tiers=tiers_of(caps))
+    signal = signal_rows(
+        book, np.array([sid]), interval, universe, stale=stale, caps=caps, tiers=tiers_of(caps)
+    )[0]
     fields = book.signal_fields(sid, context)
     signal.trader_grade = _finite(fields.trader_grade)
     signal.label = book_label(fields.trader_grade)
