@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod error;
 pub mod indicators;
 pub mod market;
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;

@@ -26,6 +26,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -39,7 +40,7 @@ from services.common.validation import ms_to_timestamp, now_ms
 from services.signals import alerts as alert_rules
 from services.signals import breadth as breadth_mod
 from services.signals.book import ClosedUpdate, FlipLog, IntervalBook, MarketContext
-from services.signals.candle_block import CandleBlock, from_histories, updates_by_interval
+from services.signals.candle_block import CandleBlock, blocks_by_interval, from_histories
 from services.signals.candles import CandleSeries
 from services.signals.events import EventHub
 from services.signals.market_metrics import MetricsBook, MetricsSimulator
@@ -319,15 +320,15 @@ class SignalsApp:
                     # leaving those symbols ungraded.
                     self.sequence = 0
                     raise
-            elif batch.updates:
-                await self._apply_updates(batch.updates, report=True)
+            elif batch.size:
+                await self._apply_updates(batch.columns, report=True)
             self.sequence = batch.sequence
         if not self.synced.is_set():
             self.synced.set()
             log.info("signals in sync with pricing", sequence=self.sequence)
 
-    async def _apply_updates(self, updates: Sequence, *, report: bool) -> None:  # type: ignore[type-arg]
-        blocks = updates_by_interval(updates, self.universe.sid_by_symbol, self.books)
+    async def _apply_updates(self, columns: dict[str, Any], *, report: bool) -> None:
+        blocks = blocks_by_interval(columns, self.universe.sid_by_symbol, self.books)
         for interval, block in blocks.items():
             closed = block.take(block.closed)
             if len(closed):
@@ -369,7 +370,7 @@ class SignalsApp:
         # Pricing may have restarted with new assets; they need books rows
         # before their candles can be applied.
         self._merge_universe(await self.link.list_assets())
-        blocks = updates_by_interval(batch.updates, self.universe.sid_by_symbol, self.books)
+        blocks = blocks_by_interval(batch.columns, self.universe.sid_by_symbol, self.books)
         fetched = 0
         for interval in self.intervals:
             book = self.books[interval]
@@ -397,7 +398,7 @@ class SignalsApp:
                 await self._apply_histories(interval, gap, histories)
                 fetched += len(gap)
         # The snapshot's own candles (closed ones are skipped when already seen).
-        await self._apply_updates(batch.updates, report=True)
+        await self._apply_updates(batch.columns, report=True)
         for interval in self.intervals:
             self._live_dirty[interval].update(range(self.universe.size))
             await self._update_breadth(interval, None)

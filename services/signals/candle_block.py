@@ -2,12 +2,13 @@
 what a StreamCandles batch or a set of GetCandles histories becomes before
 it is applied to a book."""
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
+from itertools import repeat
+from typing import Any
 
 import numpy as np
 
-from marketmesh.v1 import pricing_pb2
 from services.signals.candles import CandleSeries
 
 
@@ -51,45 +52,41 @@ class CandleBlock:
         return self.sid, self.open_ms, self.open, self.high, self.low, self.close, self.volume
 
 
-def updates_by_interval(
-    updates: Sequence[pricing_pb2.CandleUpdate], sid_of: dict[str, int], intervals: Iterable[int]
+def blocks_by_interval(
+    columns: Mapping[str, Any], sid_of: dict[str, int], intervals: Iterable[int]
 ) -> dict[int, CandleBlock]:
-    """Updates grouped by interval (symbols and intervals not followed are dropped).
-
-    A catch-up or an hour boundary brings tens of thousands of updates: each
-    field is read in one comprehension, the cheapest way through protobuf
-    objects from Python, and everything else is numpy."""
-    if not updates:
+    """Decoded StreamCandles columns (core_rs.decode_stream_candles) grouped
+    by interval; symbols and intervals not followed are dropped."""
+    symbols = columns["symbol"]
+    if not symbols:
         return {}
-    get = sid_of.get
-    sid = np.fromiter((get(u.symbol, -1) for u in updates), dtype=np.int64, count=len(updates))
-    interval = np.fromiter((u.interval for u in updates), dtype=np.int64, count=len(updates))
-    candles = [u.candle for u in updates]
-    times = [c.open_time for c in candles]
-    open_ms = np.fromiter(
-        (t.seconds * 1000 + t.nanos // 1_000_000 for t in times), dtype=np.int64, count=len(times)
-    )
-
-    def floats(name: str) -> np.ndarray:
-        return np.fromiter(
-            (getattr(c, name) for c in candles), dtype=np.float64, count=len(candles)
-        )
-
+    sid = np.fromiter(map(sid_of.get, symbols, repeat(-1)), dtype=np.int64, count=len(symbols))
+    interval = columns["interval"]
     block = CandleBlock(
         sid,
-        open_ms,
-        floats("open"),
-        floats("high"),
-        floats("low"),
-        floats("close"),
-        floats("volume"),
-        np.fromiter((c.closed for c in candles), dtype=bool, count=len(candles)),
+        columns["open_ms"],
+        columns["open"],
+        columns["high"],
+        columns["low"],
+        columns["close"],
+        columns["volume"],
+        columns["closed"],
     )
     out = {}
     for value in intervals:
         mask = (interval == value) & (sid >= 0)
         if mask.any():
             out[value] = block.take(mask).sorted()
+    return out
+
+
+def join_columns(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The columns of several messages of one sequence (more = true) as one."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    out: dict[str, Any] = {"symbol": [s for p in parts for s in p["symbol"]]}
+    for name in ("interval", "open_ms", "open", "high", "low", "close", "volume", "closed"):
+        out[name] = np.concatenate([p[name] for p in parts])
     return out
 
 

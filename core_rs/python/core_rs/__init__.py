@@ -35,6 +35,7 @@ from core_rs._core import (
     REJECT_UNKNOWN_SYMBOL,
     VERSION,
     CandleEngine,
+    decode_stream_candles,
 )
 from core_rs._extra import *  # noqa: F403
 from core_rs._risk import *  # noqa: F403
@@ -57,6 +58,7 @@ __all__ = [
     "batch",
     "batch_threads",
     "bundle",
+    "decode_stream_candles",
     "incremental",
 ]
 __all__ += (

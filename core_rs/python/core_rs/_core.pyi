@@ -48,6 +48,27 @@ class _QuoteColumns(TypedDict):
     change_24h_pct: NDArray[np.float64]
     has_price: NDArray[np.bool_]
 
+class _StreamCandles(TypedDict):
+    """Result of ``decode_stream_candles``: header fields and one row per update."""
+
+    sequence: int
+    snapshot: bool
+    heartbeat: bool
+    more: bool
+    symbol: list[str]
+    interval: NDArray[np.int32]
+    open_ms: NDArray[np.int64]
+    open: NDArray[np.float64]
+    high: NDArray[np.float64]
+    low: NDArray[np.float64]
+    close: NDArray[np.float64]
+    volume: NDArray[np.float64]
+    closed: NDArray[np.bool_]
+
+def decode_stream_candles(data: bytes) -> _StreamCandles:
+    """One serialized marketmesh.v1.StreamCandlesResponse as columns (one
+    pass in Rust; ValueError for a truncated or malformed message)."""
+
 class CandleEngine:
     """Ticks to last quotes, aligned OHLCV candles and rolling-window stats.
 

@@ -5,6 +5,7 @@ mod arrays;
 mod bundle;
 mod candle_engine;
 mod indicators;
+mod wire;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -32,6 +33,9 @@ mod _core {
 
     #[pymodule_export]
     use super::indicators::{batch_threads, kernels, lookback, run, run_batch, Incremental};
+
+    #[pymodule_export]
+    use super::wire::decode_stream_candles;
 
     // Tick codes of CandleEngine.ingest, equal to TickRejectionReason.
     #[pymodule_export]
