@@ -708,9 +708,16 @@ QUICK = Plan(warm_hours=72, steps=8, screen_calls=120, repetitions=8)
 BENCH_PLAN = Plan(warm_hours=96, steps=12)
 
 
-def measure(plan: Plan = Plan(), *, quick: bool = False, quiet_s: float = 0.0) -> dict[str, Any]:
+def measure(
+    plan: Plan = Plan(),
+    *,
+    quick: bool = False,
+    quiet_s: float = 0.0,
+    profile_to: Path | None = None,
+) -> dict[str, Any]:
     """Every signals benchmark (`quick`: the QUICK plan); quiet_s: wait up to
-    this long for an idle machine before each measurement."""
+    this long for an idle machine before each measurement; profile_to: run
+    the signals server under cProfile and write its stats there."""
     plan = QUICK if quick else plan
     machine = machine_info()
     busy = wait_quiet(quiet_s) if quiet_s else None
@@ -723,7 +730,7 @@ def measure(plan: Plan = Plan(), *, quick: bool = False, quiet_s: float = 0.0) -
         market, first_day, publish_s = asyncio.run(
             _publish_warm(pricing.target, plan.warm_hours, plan.steps)
         )
-        with signals_process(pricing.target) as sig:
+        with signals_process(pricing.target, profile_to=profile_to) as sig:
             service = asyncio.run(
                 _service_run(
                     pricing.target,
@@ -1015,11 +1022,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S")
     parser.add_argument("--warm-hours", type=int, default=Plan.warm_hours, help="a multiple of 24")
     parser.add_argument("--steps", type=int, default=Plan.steps)
+    parser.add_argument(
+        "--profile-signals", type=Path, metavar="PATH", help="cProfile the signals server"
+    )
     args = parser.parse_args(argv)
     if args.warm_hours % 24:
         parser.error("--warm-hours must be a multiple of 24 (steps start on a day boundary)")
     plan = Plan(warm_hours=args.warm_hours, steps=args.steps)
-    result = measure(plan, quick=args.quick, quiet_s=args.wait_quiet)
+    result = measure(
+        plan, quick=args.quick, quiet_s=args.wait_quiet, profile_to=args.profile_signals
+    )
+    if args.profile_signals is not None:  # profiled figures are not results
+        print(f"signals profile in {args.profile_signals}")
+        return result
     write_results("signals", result, markdown(result))
     print(md_table(("benchmark", "case", "result", "goal", ""), summary_rows(result)))
     return result

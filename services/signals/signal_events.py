@@ -4,6 +4,7 @@ it unique (the store drops a second event with the same key, so candles
 replayed after a restart report nothing twice)."""
 
 import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.validation import ms_to_timestamp
@@ -13,6 +14,12 @@ from services.signals.store import FlipRow
 
 GRADE_LEVELS = (20.0, 40.0, 60.0, 80.0)
 EventT = signals_pb2.SignalEventType
+FLIP = signals_pb2.SIGNAL_EVENT_TYPE_DIRECTION_FLIP
+CROSSED = signals_pb2.SIGNAL_EVENT_TYPE_GRADE_CROSSED
+DIRECTION_NAMES = {
+    signals_pb2.DIRECTION_BULLISH: "BULLISH",
+    signals_pb2.DIRECTION_BEARISH: "BEARISH",
+}
 # (event, owner for alert firings else None, dedupe key)
 EventRow = tuple[signals_pb2.SignalEvent, str | None, str]
 
@@ -20,11 +27,15 @@ EventRow = tuple[signals_pb2.SignalEvent, str | None, str]
 def make_event(
     kind: int, symbol: str, interval: int, time_ms: int, message: str, **fields: object
 ) -> signals_pb2.SignalEvent:
-    event = signals_pb2.SignalEvent(
-        type=kind, symbol=symbol, interval=interval, message=message, **fields
+    seconds, ms = divmod(time_ms, 1000)
+    return signals_pb2.SignalEvent(
+        type=kind,
+        symbol=symbol,
+        interval=interval,
+        message=message,
+        time=Timestamp(seconds=seconds, nanos=ms * 1_000_000),
+        **fields,
     )
-    event.time.CopyFrom(ms_to_timestamp(time_ms))
-    return event
 
 
 def _interval_name(interval: int) -> str:
@@ -51,20 +62,34 @@ def closed_events(
     iname = _interval_name(interval)
     events: list[EventRow] = []
     flips: list[FlipRow] = []
-    for i in np.flatnonzero(interesting).tolist():
-        symbol = symbols[int(up.sids[i])]
-        close_ms = int(up.open_ms[i]) + width_ms
-        price = float(up.close[i])
-        g0, g1 = float(before[i]), float(after[i])
-        direction = int(up.direction_after[i])
-        if up.flipped[i]:
-            dname = signals_pb2.Direction.Name(direction).removeprefix("DIRECTION_")
+    rows = np.flatnonzero(interesting)
+    # Plain lists: indexing numpy arrays element by element costs more than
+    # building the events.
+    crossed_at = [
+        [level for level, mask in zip(GRADE_LEVELS, hits, strict=True) if mask]
+        for hits in zip(*(crossed[level][rows].tolist() for level in GRADE_LEVELS), strict=True)
+    ]
+    for sid, open_ms, price, g0, g1, direction, flipped, levels in zip(
+        up.sids[rows].tolist(),
+        up.open_ms[rows].tolist(),
+        up.close[rows].tolist(),
+        before[rows].tolist(),
+        after[rows].tolist(),
+        up.direction_after[rows].tolist(),
+        up.flipped[rows].tolist(),
+        crossed_at,
+        strict=True,
+    ):
+        symbol = symbols[sid]
+        close_ms = open_ms + width_ms
+        if flipped:
             event = make_event(
-                EventT.SIGNAL_EVENT_TYPE_DIRECTION_FLIP,
+                FLIP,
                 symbol,
                 interval,
                 close_ms,
-                f"{symbol} turned {dname} on the {iname} close at {price:.6g} (grade {g1:.1f})",
+                f"{symbol} turned {DIRECTION_NAMES.get(direction, '?')} on the {iname} close "
+                f"at {price:.6g} (grade {g1:.1f})",
                 price=price,
                 trader_grade=g1,
                 previous_grade=g0,
@@ -72,12 +97,10 @@ def closed_events(
             )
             events.append((event, None, f"flip:{symbol}:{interval}:{close_ms}"))
             flips.append(FlipRow(symbol, interval, close_ms, direction, price, g1))
-        for level, mask in crossed.items():
-            if not mask[i]:
-                continue
+        for level in levels:
             way = "above" if g1 >= level else "below"
             event = make_event(
-                EventT.SIGNAL_EVENT_TYPE_GRADE_CROSSED,
+                CROSSED,
                 symbol,
                 interval,
                 close_ms,
