@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from services.common.config import ConfigError
 from services.common.errors import Unavailable
 from services.common.pagination import init_page_tokens
 from services.common.validation import now_ms
@@ -95,6 +96,13 @@ class PricingApp:
         init_page_tokens(data_dir)
         self.store = store = MarketStore(data_dir / DB_FILE)
         infos = build_universe(settings.universe_size, settings.seed)
+        unknown = sorted(set(settings.sim_exclude) - {a.symbol for a in infos})
+        if unknown:
+            raise ConfigError(
+                "MM_SIM_EXCLUDE",
+                ",".join(settings.sim_exclude),
+                f"symbols of the universe; unknown: {', '.join(unknown)}",
+            )
         sid_map = await store.on_writer(store.assign_sids, [a.symbol for a in infos])
         universe = Universe.build(infos, sid_map)
         self._market = market = Market(universe)
@@ -132,7 +140,9 @@ class PricingApp:
             await self.prune_fine_candles()  # before ready: reads never see what goes
             self._spawn(self._prune(), "prune")
         if settings.feed == "simulator":
-            self._spawn(self._simulate(infos, sid_map, stored_quotes), "simulator")
+            excluded = set(settings.sim_exclude)
+            simulated = [a for a in infos if a.symbol not in excluded]
+            self._spawn(self._simulate(simulated, sid_map, stored_quotes), "simulator")
         self.ready = True
         log.info(
             "pricing ready",

@@ -8,6 +8,7 @@ from services.common.config import (
     env_choice,
     env_float,
     env_int,
+    env_str,
     load_common_settings,
 )
 
@@ -37,6 +38,9 @@ class PricingSettings:
     commit_interval_ms: int
     # 1m/5m/15m candles older than this are deleted (hourly); 0 keeps them all.
     fine_retention_days: int = 30
+    # Symbols the simulator leaves alone, so another feed (PublishTicks) owns
+    # them while the simulator drives the rest of the market.
+    sim_exclude: tuple[str, ...] = ()
 
 
 def load_pricing_settings() -> PricingSettings:
@@ -55,4 +59,9 @@ def load_pricing_settings() -> PricingSettings:
         candle_close_grace_ms=env_int("MM_CANDLE_CLOSE_GRACE_MS", 5000, minimum=0, maximum=600_000),
         commit_interval_ms=env_int("MM_COMMIT_INTERVAL_MS", 200, minimum=1, maximum=10_000),
         fine_retention_days=env_int("MM_FINE_RETENTION_DAYS", 30, minimum=0, maximum=36500),
+        sim_exclude=tuple(
+            dict.fromkeys(
+                s.strip().upper() for s in env_str("MM_SIM_EXCLUDE", "").split(",") if s.strip()
+            )
+        ),
     )
