@@ -93,8 +93,6 @@ class PricingApp:
         settings = self.settings
         started = time.monotonic()
         data_dir: Path = settings.common.data_dir
-        init_page_tokens(data_dir)
-        self.store = store = MarketStore(data_dir / DB_FILE)
         infos = build_universe(settings.universe_size, settings.seed)
         unknown = sorted(set(settings.sim_exclude) - {a.symbol for a in infos})
         if unknown:
@@ -103,6 +101,8 @@ class PricingApp:
                 ",".join(settings.sim_exclude),
                 f"symbols of the universe; unknown: {', '.join(unknown)}",
             )
+        init_page_tokens(data_dir)
+        self.store = store = MarketStore(data_dir / DB_FILE)
         sid_map = await store.on_writer(store.assign_sids, [a.symbol for a in infos])
         universe = Universe.build(infos, sid_map)
         self._market = market = Market(universe)
