@@ -8,14 +8,17 @@
    process the 6,000-token market in fast-forward (past hours, PublishTicks);
    latency from the start of the PublishTicks call whose tick closed the
    flipping candle to the DIRECTION_FLIP event on StreamSignalEvents; goal
-   p99 <= 100 ms.
+   p99 <= 100 ms. The hour boundary: all 6,000 candles close at once.
+2b. (--sim) The same latency for ~50 fast-forwarded tokens while pricing's
+   simulator streams the other 5,950 live at 2,000 ticks/s (MM_SIM_EXCLUDE).
 3. ScreenSignals over 6,000 graded tokens, a mix of screens, sequential
    calls through a real stub; goal p99 <= 20 ms.
 
 GetSignal under ghz (goal 4) is in bench.loadtest (`make loadtest`); its rows
 are copied into signals.md when bench/results/loadtest.json has them.
 
-    .venv/bin/python -m bench.signals [--quick] [--wait-quiet S] [--warm-hours 240]
+    .venv/bin/python -m bench.signals [--quick] [--wait-quiet S] [--warm-hours 240] [--sim]
+    .venv/bin/python -m bench.signals --sim-only   # 2b alone, merged into the results
 """
 
 from __future__ import annotations
@@ -701,10 +704,16 @@ class Plan:
     step_s: float = 3.5
     screen_calls: int = 500
     repetitions: int = 20
+    # With the simulator running (2b): only the ~50 flippers are fast-forwarded,
+    # ~2.5 flips on tick-closed candles per step, so ~40 steps for ~100 flips.
+    sim_warm_hours: int = 120
+    sim_steps: int = 45
+    sim_step_s: float = 1.5
 
 
-QUICK = Plan(warm_hours=72, steps=8, screen_calls=120, repetitions=8)
+QUICK = Plan(warm_hours=72, steps=8, screen_calls=120, repetitions=8, sim_steps=12)
 # `make bench` (bench.run): about 3 min on 2 cores; the default plan takes ~4.5.
+# Case 2b is not in it: ~110 s on its own (signals' first resync alone is ~30 s).
 BENCH_PLAN = Plan(warm_hours=96, steps=12)
 
 
@@ -714,10 +723,12 @@ def measure(
     quick: bool = False,
     quiet_s: float = 0.0,
     profile_to: Path | None = None,
+    sim: bool = False,
 ) -> dict[str, Any]:
     """Every signals benchmark (`quick`: the QUICK plan); quiet_s: wait up to
     this long for an idle machine before each measurement; profile_to: run
-    the signals server under cProfile and write its stats there."""
+    the signals server of the hour-boundary case under cProfile and write its
+    stats there; sim: also the case with pricing's simulator running."""
     plan = QUICK if quick else plan
     machine = machine_info()
     busy = wait_quiet(quiet_s) if quiet_s else None
@@ -749,7 +760,7 @@ def measure(
             service["warm"]["publish_s"] = publish_s
             service["pricing_startup_s"] = round(pricing.startup_s, 2)
             service["signals_startup_s"] = round(sig.startup_s, 2)
-    return {
+    result = {
         "name": "signals",
         "machine": machine,
         "quick": quick,
@@ -758,6 +769,152 @@ def measure(
         "service": service,
         "loadtest": _loadtest_rows(),
     }
+    if sim:
+        result["sim"] = measure_sim(plan)
+    return result
+
+
+# ----- 2b. flips with pricing's simulator streaming the rest of the market ------------
+
+
+def sim_pricing_env(flippers: list[str]) -> dict[str, str]:
+    """Pricing with its simulator live (default rate) on every token but the
+    flippers, which this process owns through PublishTicks."""
+    return {
+        "MM_FEED": "simulator",
+        "MM_BACKFILL_DAYS": "0",
+        "MM_BACKFILL_FINE_DAYS": "1",
+        "MM_UNIVERSE_SIZE": str(N_TOKENS),
+        "MM_SIM_EXCLUDE": ",".join(flippers),
+    }
+
+
+def pick_flippers(n: int = 50, seed: int = 11) -> list[str]:
+    """n synthetic symbols of the 6,000-token universe (named before pricing
+    starts: MM_SIM_EXCLUDE is read once at start-up)."""
+    from services.pricing.assets import build_universe  # noqa: PLC0415
+
+    # Symbol names do not depend on the seed; only the synthetic attributes do.
+    synthetic = [a.symbol for a in build_universe(N_TOKENS, 42) if a.symbol.startswith("SYN")]
+    rng = np.random.default_rng(seed)
+    return sorted(str(s) for s in rng.choice(synthetic, size=n, replace=False))
+
+
+async def wait_signals_settled(
+    pid: int, log_path: Path, timeout_s: float, max_cores: float = 0.15
+) -> dict[str, Any]:
+    """Until signals has finished a resync and stays light (following the
+    live stream costs it ~0.05 cores; a resync ~0.3+) with no further resync
+    finishing over the last 6 s: measuring during one would time the resync."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    last = resync_count(log_path).get("resyncs", 0)
+    cores = float("nan")
+    while time.monotonic() < deadline:
+        cores = await wait_idle([pid], 0.0)
+        now = resync_count(log_path).get("resyncs", 0)
+        quiet = quiet + 1 if now >= 1 and now == last and cores <= max_cores else 0
+        last = now
+        if quiet >= 3:
+            break
+    return {"signals_settled": quiet >= 3, "resyncs_before_steps": last, "signals_cores": cores}
+
+
+async def _publish_flippers(
+    pricing_target: str, flippers: list[str], warm_hours: int, steps: int
+) -> tuple[Market, int, float]:
+    """The flippers' engineered history (every one an alternating trend) in
+    pricing; returns the market, the first step's day and the seconds taken."""
+    async with grpc.aio.insecure_channel(pricing_target) as channel:
+        pricing = pricing_pb2_grpc.PricingServiceStub(channel)
+        market = build_market(flippers, warm_hours + 2 * steps, n_flippers=len(flippers))
+        today = int(time.time() * 1000) // DAY_MS * DAY_MS
+        first_day = today - (warm_hours // 24 + steps + 1) * DAY_MS
+        t0 = time.monotonic()
+        await publish_history(pricing, market, first_day, warm_hours)
+        return market, first_day, round(time.monotonic() - t0, 2)
+
+
+async def _sim_run(
+    pricing_target: str,
+    signals_target: str,
+    market: Market,
+    first_day: int,
+    *,
+    warm_hours: int,
+    steps: int,
+    step_s: float,
+    server_pids: list[int],
+    signals_log: Path,
+) -> dict[str, Any]:
+    async with (
+        grpc.aio.insecure_channel(pricing_target) as pch,
+        grpc.aio.insecure_channel(signals_target) as sch,
+    ):
+        pricing = pricing_pb2_grpc.PricingServiceStub(pch)
+        signals = signals_pb2_grpc.SignalsServiceStub(sch)
+        t0 = time.monotonic()
+        await wait_graded(signals, market.symbols, first_day + warm_hours * HOUR_MS, 300.0)
+        warm: dict[str, Any] = {"signals_graded_s": round(time.monotonic() - t0, 2)}
+        # Graded is not in sync: the books are warmed half-way through the
+        # resync, which then goes on fetching (the simulated tokens have no
+        # closed candles, so all 12,000 series every time).
+        t0 = time.monotonic()
+        warm |= await wait_signals_settled(server_pids[1], signals_log, 300.0)
+        warm["signals_settled_s"] = round(time.monotonic() - t0, 1)
+        # The simulator keeps pricing busy, so waiting for it to idle would
+        # never end: one 2 s sample of what both use while it streams.
+        warm["servers_cores_before"] = await wait_idle(server_pids, 0.0)
+        warm["loadavg_1m"] = round(os.getloadavg()[0], 2)
+        log_before = resync_count(signals_log)
+        flips = await flip_latency(
+            pricing,
+            signals,
+            market,
+            first_day + warm_hours * HOUR_MS,
+            warm_hours,
+            steps,
+            step_s,
+            server_pids,
+        )
+        after = resync_count(signals_log)
+        flips["signals_log_during_steps"] = {k: v - log_before.get(k, 0) for k, v in after.items()}
+        warm["signals_log"] = log_before
+        return {
+            "tokens": N_TOKENS,
+            "flippers": len(market.symbols),
+            "warm_hours": warm_hours,
+            "warm": warm,
+            "flip_latency": flips,
+        }
+
+
+def measure_sim(plan: Plan, *, profile_to: Path | None = None) -> dict[str, Any]:
+    """Tick -> flip event for ~50 PublishTicks-fed tokens while pricing's
+    simulator streams the other 5,950 live (its default 2,000 ticks/s)."""
+    flippers = pick_flippers()
+    with pricing_server(sim_pricing_env(flippers)) as pricing:
+        market, first_day, publish_s = asyncio.run(
+            _publish_flippers(pricing.target, flippers, plan.sim_warm_hours, plan.sim_steps)
+        )
+        with signals_process(pricing.target, profile_to=profile_to) as sig:
+            result = asyncio.run(
+                _sim_run(
+                    pricing.target,
+                    sig.target,
+                    market,
+                    first_day,
+                    warm_hours=plan.sim_warm_hours,
+                    steps=plan.sim_steps,
+                    step_s=plan.sim_step_s,
+                    server_pids=[pricing.pid, sig.pid],
+                    signals_log=sig.log_path,
+                )
+            )
+            result["warm"]["publish_s"] = publish_s
+            result["pricing_startup_s"] = round(pricing.startup_s, 2)
+            result["signals_startup_s"] = round(sig.startup_s, 2)
+    return result
 
 
 def _loadtest_rows() -> list[dict[str, Any]]:
@@ -791,13 +948,27 @@ def summary_rows(result: dict[str, Any]) -> list[list[object]]:
     t = flips["tick_closed"]
     rows.append(
         [
-            "signals tick → flip event",
-            f"{result['service']['tokens']:,}-token fast-forward market, {t['count']} flips",
+            "signals tick → flip event, hour boundary",
+            f"{result['service']['tokens']:,}-token fast-forward market, all candles close "
+            f"at once, {t['count']} flips",
             f"p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms, max {t['max_ms']} ms",
             f"p99 ≤ {GOAL_FLIP_P99_MS:g} ms",
             verdict(flips["met"]),
         ]
     )
+    if "sim" in result:
+        sim = result["sim"]
+        t = sim["flip_latency"]["tick_closed"]
+        rows.append(
+            [
+                "signals tick → flip event, simulator running",
+                f"{sim['flippers']} PublishTicks-fed tokens, the other "
+                f"{sim['tokens'] - sim['flippers']:,} simulated live, {t['count']} flips",
+                f"p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms, max {t['max_ms']} ms",
+                f"p99 ≤ {GOAL_FLIP_P99_MS:g} ms",
+                verdict(sim["flip_latency"]["met"]),
+            ]
+        )
     s = result["service"]["screen"]
     rows.append(
         [
@@ -901,6 +1072,79 @@ FINDINGS = """\
 """
 
 
+def flip_table(flips: Mapping[str, Any]) -> str:
+    rows = []
+    for label, key in (
+        ("closed by the call's tick (goal)", "tick_closed"),
+        ("closed by pricing's sweep (≤ 1 s later)", "sweep_closed"),
+        ("… per step (count = steps): its first flip", "step_first_flip"),
+        ("… per step: its last flip", "step_last_flip"),
+        ("… of the goal's: call start → closed candle on pricing's StreamCandles", "pricing_part"),
+        ("… of the goal's: closed candle on StreamCandles → event (signals)", "signals_part"),
+    ):
+        s = flips[key]
+        rows.append([label, s["count"], s["p50_ms"], s["p95_ms"], s["p99_ms"], s["max_ms"]])
+    return md_table(("flips on candles", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"), rows)
+
+
+SIM_METHOD = """\
+**How.** Pricing with its simulator on (MM_FEED=simulator at the default 2,000 ticks/s,
+MM_UNIVERSE_SIZE=6000, MM_BACKFILL_DAYS=0) and MM_SIM_EXCLUDE set to {flippers} synthetic
+symbols; signals as in section 2. This process publishes, for those tokens only, {warm_hours}
+hourly ticks each of the engineered alternating trends (section 2's flipper paths) in the
+past, then starts signals (which backfills them), waits until signals has finished its resync
+and follows the live stream quietly, and runs {steps} measured steps {step_s:g} s apart: one
+PublishTicks call of {ticks:,} ticks (two per flipper, 00:30 and 01:30 of a new day, for the
+sweep reason given in section 2), while the simulator streams the other 5,950 tokens at the
+present. Latency as in section 2: the flips on the 00:00 candle, closed by the call's own
+01:30 tick, are the goal's figure.
+
+**Signals' first resync with the simulator running.** With MM_BACKFILL_DAYS=0 the simulated
+tokens have no closed candles, so every resync of signals fetches all 12,000 series (1h and
+1d of 6,000 tokens, ~30 s here) without reading StreamCandles meanwhile. In one trial run
+the bench started its steps while that first resync was still going (the flippers were
+already graded: the books are warmed half-way through it); pricing's candle ring had moved
+on by then, so signals got another snapshot and resynced again (11,992 series, 32.9 s), and
+no step was applied live. The benchmark therefore waits until signals is settled (a resync
+logged, ~0.05 cores, no new one for 6 s). Here: {resyncs_before} resync(s) before the steps,
+{resyncs_during} during them.
+"""
+
+
+def sim_section(sim: Mapping[str, Any] | None) -> list[str]:
+    """Section 2b of the markdown (empty without the case)."""
+    if sim is None:
+        return []
+    flips = sim["flip_latency"]
+    warm = sim["warm"]
+    machine = sim.get("machine")
+    return [
+        "## 2b. Tick → DIRECTION_FLIP event with the simulator running",
+        (f"Measured separately: {machine_line(machine)} " if machine else "")
+        + f"{sim['flippers']} PublishTicks-fed tokens of {sim['tokens']:,} (the rest simulated "
+        f"live), warm-up {sim['warm_hours']} h (published in {warm['publish_s']} s; signals "
+        f"graded it {warm['signals_graded_s']} s after starting and was settled "
+        f"{warm['signals_settled_s']} s later), {flips['steps']} steps of "
+        f"{flips['ticks_per_call']:,} ticks, PublishTicks call p50 "
+        f"{flips['publish_call_ms']['p50']} ms / p99 {flips['publish_call_ms']['p99']} ms; "
+        f"{flips['flip_events']} flip events, {flips['from_flippers']} of them 1h flips of the "
+        f"fast-forwarded tokens. Server CPU over the steps ({flips['steps']} × "
+        f"{flips['step_s']:g} s + 2 s): pricing {flips['server_cpu_s']['pricing']} s, signals "
+        f"{flips['server_cpu_s']['signals']} s; both servers used {warm['servers_cores_before']} "
+        f"cores just before (load average {warm['loadavg_1m']}).",
+        flip_table(flips),
+        SIM_METHOD.format(
+            flippers=sim["flippers"],
+            warm_hours=sim["warm_hours"],
+            steps=flips["steps"],
+            step_s=flips["step_s"],
+            ticks=flips["ticks_per_call"],
+            resyncs_before=warm.get("resyncs_before_steps"),
+            resyncs_during=flips["signals_log_during_steps"].get("resyncs"),
+        ),
+    ]
+
+
 def markdown(result: dict[str, Any]) -> str:
     regrade = result["regrade"]
     service = result["service"]
@@ -921,21 +1165,6 @@ def markdown(result: dict[str, Any]) -> str:
             for r in regrade["rows"]
         ],
     )
-    flip_rows = []
-    for label, key in (
-        ("closed by the call's tick (goal)", "tick_closed"),
-        ("closed by pricing's sweep (≤ 1 s later)", "sweep_closed"),
-    ):
-        s = flips[key]
-        flip_rows.append([label, s["count"], s["p50_ms"], s["p95_ms"], s["p99_ms"], s["max_ms"]])
-    for label, key in (
-        ("… per step (count = steps): its first flip", "step_first_flip"),
-        ("… per step: its last flip", "step_last_flip"),
-        ("… of the goal's: call start → closed candle on pricing's StreamCandles", "pricing_part"),
-        ("… of the goal's: closed candle on StreamCandles → event (signals)", "signals_part"),
-    ):
-        s = flips[key]
-        flip_rows.append([label, s["count"], s["p50_ms"], s["p95_ms"], s["p99_ms"], s["max_ms"]])
     screen_table = md_table(
         ("screen", "matches", "calls", "p50 ms", "p99 ms", "max ms"),
         [
@@ -966,7 +1195,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{regrade['set_forming_median_ms']} ms, not in the figures); regrade_live of every "
         f"token. Busy cores before: {regrade['busy_cores_before']}.",
         regrade_table,
-        "## 2. Tick → DIRECTION_FLIP event",
+        "## 2. Tick → DIRECTION_FLIP event at the hour boundary (all 6,000 candles close at once)",
         f"{service['tokens']:,} tokens, warm-up {service['warm_hours']} h "
         f"(published in {service['warm']['publish_s']} s before signals started; signals "
         f"backfilled and graded it in {service['warm']['signals_graded_s']} s), "
@@ -981,8 +1210,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"Busy cores before: {flips['busy_cores_before']}. "
         "The split rows time the same step's closed candle reaching this process on a "
         "StreamCandles subscription to the 50 engineered tokens (first arrival per step).",
-        md_table(("flips on candles", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"), flip_rows),
+        flip_table(flips),
         METHOD.format(warm_hours=service["warm_hours"], step_s=flips["step_s"]),
+        *sim_section(result.get("sim")),
         "## 3. ScreenSignals",
         f"Same signals server after the steps ({service['tokens']:,} graded tokens), "
         f"{screen['calls']} sequential calls through a grpc.aio stub cycling over the screens. "
@@ -1025,16 +1255,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--profile-signals", type=Path, metavar="PATH", help="cProfile the signals server"
     )
+    parser.add_argument(
+        "--sim", action="store_true", help="also 2b, the simulator running (~2 min more)"
+    )
+    parser.add_argument(
+        "--sim-only",
+        action="store_true",
+        help="only 2b, merged into the existing bench/results/signals.json",
+    )
+    parser.add_argument("--sim-steps", type=int, default=Plan.sim_steps)
     args = parser.parse_args(argv)
     if args.warm_hours % 24:
         parser.error("--warm-hours must be a multiple of 24 (steps start on a day boundary)")
-    plan = Plan(warm_hours=args.warm_hours, steps=args.steps)
+    plan = Plan(warm_hours=args.warm_hours, steps=args.steps, sim_steps=args.sim_steps)
+    if args.sim_only:
+        return _sim_only(plan, args.profile_signals)
     result = measure(
-        plan, quick=args.quick, quiet_s=args.wait_quiet, profile_to=args.profile_signals
+        plan,
+        quick=args.quick,
+        quiet_s=args.wait_quiet,
+        profile_to=args.profile_signals,
+        sim=args.sim,
     )
     if args.profile_signals is not None:  # profiled figures are not results
         print(f"signals profile in {args.profile_signals}")
         return result
+    write_results("signals", result, markdown(result))
+    print(md_table(("benchmark", "case", "result", "goal", ""), summary_rows(result)))
+    return result
+
+
+def _sim_only(plan: Plan, profile_to: Path | None) -> dict[str, Any]:
+    """Case 2b alone; its figures replace the "sim" part of the last full run's
+    results (kept with their own machine line)."""
+    sim = measure_sim(plan, profile_to=profile_to)
+    sim["machine"] = machine_info()
+    if profile_to is not None:
+        print(f"signals profile in {profile_to}")
+        return sim
+    result = json.loads((RESULTS_DIR / "signals.json").read_text())
+    result["sim"] = sim
     write_results("signals", result, markdown(result))
     print(md_table(("benchmark", "case", "result", "goal", ""), summary_rows(result)))
     return result
