@@ -889,15 +889,21 @@ async def _sim_run(
         }
 
 
-def measure_sim(plan: Plan, *, profile_to: Path | None = None) -> dict[str, Any]:
+def measure_sim(
+    plan: Plan,
+    *,
+    profile_to: Path | None = None,
+    signals_env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Tick -> flip event for ~50 PublishTicks-fed tokens while pricing's
-    simulator streams the other 5,950 live (its default 2,000 ticks/s)."""
+    simulator streams the other 5,950 live (its default 2,000 ticks/s);
+    signals_env: overrides for the signals process (A/B of its settings)."""
     flippers = pick_flippers()
     with pricing_server(sim_pricing_env(flippers)) as pricing:
         market, first_day, publish_s = asyncio.run(
             _publish_flippers(pricing.target, flippers, plan.sim_warm_hours, plan.sim_steps)
         )
-        with signals_process(pricing.target, profile_to=profile_to) as sig:
+        with signals_process(pricing.target, signals_env, profile_to=profile_to) as sig:
             result = asyncio.run(
                 _sim_run(
                     pricing.target,
@@ -1145,6 +1151,37 @@ def sim_section(sim: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+# Behind 2b's misses (2026-11-29, this machine; static text like FINDINGS).
+SIM_FINDINGS = """\
+## Where 2b's tail comes from (2026-11-29)
+
+* Pricing's part is small and steady with the simulator running: call start → closed
+  candle on StreamCandles p99 ~35 ms for a 100-tick call. The median tick → event is
+  ~35–40 ms. The misses are single steps at 0.3–1.1 s, all in signals' part.
+* **Signals' periodic state snapshot** (`SignalsApp._snapshot_loop`, every
+  MM_SIGNALS_SNAPSHOT_INTERVAL_S = 30 s) runs `save_state` on the event loop: cProfile of
+  a 2b run (`measure_sim(..., profile_to=...)`) has 4 saves costing 1.46 s of loop-thread
+  CPU, ~365 ms each: `core_rs BundleSet.to_bytes` ~104 ms per book (1h and 1d), `np.savez`
+  ~38 ms per book, the universe ~32 ms. A step whose closed candle arrives during a save
+  waits for it; ~70 s of steps meet 2–3 saves, so 2–3 of 43 steps are late and p99 of the
+  flips is one of them. A/B with nothing else changed: MM_SIGNALS_SNAPSHOT_INTERVAL_S=3600
+  (no save during the steps) gave tick → event p50 36.3 ms, p95 48.4 ms, **p99 58.7 ms,
+  max 59.3 ms** (107 flips, goal met); the default gave p99 614 and 1,088 ms in two
+  unprofiled runs (344 ms in a profiled one).
+  Suggested (signals, not changed here): serialize off the event loop (copy the state
+  arrays on the loop, then `to_bytes`/`savez` in a thread with core_rs releasing the GIL),
+  or save right after an apply round instead of on a timer.
+* `IntervalBook.regrade_live` from the live loop: ~25 ms of loop time per 1 s period
+  (89 calls, 2.26 s) for only the 50 graded tokens; a smaller share of the p95.
+* **First resync with the simulator live** (see the method note): signals fetches all
+  12,000 series (~30 s) for tokens that pricing has no closed candles for, every resync,
+  and does not read StreamCandles meanwhile; when that outlasts pricing's candle ring
+  (MAX_RING_ROWS, ~17–30 s at 2,000 ticks/s) it gets another snapshot and starts over
+  (seen once: a second resync of 11,992 series, 32.9 s). Suggested: keep reading the
+  stream into a buffer during a resync, and do not refetch series that came back empty.
+"""
+
+
 def markdown(result: dict[str, Any]) -> str:
     regrade = result["regrade"]
     service = result["service"]
@@ -1243,6 +1280,8 @@ def markdown(result: dict[str, Any]) -> str:
     else:
         parts.append("Not measured yet: run `make loadtest` (bench.loadtest), then this again.")
     parts.append(FINDINGS)
+    if "sim" in result:
+        parts.append(SIM_FINDINGS)
     return "\n\n".join(parts)
 
 
