@@ -23,6 +23,7 @@ from its sequence; meanwhile every answer carries stale = true.
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +102,13 @@ class SignalsApp:
         self._flipped: dict[int, set[str]] = {i: set() for i in self.intervals}
         self._contexts: dict[int, MarketContext] = {}
         self._apply_lock = asyncio.Lock()
+        # Per interval: sids whose history was empty at a resync, and the
+        # open time of their current candle then.
+        self._empty_history: dict[int, dict[int, int]] = {}
+        # Closed candles applied (ever) and whether the saved state lags them.
+        self._closed_applied = 0
+        self._unsaved = False
+        self._saved_at = -math.inf  # the first closed batch saves at once
         # GetSignal answers by (interval, sid): (expiry on the monotonic clock,
         # the response serialized fresh, and marked stale). Live grades move
         # only once per live regrade, so an answer is reused for that long; a
@@ -167,7 +175,20 @@ class SignalsApp:
     # -- state ------------------------------------------------------------
 
     async def save_state(self) -> None:
+        """Write the whole state (books at self.sequence, universe, metrics,
+        regimes) in one transaction.
+
+        Serializing 6,000 symbols' books takes a few hundred ms, so it runs
+        on a thread (core_rs releases the GIL) while the apply lock keeps
+        the books still; reads keep being answered meanwhile."""
         assert self.store is not None
+        async with self._apply_lock:
+            items = await asyncio.to_thread(self._state_items)
+            await self.store.run(self.store.put_state, items)
+        self._saved_at = time.monotonic()
+        self._unsaved = False
+
+    def _state_items(self) -> dict[str, bytes]:
         items = {
             "version": str(STATE_VERSION).encode(),
             "universe": self.universe.to_bytes(),
@@ -179,7 +200,7 @@ class SignalsApp:
         }
         for interval, book in self.books.items():
             items[f"book:{interval}"] = book.to_bytes()
-        await self.store.run(self.store.put_state, items)
+        return items
 
     async def _restore(self) -> None:
         assert self.store is not None
@@ -219,22 +240,31 @@ class SignalsApp:
             n, MS_BY_ENUM[interval], self.weights, confirm_bars=self.settings.confirm_bars
         )
 
-    async def _snapshot_loop(self) -> None:
-        saved_at = self.sequence
-        while True:
-            await asyncio.sleep(self.settings.snapshot_interval_s)
-            if self.sequence == saved_at:
-                continue  # nothing new (pricing quiet or down): no rewrite
+    async def _save_if_due(self) -> None:
+        """After a batch that changed closed state, once its events are out:
+        a save never delays the events of the candles that caused it."""
+        if self._unsaved and time.monotonic() - self._saved_at >= self.settings.snapshot_interval_s:
             try:
                 started = time.monotonic()
-                sequence = self.sequence
                 await self.save_state()
-                saved_at = sequence
                 log.debug(
-                    "state saved", sequence=sequence, seconds=round(time.monotonic() - started, 3)
+                    "state saved",
+                    sequence=self.sequence,
+                    seconds=round(time.monotonic() - started, 3),
                 )
             except Exception as exc:
                 log.error("state snapshot failed; will retry", error=str(exc))
+
+    async def _snapshot_loop(self) -> None:
+        """Metrics change without candles (PublishMetrics, the simulator);
+        they are small and saved on their own timer."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(self.settings.snapshot_interval_s)
+            try:
+                await self.store.run(self.store.put_state, {"metrics": self.metrics.to_bytes()})
+            except Exception as exc:
+                log.error("metrics snapshot failed; will retry", error=str(exc))
 
     # -- freshness --------------------------------------------------------
 
@@ -310,6 +340,7 @@ class SignalsApp:
     async def _on_batch(self, batch: CandleBatch) -> None:
         self.connection.last_heard = time.monotonic()
         async with self._apply_lock:
+            closed_before = self._closed_applied
             if batch.snapshot:
                 try:
                     await self._resync(batch)
@@ -323,9 +354,12 @@ class SignalsApp:
             elif batch.size:
                 await self._apply_updates(batch.columns, report=True)
             self.sequence = batch.sequence
+            if self._closed_applied != closed_before:
+                self._unsaved = True
         if not self.synced.is_set():
             self.synced.set()
             log.info("signals in sync with pricing", sequence=self.sequence)
+        await self._save_if_due()
 
     async def _apply_updates(self, columns: dict[str, Any], *, report: bool) -> None:
         blocks = blocks_by_interval(columns, self.universe.sid_by_symbol, self.books)
@@ -357,6 +391,7 @@ class SignalsApp:
             steps.append((close_ms, self._step_breadth(interval)))
         self._live_dirty[interval].update(block.sid.tolist())
         self._signal_cache[interval].clear()
+        self._closed_applied += len(block)
         if report:
             await self._report_closed(interval, updates)
         for close_ms, step in steps:
@@ -367,6 +402,7 @@ class SignalsApp:
 
     async def _resync(self, batch: CandleBatch) -> None:
         started = time.monotonic()
+        self._unsaved = True
         # Pricing may have restarted with new assets; they need books rows
         # before their candles can be applied.
         self._merge_universe(await self.link.list_assets())
@@ -380,11 +416,27 @@ class SignalsApp:
             if current is not None:
                 current_open[current.sid] = current.open_ms
             last = book.last_open_ms
-            never = np.flatnonzero(last < 0)
+            # Never graded and pricing has a candle for it (the snapshot holds
+            # every symbol's current candle), unless its history was empty at
+            # the last resync and that candle has not moved since: asking
+            # again would fetch thousands of empty histories (a market that
+            # started empty), long enough to fall behind the feed once more.
+            empty_at = self._empty_history.setdefault(interval, {})
+            never = np.array(
+                [
+                    sid
+                    for sid in np.flatnonzero(last < 0).tolist()
+                    if current_open[sid] >= 0 and empty_at.get(sid) != int(current_open[sid])
+                ],
+                dtype=np.int64,
+            )
             # Symbols we know whose snapshot candle is past the next expected one.
             gap = np.flatnonzero((last >= 0) & (current_open > last + width))
             if never.size:
                 histories = await self._fetch_many(interval, never, bars=self.settings.history_bars)
+                for sid, h in zip(never.tolist(), histories, strict=True):
+                    if h is None or not len(h.close):
+                        empty_at[sid] = int(current_open[sid])
                 keep = [i for i, h in enumerate(histories) if h is not None and len(h.close)]
                 if keep:
                     flips = book.warm(

@@ -37,7 +37,8 @@ class SignalsSettings:
     metrics_feed: str
     # No candle from pricing for this long: answers are marked stale.
     stale_after_s: float
-    # State snapshot (indicator state, grades, directions) written this often.
+    # State snapshot (indicator state, grades, directions) written at most
+    # this often, after closed candles; metrics on this timer.
     snapshot_interval_s: float
     # Concurrent GetCandles calls during backfill.
     backfill_concurrency: int
