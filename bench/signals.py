@@ -1043,38 +1043,32 @@ a real hour boundary closes all 6,000 candles at once exactly like one step here
 FINDINGS = """\
 ## Where the time goes (cProfile of the signals event-loop thread, 2026-11-29)
 
-* **GetSignal** (`bench.loadtest --profile-signals`): 4,345 calls, 1,437 of them cache
-  misses building `full_signal` at ~5.7 ms each; `IntervalBook.signal_fields` regrades
-  the one symbol through `grade_of` → `context.peer_returns` →
-  `_sector_medians_flat`, which computes the sector medians of **all 6,000 tokens**
-  (2.6 ms per call) to use one of them. The misses come in herds: `SignalsApp.signal`
-  awaits `recent_flips` before filling the cache, so all 50 concurrent calls for the same
-  symbol miss together after each expiry (once per live-regrade period, 1 s). A hit costs
-  ~0.55 ms in the servicer and app. Suggested: cache the peer returns / sector medians
-  per regrade (they change only in `apply_closed` / `regrade_live`), and fill the
-  GetSignal cache single-flight (one pending future per key).
-* **ScreenSignals** limit 500: `signal_view.signal_row` is called per row and reads
-  `book.last_price`, a property that runs `np.where` over all 6,000 tokens, and
-  `label_of`, a numpy call for one value, per row (~0.1 ms per row without the
-  profiler, ~50 ms for 500 rows; limit-50 screens are at ~9 ms). Suggested: compute
-  last price, labels, caps and tiers once per screen (vectorised) and build rows from them.
-* **Tick → event**: of the goal's latency, pricing needs ~200–450 ms from the start of
-  a 12,000-tick PublishTicks call to the closed candle on StreamCandles (a fast-forward
-  call costs pricing ~2 s CPU: every tick rolls six intervals and the call waits for its
-  commit), and signals ~600 ms from there to the event: `SignalsApp._columns` converts
-  each CandleUpdate protobuf in a Python loop (on average 0.15 s own time, 0.26 s with
-  its sorting, per batch: 20 batches of a profiled quick run, warm-up included),
-  `_report_closed` ~60 ms per batch, the apply rounds
-  (`apply_closed` is ~20 ms of it for 6,000 tokens, section 1). Suggested: a columnar
-  candle batch on StreamCandles (or decoding into numpy columns without per-update Python
-  objects), events built for flipped tokens only.
-* **Following a history burst live** (not root-caused): with signals started *before*
-  the 120 h × 6,000-token warm-up was published (an earlier version of this benchmark),
-  signals resynced three times during the burst (12,000 / 10,800 / 9,600 series
-  fetched, 34 / 21 / 20 s each) and then, connected and not stale, kept ~80 % of the
-  tokens without a grade ("not enough closed candles") for 5+ minutes although pricing's
-  GetCandles returned all 120 closed 1h candles for them. An earlier identical run
-  graded everything. The benchmark now publishes the history first.
+What the first profiles found, and what was done about it (the figures above are after):
+
+* **GetSignal**: a cache miss regraded the one symbol against the sector medians of all
+  6,000 tokens (2.6 ms). Now the peer returns of the last regrade are reused, and the
+  answer is cached serialized per live-regrade period and sent preserialized; a hit is
+  the gRPC and interceptor cost only. A miss (round-robin over 6,000 symbols) still
+  builds the factors and reasons of one symbol (~5 ms on this machine).
+* **ScreenSignals**: rows were built one by one, each reading whole-universe columns.
+  Now the page's columns are read once and the rows built from lists; what remains for
+  a 500-row page is protobuf construction (~15 ms here).
+* **Tick → event at the hour boundary**: signals read every CandleUpdate through Python
+  protobuf objects (~5 µs each, 0.15-0.26 s per 12,000-update batch). Now the bytes are
+  decoded by `core_rs.decode_stream_candles` in one pass (~3 ms) and events are built
+  only for the rows that flipped or crossed a level. What remains when all 6,000 candles
+  close at once: pricing's share (ingest and six intervals of candles for 12,000 ticks,
+  ~200 ms), apply_closed and breadth (~25 ms), ~1,500 GRADE_CROSSED events built and
+  written before streaming (~30 ms), and the live regrade of 6,000 tokens when it falls
+  on the same moment.
+* **State snapshot**: writing the books of 6,000 tokens (~365 ms) ran on the event loop
+  every 30 s and set the p99 of the simulator case. Now it runs on a thread, right after
+  a batch of closed candles once its events are out.
+* **Following a history burst live**: with an empty market (MM_BACKFILL_DAYS=0) every
+  resync fetched 12,000 empty histories (~30 s), long enough to fall out of pricing's
+  candle ring and start over; a failed resync could also leave symbols ungraded. Now
+  empty histories are not refetched while their current candle has not moved, and a
+  failed resync starts the next connection from a snapshot.
 """
 
 
@@ -1168,17 +1162,16 @@ SIM_FINDINGS = """\
   (no save during the steps) gave tick → event p50 36.3 ms, p95 48.4 ms, **p99 58.7 ms,
   max 59.3 ms** (107 flips, goal met); the default gave p99 614 and 1,088 ms in two
   unprofiled runs (344 ms in a profiled one).
-  Suggested (signals, not changed here): serialize off the event loop (copy the state
-  arrays on the loop, then `to_bytes`/`savez` in a thread with core_rs releasing the GIL),
-  or save right after an apply round instead of on a timer.
+  Done since: the save runs on a thread, right after a batch of closed candles once its
+  events are out, never on a timer in the middle of one (the figures above are after it).
 * `IntervalBook.regrade_live` from the live loop: ~25 ms of loop time per 1 s period
   (89 calls, 2.26 s) for only the 50 graded tokens; a smaller share of the p95.
 * **First resync with the simulator live** (see the method note): signals fetches all
   12,000 series (~30 s) for tokens that pricing has no closed candles for, every resync,
   and does not read StreamCandles meanwhile; when that outlasts pricing's candle ring
   (MAX_RING_ROWS, ~17–30 s at 2,000 ticks/s) it gets another snapshot and starts over
-  (seen once: a second resync of 11,992 series, 32.9 s). Suggested: keep reading the
-  stream into a buffer during a resync, and do not refetch series that came back empty.
+  (seen once: a second resync of 11,992 series, 32.9 s). Done since: empty histories
+  are not refetched while their current candle has not moved.
 """
 
 
