@@ -51,20 +51,29 @@ def cpu_seconds(pid: int) -> float:
 
 # cProfile on thread CPU time: the event loop's waits in epoll cost nothing,
 # so the profile shows where its CPU goes.
+# A service under cProfile (argv: stats path, module): CPU time of the
+# event-loop thread only.
 _PROFILED_SERVER = """
 import cProfile, runpy, sys, time
-out = sys.argv[1]
-sys.argv = ["services.pricing"]
+out, module = sys.argv[1], sys.argv[2]
+sys.argv = [module]
 profile = cProfile.Profile(time.thread_time)
 profile.enable()
 try:
-    runpy.run_module("services.pricing", run_name="__main__", alter_sys=True)
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 except SystemExit:
     pass
 finally:
     profile.disable()
     profile.dump_stats(out)
 """
+
+
+def service_command(module: str, profile_to: Path | None = None) -> list[str]:
+    """The python arguments that run `module` (under cProfile when profile_to)."""
+    if profile_to is None:
+        return ["-m", module]
+    return ["-c", _PROFILED_SERVER, str(profile_to), module]
 
 
 def machine_busy_seconds() -> float:
@@ -224,32 +233,45 @@ def pricing_server(
             **SHORT_BACKFILL,
             **(env or {}),
         }
-        log_path = tmp_dir / "server.log"
-        started = time.monotonic()
-        with log_path.open("wb") as log:
-            command = ["-m", "services.pricing"]
-            if profile_to is not None:
-                command = ["-c", _PROFILED_SERVER, str(profile_to)]
-            elif interceptors != "default":
-                command = ["-c", _VARIANT_SERVER, interceptors]
-            process = subprocess.Popen(
-                [sys.executable, *command],
-                cwd=repo,
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = ServerProcess(process, port, tmp_dir / "var", log_path, 0.0)
-        try:
-            try:
-                _wait_serving(server.target, process, startup_timeout_s)
-            except RuntimeError:
-                print(server.log_tail(), file=sys.stderr)
-                raise
-            server.startup_s = time.monotonic() - started
+        command = service_command("services.pricing", profile_to)
+        if profile_to is None and interceptors != "default":
+            command = ["-c", _VARIANT_SERVER, interceptors]
+        with server_process(
+            command, full_env, port, tmp_dir, startup_timeout_s, cwd=repo
+        ) as server:
             yield server
-        finally:
-            _stop(process)
+
+
+@contextmanager
+def server_process(
+    command: list[str],
+    env: Mapping[str, str],
+    port: int,
+    tmp_dir: Path,
+    startup_timeout_s: float,
+    *,
+    cwd: Path = REPO,
+) -> Iterator[ServerProcess]:
+    """`python <command>` with `env`, its log in tmp_dir/server.log, until
+    health on `port` is SERVING (the log's tail is printed if it never is);
+    stopped with SIGTERM afterwards."""
+    log_path = tmp_dir / "server.log"
+    started = time.monotonic()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, *command], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = ServerProcess(process, port, tmp_dir / "var", log_path, 0.0)
+    try:
+        try:
+            _wait_serving(server.target, process, startup_timeout_s)
+        except RuntimeError:
+            print(server.log_tail(), file=sys.stderr)
+            raise
+        server.startup_s = time.monotonic() - started
+        yield server
+    finally:
+        _stop(process)
 
 
 def _git(*args: str) -> str:

@@ -27,8 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -44,14 +42,14 @@ import services  # noqa: F401  (puts the generated stubs on sys.path)
 from bench.common import (
     RESULTS_DIR,
     ServerProcess,
-    _stop,
-    _wait_serving,
     cpu_seconds,
     free_port,
     machine_info,
     machine_line,
     md_table,
     pricing_server,
+    server_process,
+    service_command,
     verdict,
     wait_quiet,
     write_results,
@@ -215,23 +213,6 @@ def measure_regrade(
 # ----- processes ---------------------------------------------------------------------
 
 
-# As bench.common's profiled pricing: cProfile on the event-loop thread's CPU.
-_PROFILED_SIGNALS = """
-import cProfile, runpy, sys, time
-out = sys.argv[1]
-sys.argv = ["services.signals"]
-profile = cProfile.Profile(time.thread_time)
-profile.enable()
-try:
-    runpy.run_module("services.signals", run_name="__main__", alter_sys=True)
-except SystemExit:
-    pass
-finally:
-    profile.disable()
-    profile.dump_stats(out)
-"""
-
-
 @contextmanager
 def signals_process(
     pricing_target: str,
@@ -257,29 +238,9 @@ def signals_process(
             "MM_LOG_FORMAT": "json",
             **(env or {}),
         }
-        log_path = tmp_dir / "server.log"
-        started = time.monotonic()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.signals"]
-                if profile_to is None
-                else [sys.executable, "-c", _PROFILED_SIGNALS, str(profile_to)],
-                cwd=Path(__file__).resolve().parent.parent,
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = ServerProcess(process, port, tmp_dir / "var", log_path, 0.0)
-        try:
-            try:
-                _wait_serving(server.target, process, startup_timeout_s)
-            except RuntimeError:
-                print(server.log_tail(), file=sys.stderr)
-                raise
-            server.startup_s = time.monotonic() - started
+        command = service_command("services.signals", profile_to)
+        with server_process(command, full_env, port, tmp_dir, startup_timeout_s) as server:
             yield server
-        finally:
-            _stop(process)
 
 
 PRICING_ENV = {
@@ -627,14 +588,21 @@ async def screen_latency(
 
 
 async def _publish_warm(
-    pricing_target: str, warm_hours: int, steps: int
+    pricing_target: str,
+    warm_hours: int,
+    steps: int,
+    *,
+    symbols: list[str] | None = None,
+    n_flippers: int = 50,
 ) -> tuple[Market, int, float]:
-    """The market and its warm-up history in pricing; returns the market, the
-    first day and the seconds the publishing took."""
+    """The market (of `symbols`, default every asset pricing lists) and its
+    warm-up history in pricing; returns the market, the first step's day and
+    the seconds the publishing took."""
     async with grpc.aio.insecure_channel(pricing_target) as channel:
         pricing = pricing_pb2_grpc.PricingServiceStub(channel)
-        symbols = await _list_symbols(pricing)
-        market = build_market(symbols, warm_hours + 2 * steps, n_flippers=50)
+        if symbols is None:
+            symbols = await _list_symbols(pricing)
+        market = build_market(symbols, warm_hours + 2 * steps, n_flippers=n_flippers)
         today = int(time.time() * 1000) // DAY_MS * DAY_MS
         first_day = today - (warm_hours // 24 + steps + 1) * DAY_MS
         t0 = time.monotonic()
@@ -820,21 +788,6 @@ async def wait_signals_settled(
     return {"signals_settled": quiet >= 3, "resyncs_before_steps": last, "signals_cores": cores}
 
 
-async def _publish_flippers(
-    pricing_target: str, flippers: list[str], warm_hours: int, steps: int
-) -> tuple[Market, int, float]:
-    """The flippers' engineered history (every one an alternating trend) in
-    pricing; returns the market, the first step's day and the seconds taken."""
-    async with grpc.aio.insecure_channel(pricing_target) as channel:
-        pricing = pricing_pb2_grpc.PricingServiceStub(channel)
-        market = build_market(flippers, warm_hours + 2 * steps, n_flippers=len(flippers))
-        today = int(time.time() * 1000) // DAY_MS * DAY_MS
-        first_day = today - (warm_hours // 24 + steps + 1) * DAY_MS
-        t0 = time.monotonic()
-        await publish_history(pricing, market, first_day, warm_hours)
-        return market, first_day, round(time.monotonic() - t0, 2)
-
-
 async def _sim_run(
     pricing_target: str,
     signals_target: str,
@@ -901,7 +854,13 @@ def measure_sim(
     flippers = pick_flippers()
     with pricing_server(sim_pricing_env(flippers)) as pricing:
         market, first_day, publish_s = asyncio.run(
-            _publish_flippers(pricing.target, flippers, plan.sim_warm_hours, plan.sim_steps)
+            _publish_warm(
+                pricing.target,
+                plan.sim_warm_hours,
+                plan.sim_steps,
+                symbols=flippers,
+                n_flippers=len(flippers),
+            )
         )
         with signals_process(pricing.target, signals_env, profile_to=profile_to) as sig:
             result = asyncio.run(
