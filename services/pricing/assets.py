@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from services.common.tiers import LARGE_CAP, MID_CAP
+
 SECTORS: tuple[str, ...] = (
     "Layer 1",
     "Layer 2",
@@ -54,8 +56,6 @@ COLUMNS: tuple[str, ...] = (
     "beta",
 )
 MAX_UNIVERSE_SIZE = 6000
-LARGE_CAP_USD = 10e9
-MID_CAP_USD = 1e9
 TIERS: tuple[str, ...] = ("large", "mid", "small")
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,15}-USD$")
@@ -85,9 +85,9 @@ class AssetInfo:
 
 def tier_of(market_cap: float) -> str:
     """``"large"``, ``"mid"`` or ``"small"`` for a USD market cap."""
-    if market_cap >= LARGE_CAP_USD:
+    if market_cap >= LARGE_CAP:
         return "large"
-    if market_cap >= MID_CAP_USD:
+    if market_cap >= MID_CAP:
         return "mid"
     return "small"
 

@@ -8,9 +8,10 @@ import numpy as np
 
 import core_rs
 from marketmesh.v1 import pricing_pb2
+from services.common.tiers import tiers_of
 from services.common.validation import ms_to_timestamp
 from services.pricing.intervals import INTERVAL_MS
-from services.pricing.universe import Universe, tiers_of
+from services.pricing.universe import Universe
 
 DAY_MS = 86_400_000
 

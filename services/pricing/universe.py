@@ -6,21 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from marketmesh.v1 import common_pb2
 from services.common.errors import InvalidArgument, NotFound
 from services.common.validation import parse_symbol
 from services.pricing.assets import AssetInfo
-
-LARGE_CAP = 10e9
-MID_CAP = 1e9
-
-
-def tiers_of(market_caps: np.ndarray) -> np.ndarray:
-    """Tier enum per market cap: large >= $10B, mid >= $1B, else small."""
-    out = np.full(market_caps.shape, common_pb2.TIER_SMALL, dtype=np.int32)
-    out[market_caps >= MID_CAP] = common_pb2.TIER_MID
-    out[market_caps >= LARGE_CAP] = common_pb2.TIER_LARGE
-    return out
 
 
 @dataclass

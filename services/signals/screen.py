@@ -10,10 +10,11 @@ import numpy as np
 from marketmesh.v1 import signals_pb2
 from services.common.errors import InvalidArgument
 from services.common.pagination import decode_page_token, encode_page_token
+from services.common.tiers import tiers_of
 from services.common.validation import parse_limit
 from services.signals.book import IntervalBook
 from services.signals.signal_view import market_caps, signal_rows
-from services.signals.universe import SignalsUniverse, tiers_of
+from services.signals.universe import SignalsUniverse
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1_000

@@ -8,10 +8,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from marketmesh.v1 import common_pb2, signals_pb2
 from services.common.errors import FailedPrecondition, InvalidArgument
+from services.common.tiers import tiers_of
 from services.signals.book import IntervalBook, MarketContext
 from services.signals.grading import label_of, labels
 from services.signals.investor import explain_investor
-from services.signals.universe import SignalsUniverse, tiers_of
+from services.signals.universe import SignalsUniverse
 
 
 def parse_interval(value: int, graded: list[int], field: str = "interval") -> int:

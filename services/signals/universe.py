@@ -8,22 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from marketmesh.v1 import common_pb2
 from services.common.errors import InvalidArgument, NotFound
 from services.common.validation import parse_symbol
 
 BTC_SYMBOL = "BTC-USD"
-# Tier thresholds of common.proto (market cap = price x circulating supply).
-LARGE_CAP = 10e9
-MID_CAP = 1e9
-
-
-def tiers_of(market_caps: np.ndarray) -> np.ndarray:
-    out = np.full(market_caps.shape, common_pb2.TIER_SMALL, dtype=np.int32)
-    out[market_caps >= MID_CAP] = common_pb2.TIER_MID
-    out[market_caps >= LARGE_CAP] = common_pb2.TIER_LARGE
-    out[~np.isfinite(market_caps)] = common_pb2.TIER_UNSPECIFIED
-    return out
 
 
 @dataclass(frozen=True)
