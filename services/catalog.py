@@ -41,4 +41,13 @@ SERVICES: tuple[ServiceSpec, ...] = (
         metrics_port_env="MM_SIGNALS_METRICS_PORT",
         default_metrics_port=9102,
     ),
+    ServiceSpec(
+        name="portfolio",
+        module="services.portfolio",
+        grpc_full_name="marketmesh.v1.PortfolioService",
+        address_env="MM_PORTFOLIO_ADDR",
+        default_address="127.0.0.1:50053",
+        metrics_port_env="MM_PORTFOLIO_METRICS_PORT",
+        default_metrics_port=9103,
+    ),
 )

@@ -514,19 +514,23 @@ def test_dockerfile_installs_locked_deps_with_hashes(
 
 
 def installed_closure(roots: Iterable[str]) -> set[str]:
-    """Names needed by roots, from the dev venv's metadata (synced from the lock)."""
-    seen: set[str] = set()
-    todo = [norm(r) for r in roots]
+    """Names needed by roots (requirement strings, extras honoured), from the
+    dev venv's metadata (synced from the lock)."""
+    seen: set[tuple[str, str]] = set()
+    todo: list[tuple[str, str]] = []
+    for root in roots:
+        req = Requirement(root)
+        todo += [(norm(req.name), extra) for extra in ("", *sorted(req.extras))]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
             continue
-        seen.add(name)
+        seen.add((name, extra))
         for text in importlib.metadata.requires(name) or []:
             req = Requirement(text)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(norm(req.name))
-    return seen
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                todo += [(norm(req.name), e) for e in ("", *sorted(req.extras))]
+    return {name for name, _ in seen}
 
 
 def run_lock_subset(script: str, tmp_path: Path, *roots: str) -> dict[str, list[str]]:
@@ -555,7 +559,7 @@ def test_lock_subset_keeps_exactly_the_runtime_closure(
 ) -> None:
     _, script = lock_subset_script
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    roots = [Requirement(d).name for d in pyproject["project"]["dependencies"]]
+    roots = list(pyproject["project"]["dependencies"])
     pins = run_lock_subset(script, tmp_path, "pyproject.toml")
     assert set(pins) == installed_closure(roots)
     assert not set(pins) & DEV_ONLY

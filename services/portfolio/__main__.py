@@ -1,0 +1,5 @@
+import sys
+
+from services.portfolio.server import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""The read side: replays of a book turned into holdings, gains, income and tax rows.
+
+Each report takes the portfolio's lock only while it replays (core_rs, off
+the event loop) and reads the immutable result afterwards. A report that
+meets a transaction whose market value is unknown first asks pricing again;
+if the value is still unknown it fails with FAILED_PRECONDITION naming the
+transactions, never values them at zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+import core_rs
+from services.common.errors import FailedPrecondition
+from services.common.validation import now_ms
+from services.portfolio import gains, income
+from services.portfolio.app import PortfolioApp
+from services.portfolio.book import Book
+from services.portfolio.db.repository import PortfolioRow
+from services.portfolio.holdings import OpenLot, open_lots
+from services.portfolio.ledger_writer import PortfolioState
+from services.portfolio.methods import PER_WALLET, replay_methods
+
+SHOWN_UNKNOWN = 5
+
+
+def unknown_error(book: Book, seqs: list[int], what: str) -> FailedPrecondition:
+    ids = ", ".join(book.tx_id(s) for s in seqs[:SHOWN_UNKNOWN])
+    more = f" and {len(seqs) - SHOWN_UNKNOWN} more" if len(seqs) > SHOWN_UNKNOWN else ""
+    return FailedPrecondition(
+        f"{what} needs the market value of transaction {ids}{more}, which pricing does not "
+        "have for that time; amend them with a price or value (nothing is valued at zero)"
+    )
+
+
+async def replay_of(state: PortfolioState, override: int = 0) -> core_rs.Replay:
+    p = state.portfolio
+    return await asyncio.to_thread(
+        state.book.replay, replay_methods(p, override), p.pool == PER_WALLET, p.allow_negative
+    )
+
+
+@dataclass(frozen=True)
+class GainsResult:
+    book: Book
+    replay: core_rs.Replay
+    arrays: dict[str, np.ndarray]
+    groups: gains.Groups
+    idx: np.ndarray
+
+
+async def realized(
+    app: PortfolioApp, portfolio: PortfolioRow, window: gains.Window, override: int, what: str
+) -> GainsResult:
+    state = await app.state(portfolio)
+    async with state.lock:
+        for attempt in range(2):
+            replay = await replay_of(state, override)
+            arrays = replay.match_arrays()
+            idx = gains.taxable_rows(arrays, window)
+            unknown = gains.unknown_seqs(arrays, idx, state.book)
+            if not unknown:
+                return GainsResult(state.book, replay, arrays, gains.group_disposals(arrays, idx), idx)
+            if attempt == 0:
+                still = await app.revalue_unknown(state, unknown)
+                if still:
+                    raise unknown_error(state.book, still, what)
+        raise unknown_error(state.book, unknown, what)
+
+
+async def income_of(
+    app: PortfolioApp, portfolio: PortfolioRow, start_ms: int | None, end_ms: int | None
+) -> list[income.IncomeLine]:
+    state = await app.state(portfolio)
+    async with state.lock:
+        unknown = income.unknown_income(state.book, start_ms, end_ms)
+        if unknown:
+            still = await app.revalue_unknown(state, unknown)
+            if still:
+                raise unknown_error(state.book, still, "the income report")
+        return income.income_lines(state.book, start_ms, end_ms)
+
+
+async def lots_of(
+    app: PortfolioApp,
+    portfolio: PortfolioRow,
+    *,
+    asset: str | None = None,
+    wallet: str | None = None,
+) -> tuple[list[OpenLot], Book, core_rs.Replay]:
+    state = await app.state(portfolio)
+    async with state.lock:
+        replay = await replay_of(state)
+        book = state.book
+    if portfolio.pool != PER_WALLET:
+        wallet = None
+    return open_lots(replay, book, asset=asset, wallet=wallet), book, replay
+
+
+async def tax_rows(result: GainsResult, chunk: int = 1_000) -> AsyncIterator[list[gains.DisposalRow]]:
+    for page in gains.rows_for_all(result.groups, chunk):
+        yield gains.disposal_rows(result.replay, result.arrays, result.groups, page, result.book)
+        await asyncio.sleep(0)  # let other calls run between chunks
+
+
+def all_time_realized(replay: core_rs.Replay) -> Decimal:
+    arrays = replay.match_arrays()
+    idx = gains.taxable_rows(arrays, gains.Window())
+    idx = idx[~arrays["unknown"][idx]]
+    _, _, total = gains.totals(replay, idx)
+    return Decimal(total.gain)
+
+
+def now() -> int:
+    return now_ms()
