@@ -207,9 +207,7 @@ def _print_local_errors(errors: Sequence[RowError]) -> None:
 
 async def _send(args: argparse.Namespace, token: str, first_pass: Scan) -> int:
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
-    with tqdm(
-        total=first_pass.rows, unit="row", desc=args.file.name, file=sys.stderr, leave=False
-    ) as bar:
+    with tqdm(total=first_pass.rows, unit="row", desc=args.file.name, file=sys.stderr) as bar:
         stream = _Stream(args.file, args.portfolio, args.batch, first_pass.repeated, bar)
         async with grpc.aio.insecure_channel(args.address) as channel:
             stub = portfolio_pb2_grpc.PortfolioServiceStub(channel)
