@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 from array import array
 from collections import Counter
@@ -31,6 +30,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -188,28 +188,38 @@ def read_rows(lines: Iterable[str]) -> Iterator[RawRow | RowError]:
 def row_content(values: Mapping[str, str]) -> str:
     """A row's normalised content: every column in :data:`COLUMNS` order, cells
     stripped, an absent column as "", ``kind`` and ``income_kind`` in lower
-    case, as a JSON array. The order of the file's columns and the case of its
-    header do not change it."""
+    case, as a compact JSON array of strings (``json.dumps(cells,
+    ensure_ascii=False, separators=(",", ":"))``). The order of the file's
+    columns and the case of its header do not change it."""
     cells = []
     for name in COLUMNS:
         cell = values.get(name, "").strip()
-        cells.append(cell.lower() if name in _CASE_FREE else cell)
-    return json.dumps(cells, ensure_ascii=False, separators=(",", ":"))
+        # encode_basestring is the per-string step of that json.dumps, in C.
+        cells.append(encode_basestring(cell.lower() if name in _CASE_FREE else cell))
+    return "[" + ",".join(cells) + "]"
+
+
+def _digest(content: str, seen_before: int) -> bytes:
+    return hashlib.sha256(f"{content}#{seen_before}".encode()).digest()
 
 
 def content_key(values: Mapping[str, str]) -> bytes:
-    """The sha256 digest of :func:`row_content`: what "identical rows" compares."""
-    return hashlib.sha256(row_content(values).encode()).digest()
+    """What "identical rows" compares: the digest behind the id of the first
+    row with this content (one hash per row serves both)."""
+    return _digest(row_content(values), 0)
 
 
 def _key_prefix(key: bytes) -> int:
     return int.from_bytes(key[:8], "little")
 
 
+def _id(digest: bytes) -> str:
+    return ID_PREFIX + digest.hex()[:ID_HEX_DIGITS]
+
+
 def derived_id(content: str, seen_before: int) -> str:
     """``csv:`` + 32 hex digits of sha256(content + "#" + seen_before)."""
-    digest = hashlib.sha256(f"{content}#{seen_before}".encode()).hexdigest()
-    return ID_PREFIX + digest[:ID_HEX_DIGITS]
+    return _id(_digest(content, seen_before))
 
 
 class IdAssigner:
@@ -226,12 +236,12 @@ class IdAssigner:
 
     def assign(self, values: Mapping[str, str]) -> str:
         content = row_content(values)
-        key = hashlib.sha256(content.encode()).digest()
+        key = _digest(content, 0)
         if self._repeated is not None and _key_prefix(key) not in self._repeated:
-            return derived_id(content, 0)
+            return _id(key)
         seen_before = self._seen[key]
         self._seen[key] = seen_before + 1
-        return derived_id(content, seen_before)
+        return _id(key) if seen_before == 0 else derived_id(content, seen_before)
 
 
 def parse_time(text: str) -> Timestamp:

@@ -106,6 +106,10 @@ class LineMap:
             self._starts.append(row)
             self._offsets.append(offset)
 
+    def __len__(self) -> int:
+        """How many offset changes are kept."""
+        return len(self._starts)
+
     def line(self, row: int) -> int | None:
         at = bisect.bisect_right(self._starts, row) - 1
         return None if at < 0 else row + self._offsets[at]

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from tqdm import tqdm
 
 from marketmesh.v1 import portfolio_pb2, portfolio_pb2_grpc
 from services.portfolio import csv_rows, import_csv
@@ -326,6 +329,44 @@ def test_scan_counts_rows_and_its_repeated_keys_give_the_same_ids() -> None:
 
 def ids_of(items: object) -> list[str]:
     return [i.transaction.client_transaction_id for i in items if isinstance(i, ParsedRow)]  # type: ignore[attr-defined]
+
+
+def test_row_content_is_the_documented_json() -> None:
+    values = {
+        "time": " 2024-01-01T00:00:00Z ",
+        "kind": "Gift_In",
+        "asset": "BTC",
+        "quantity": "1",
+        "note": 'quote " backslash \\ tab \t newline \n é 🚀 \x00',
+        "income_kind": "STAKING",
+    }
+    cells = [values.get(name, "").strip() for name in csv_rows.COLUMNS]
+    cells[1], cells[13] = "gift_in", "staking"
+    expected = json.dumps(cells, ensure_ascii=False, separators=(",", ":"))
+    assert csv_rows.row_content(values) == expected
+
+
+def test_the_send_pass_reads_at_most_one_batch_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, HEADER + "".join(f"{i},buy,BTC,1\n" for i in range(1_050)))
+    parsed_so_far = 0
+
+    def counting(*args: Any) -> Iterator[ParsedRow | RowError]:
+        nonlocal parsed_so_far
+        for item in csv_rows.parse_rows(*args):
+            parsed_so_far += 1
+            yield item
+
+    monkeypatch.setattr(import_csv, "parse_rows", counting)
+    with tqdm(total=1_050, disable=True) as bar:
+        stream = import_csv._Stream(path, PORTFOLIO, 100, frozenset(), bar)
+        sizes = []
+        for message in stream.requests():
+            sizes.append(len(message.transactions))
+            assert parsed_so_far == sum(sizes)  # nothing parsed beyond this message
+    assert sizes == [100] * 10 + [50]
+    assert len(stream.lines) == 1  # a clean file keeps one line offset, not one per row
 
 
 def test_line_map() -> None:
