@@ -15,8 +15,10 @@ running the same file again skips the rows already in: ``"csv:"`` and the
 first 32 hex digits of ``sha256(content + "#" + n)``, where ``content`` is
 the row's normalised content (:func:`row_content`) and ``n`` the number of
 rows with the same content earlier in the file. Identical rows (two equal
-buys on one day) therefore get different ids, and editing one row changes
-that row's id only.
+buys on one day) therefore get different ids, and editing a row gives it a
+new id while every other row keeps an id the ledger already has for the same
+content (among identical copies the later ones shift down by one), so a
+re-run after a fix sends everything but the edited rows back as duplicates.
 """
 
 from __future__ import annotations

@@ -42,7 +42,10 @@ Amounts go to the service as written (surrounding spaces stripped); it checks
 them. A row without a client_transaction_id gets a stable derived id (see
 :mod:`services.portfolio.csv_rows`): an unchanged row keeps its id from run to
 run, identical rows get different ids, and editing a row changes only its
-own id, so after fixing rejected rows a re-run imports just those.
+own id, so after fixing rejected rows a re-run imports just those. The
+importer only adds: a row that was accepted and then edited in the file is
+imported as a new transaction next to the old one (delete that with
+DeleteTransaction).
 
 Rows that cannot be read locally (a bad time, an unknown kind, a malformed
 ``lots``, a wrong number of fields) are printed with their line number and not
