@@ -5,9 +5,11 @@
 
 Rows are streamed to ``PortfolioService.ImportTransactions`` in messages of
 ``--batch`` rows (the first carries the portfolio id) with a progress bar on
-stderr; then a summary and every rejected row (``line N: field: reason``) are
-printed on stdout. Running the same file again is safe: rows already in come
-back as duplicates.
+stderr. On stdout: the rows that fail the local checks as they are read, then
+every row the service rejected, then a summary (accepted, duplicates,
+rejected, local parse errors); each problem as ``line N: field: reason``,
+N being the line of the file the row starts on. Running the same file again
+is safe: rows already in come back as duplicates.
 
 Options:
   --address   the portfolio service (default ``$MM_PORTFOLIO_ADDR``, else
@@ -249,14 +251,18 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage error (or --help)
         return int(exc.code or 0)
-    token = args.token or os.environ.get(TOKEN_ENV, "")
+    # A token pasted with a trailing space or newline would not be a valid header.
+    token = (args.token or os.environ.get(TOKEN_ENV, "")).strip()
     try:
         with args.file.open(newline="", encoding="utf-8-sig") as lines:
             first_pass = scan(lines, validate=args.strict or args.dry_run)
     except HeaderError as exc:
         print(f"{args.file}: header: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        print(f"{args.file}: cannot read: {exc} (save the file as UTF-8)", file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, csv.Error) as exc:
         print(f"{args.file}: cannot read: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if args.dry_run or (args.strict and first_pass.errors):

@@ -652,6 +652,7 @@ async def test_unreachable_service_exits_2(
         (["ledger.csv", "--portfolio", PORTFOLIO, "--batch", "0"], "at least 1"),
         (["ledger.csv", "--portfolio", PORTFOLIO, "--address", "nowhere"], "host:port"),
         (["unknown.csv", "--portfolio", PORTFOLIO], "unknown column(s) 'qty'"),
+        (["latin1.csv", "--portfolio", PORTFOLIO], "save the file as UTF-8"),
     ],
 )
 def test_usage_errors_exit_2(
@@ -659,6 +660,9 @@ def test_usage_errors_exit_2(
 ) -> None:
     write(tmp_path, SEVEN)
     write(tmp_path, "time,kind,asset,qty\n0,buy,BTC,1\n", "unknown.csv")
+    (tmp_path / "latin1.csv").write_bytes(
+        HEADER.encode() + b"0,buy,BTC,1\n" * 3 + b"0,buy,\xe9TH,1\n"
+    )
     argv = [str(tmp_path / a) if a.endswith(".csv") else a for a in args]
     assert import_csv.main(argv) == 2
     assert words in capsys.readouterr().err
