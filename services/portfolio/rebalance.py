@@ -164,12 +164,12 @@ def plan_rebalance(
         if total <= 0:
             return _empty(lines, cash, cash_target, total, [*notes, _NO_VALUE])
 
-        ctx = _Context(lines, cash, total, cash_target, drift_band, buy_only, fee_rate)
-        trades, trade_notes = ctx.trades(allowed=None)
+        planner = _Planner(lines, cash, total, cash_target, drift_band, buy_only, fee_rate)
+        trades, trade_notes = planner.trades(allowed=None)
         if 0 < max_trades < len(trades):
             ranked = sorted(trades, key=lambda t: (-t.value, t.side != SELL, t.asset))
             kept, dropped = ranked[:max_trades], ranked[max_trades:]
-            trades, trade_notes = ctx.trades(allowed={t.asset for t in kept})
+            trades, trade_notes = planner.trades(allowed={t.asset for t in kept})
             trade_notes.append(
                 f"max_trades {max_trades}: left out "
                 + ", ".join(f"{t.side} {t.asset} (value {fmt(t.value)})" for t in dropped)
@@ -250,7 +250,7 @@ def _book(
     return lines, notes
 
 
-class _Context:
+class _Planner:
     """The fixed inputs of one plan; :meth:`trades` may run twice (max_trades)."""
 
     def __init__(
@@ -326,7 +326,9 @@ class _Context:
         need = sum(wants.values(), ZERO)
         if need > budget:
             scale = budget / need
-            budgets = {a: _round_down(w * scale) for a, w in wants.items()}
+            # Multiply before dividing: w x budget / need is exact when the
+            # ratio is (a scale of 1/3 would lose a quantum to its 80th digit).
+            budgets = {a: _round_down(w * budget / need) for a, w in wants.items()}
             # A partial sale rounds its quantity down (and its value half-even),
             # so it raises up to a price quantum less than the buys assumed; a
             # gap that small is no news.
