@@ -156,8 +156,8 @@ def plan_rebalance(
     tax_preview: TaxPreview | None = None,
 ) -> Plan:
     """The trades that bring ``positions`` and ``cash`` to ``targets`` (see the module doc)."""
-    _check(cash, targets, drift_band, max_trades, fee_rate)
     with localcontext(CONTEXT):
+        _check(cash, targets, drift_band, max_trades, fee_rate)
         lines, notes = _book(positions, targets, prices)
         total = cash + sum((line.value for line in lines), ZERO)
         cash_target = ONE - sum(targets.values(), ZERO)

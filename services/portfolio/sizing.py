@@ -59,7 +59,7 @@ def atr_stop(entry: Decimal, atr: Decimal, multiple: Decimal) -> Decimal:
             "atr_multiple",
             f"the ATR is {atr}, so it gives no stop below the entry; send stop_price instead",
         )
-    stop = quantize(entry - CONTEXT.multiply(multiple, atr))
+    stop = quantize(CONTEXT.subtract(entry, CONTEXT.multiply(multiple, atr)))
     if stop <= 0:
         raise InvalidArgument(
             "atr_multiple",

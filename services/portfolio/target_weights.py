@@ -157,7 +157,8 @@ def validate_targets(targets: Sequence[tuple[str, str]]) -> dict[str, Decimal]:
             weights[asset] = weight
     if violations:
         raise InvalidArgument.many(violations)
-    total = sum(weights.values(), ZERO)
+    with localcontext(CONTEXT):
+        total = sum(weights.values(), ZERO)
     if total > ONE:
         raise InvalidArgument("targets", f"weights sum to {fmt(total)}; at most 1")
     return weights

@@ -390,8 +390,8 @@ def test_plan_reaches_the_targets_within_rounding(
     Each quantity is rounded down to 18 places (at most one quantity quantum, worth
     price x 1e-18) and each value half-even (half a money quantum); buys may also be
     scaled down by what the sales' rounding lost. So every asset ends within
-    sum over assets of (2 x price x 1e-18 + 2e-18) of its target value, cash is never below
-    its target (hence never negative), and no sale exceeds the holding.
+    sum over assets of (2 x price x 1e-18 + 2e-18) of its target value, buys never spend cash's
+    target share, cash never goes negative, and no sale exceeds the holding.
     """
     positions, cash, targets, prices = case
     held = {p.asset: Fraction(p.quantity) for p in positions}
@@ -418,12 +418,78 @@ def test_plan_reaches_the_targets_within_rounding(
             quantity[t.asset] = quantity.get(t.asset, Fraction(0)) + Fraction(t.quantity)
             cash_after -= Fraction(t.value)
     cash_target = (1 - sum(Fraction(w) for w in targets.values())) * total
-    assert cash_after >= cash_target >= 0
+    proceeds = sum(Fraction(t.value) for t in plan.trades if t.side == SELL)
+    spent = sum(Fraction(t.value) for t in plan.trades if t.side == BUY)
+    # Buys never dip into cash's target share; sales rounded down may leave cash a
+    # little short of it, never below zero.
+    assert spent <= max(Fraction(0), Fraction(cash) + proceeds - cash_target)
+    assert cash_after >= 0
 
     tolerance = sum(2 * price[a] * q + 2 * q for a in price)
     for asset in price:
         want = Fraction(targets.get(asset, D(0))) * total
         got = quantity.get(asset, Fraction(0)) * price[asset]
         assert abs(got - want) <= tolerance, (asset, got, want)
-    assert cash_after - cash_target <= tolerance * len(price)
+    assert abs(cash_after - cash_target) <= tolerance * len(price)
     assert Fraction(plan.drift_after) <= tolerance * (len(price) + 1) / total + q
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    portfolios(),
+    st.integers(0, 100),  # fee in bp
+    st.integers(0, 2_000),  # band in bp
+    st.booleans(),
+    st.integers(0, 6),
+)
+def test_plan_invariants_with_fees_band_and_limits(
+    case: tuple[list[Position], Decimal, dict[str, Decimal], dict[str, Decimal]],
+    fee_bp: int,
+    band_bp: int,
+    buy_only: bool,
+    max_trades: int,
+) -> None:
+    """Whatever the options: cash never negative, no oversell, limits and band respected."""
+    positions, cash, targets, prices = case
+    fee_rate, band = D(fee_bp) / 10_000, D(band_bp) / 10_000
+    held = {p.asset: Fraction(p.quantity) for p in positions}
+    value = {p.asset: Fraction(p.quantity) * Fraction(p.price) for p in positions}
+    total = Fraction(cash) + sum(value.values())
+    if total == 0:
+        return
+    plan = plan_rebalance(
+        positions,
+        cash,
+        targets,
+        prices,
+        drift_band=band,
+        buy_only=buy_only,
+        max_trades=max_trades,
+        fee_rate=fee_rate,
+    )
+    q = Fraction(1, 10**18)
+    if max_trades:
+        assert len(plan.trades) <= max_trades
+    assert len({t.asset for t in plan.trades}) == len(plan.trades)
+    cash_after = Fraction(cash)
+    for t in plan.trades:
+        assert abs(Fraction(t.fee) - Fraction(t.value) * Fraction(fee_rate)) <= q / 2
+        weight = value.get(t.asset, Fraction(0)) / total
+        target = Fraction(targets.get(t.asset, D(0)))
+        assert abs(weight - target) > Fraction(band)
+        if t.side == SELL:
+            assert not buy_only
+            assert weight > target
+            assert 0 < t.quantity <= held[t.asset]
+            cash_after += Fraction(t.value) - Fraction(t.fee)
+        else:
+            assert weight < target
+            cash_after -= Fraction(t.value) + Fraction(t.fee)
+    assert cash_after >= 0
+    assert Fraction(plan.total_fees) == sum(Fraction(t.fee) for t in plan.trades)
+    # Sells come first, then buys, each by value descending.
+    sides = [t.side for t in plan.trades]
+    assert sides == sorted(sides, key=lambda s: s != SELL)
+    for side in (SELL, BUY):
+        values = [t.value for t in plan.trades if t.side == side]
+        assert values == sorted(values, reverse=True)
