@@ -24,8 +24,9 @@ Rules
   (``(1 - sum(targets)) x V``), never below it and never below 0; when that
   cannot pay for every buy with its fee, every buy is scaled down by the same
   factor (a note says so unless the gap is only the rounding of the sales).
-  Buy quantities are rounded DOWN to 18 places, then lowered a quantum at a
-  time until value + fee fits the buy's budget, so cash never goes negative.
+  Buy quantities are rounded DOWN to 18 places, then lowered further if the
+  half-even rounding of value and fee would push value + fee past the buy's
+  budget, so cash never goes negative.
 - ``buy_only``: nothing is sold; the cash above cash's target goes to the
   assets below their targets in proportion to their shortfall.
 - ``max_trades`` (0: no limit): the N largest trades by value, sells and buys
