@@ -165,7 +165,7 @@ _REPLACE_TX = (
         transactions.c.portfolio_id == bindparam("k_portfolio_id"),
         transactions.c.seq == bindparam("k_seq"),
     )
-    .values({name: bindparam(name) for name in _TX_FIELDS[2:]})
+    .values({name: bindparam("v_" + name) for name in _TX_FIELDS[2:]})
 )
 _SET_VALUATION = (
     update(transactions)
@@ -173,7 +173,7 @@ _SET_VALUATION = (
         transactions.c.portfolio_id == bindparam("k_portfolio_id"),
         transactions.c.seq == bindparam("k_seq"),
     )
-    .values(body=bindparam("body"), valuation=bindparam("valuation"))
+    .values(body=bindparam("v_body"), valuation=bindparam("v_valuation"))
 )
 
 
@@ -258,10 +258,13 @@ def _reason(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def _storage_errors() -> Iterator[None]:
-    """Driver and network exceptions as StorageUnavailable / StorageError."""
+    """Driver and network exceptions as StorageUnavailable / StorageError.
+
+    IntegrityError passes through: each write method says what it means.
+    """
     try:
         yield
-    except StorageError:
+    except (StorageError, IntegrityError):
         raise
     except (OperationalError, InterfaceError, OSError, TimeoutError) as err:
         raise StorageUnavailable(f"portfolio database unavailable: {_reason(err)}") from err
@@ -612,21 +615,26 @@ class Repository:
         seqs = [seq for seq, _, _, _ in updates]
         async with self._write() as conn:
             await self._require_seqs(conn, portfolio_id, seqs)
-            await conn.execute(
-                _SET_VALUATION,
+            statement = self._set_valuation
+            await conn.exec_driver_sql(
+                statement.sql,
                 [
-                    {
-                        "k_portfolio_id": portfolio_id,
-                        "k_seq": seq,
-                        "v_body": body,
-                        "v_valuation": val,
-                    }
-                    for seq, body, val, _ in updates
+                    statement.ordered(
+                        {
+                            "k_portfolio_id": portfolio_id,
+                            "k_seq": seq,
+                            "v_body": body,
+                            "v_valuation": v,
+                        }
+                    )
+                    for seq, body, v, _ in updates
                 ],
             )
-            await self._swap_legs(
-                conn, portfolio_id, seqs, [leg for *_, ls in updates for leg in ls]
-            )
+            new_legs = [leg for *_, seq_legs in updates for leg in seq_legs]
+            try:
+                await self._swap_legs(conn, portfolio_id, seqs, new_legs)
+            except IntegrityError as err:
+                raise StorageError(f"set_valuations: {_reason(err)}") from err
 
     # -- helpers ------------------------------------------------------------
 
@@ -680,7 +688,7 @@ class Repository:
                 {
                     "k_portfolio_id": portfolio_id,
                     "k_seq": tx.seq,
-                    **dict(zip(_TX_FIELDS, _tx_values(tx), strict=True)),
+                    **{"v_" + k: v for k, v in zip(_TX_FIELDS, _tx_values(tx), strict=True)},
                 }
             )
             for tx, _ in replaces
