@@ -4,6 +4,11 @@ Money and quantities are decimal strings in TEXT columns: SQLite has no exact
 decimal type (a NUMERIC column would turn "0.1" into a float), and TEXT keeps
 the two databases byte-identical. Times are epoch milliseconds (BIGINT).
 
+On SQLite the two big tables are WITHOUT ROWID: rows are stored in primary
+key order, (portfolio_id, seq[, leg]), which is the order the ledger is
+written and replayed in, and one b-tree per table less to update on every
+insert (measured: ~20-30% faster bulk inserts). PostgreSQL ignores the option.
+
 Constraint and index names are spelled out so that the hand-written Alembic
 migrations (services/portfolio/migrations/versions/) name them the same way and
 a later migration can drop or alter them by name on both databases.
@@ -76,6 +81,7 @@ transactions = Table(
     ),
     Index("ix_transactions_time", "portfolio_id", "time_ms", "seq"),
     Index("ix_transactions_asset", "portfolio_id", "asset"),
+    sqlite_with_rowid=False,
 )
 
 legs = Table(
@@ -101,4 +107,5 @@ legs = Table(
         name="fk_legs_transaction",
         ondelete="CASCADE",
     ),
+    sqlite_with_rowid=False,
 )

@@ -66,6 +66,7 @@ def upgrade() -> None:
             name="fk_transactions_portfolio",
             ondelete="CASCADE",
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_transactions_time", "transactions", ["portfolio_id", "time_ms", "seq"])
     op.create_index("ix_transactions_asset", "transactions", ["portfolio_id", "asset"])
@@ -90,6 +91,7 @@ def upgrade() -> None:
             name="fk_legs_transaction",
             ondelete="CASCADE",
         ),
+        sqlite_with_rowid=False,
     )
 
 
