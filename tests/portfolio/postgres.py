@@ -14,6 +14,7 @@ deployment's do; the local socket trusts the superuser for set-up.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
@@ -150,8 +151,14 @@ def start_postgres(tmp_dir: Path) -> tuple[str, Callable[[], None]]:
         fail("start", done)
 
     def stop() -> None:
+        if not data.exists():
+            return
         run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
         shutil.rmtree(base, ignore_errors=True)
+
+    # A run that dies before its fixture teardown still stops the server
+    # (short of SIGKILL, which leaves a /tmp/mm-postgres-* to delete by hand).
+    atexit.register(stop)
 
     done = run(
         [

@@ -2,8 +2,10 @@
 
 The domain (servicer, in-memory ledger) decides what to write; this module
 only stores it, on SQLite or PostgreSQL through the same SQLAlchemy Core
-statements. Each method is one database transaction. Money and quantities stay
-decimal strings end to end; the repository never parses them.
+statements, except for bulk inserts, which go to the driver directly
+(executemany on SQLite, COPY on PostgreSQL: see _bulk_insert). Each method is
+one database transaction. Money and quantities stay decimal strings end to
+end; the repository never parses them.
 
 Errors are the small hierarchy below, never driver exceptions:
 StorageUnavailable (the database cannot be reached; retry later),
@@ -672,6 +674,11 @@ class Repository:
             )
         except asyncpg.IntegrityConstraintViolationError as err:
             raise IntegrityError(f"COPY {statement.table}", None, err) from err
+        # Raw asyncpg errors bypass SQLAlchemy's translation; do it here.
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as err:
+            raise StorageUnavailable(f"portfolio database unavailable: {err}") from err
+        except asyncpg.PostgresError as err:
+            raise StorageError(f"portfolio database error: {err}") from err
 
     async def _advance(self, conn: AsyncConnection, portfolio_id: str, next_seq: int) -> None:
         # First statement of the batch: on PostgreSQL it locks the portfolio's
