@@ -134,3 +134,10 @@ def test_alembic_command_line(tmp_path: Path) -> None:
     _alembic("upgrade", "head", env={"MM_DATA_DIR": str(data_dir), "MM_DATABASE_URL": ""})
     assert (data_dir / "portfolio.sqlite3").exists()
     assert "(head)" in _alembic("current", env={"MM_DATA_DIR": str(data_dir)})
+
+
+async def test_a_missing_sqlite_directory_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "data" / "portfolio.sqlite3"
+    repo = await Repository.open(f"sqlite+aiosqlite:///{path}")
+    await repo.close()
+    assert path.exists()
