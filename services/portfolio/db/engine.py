@@ -98,10 +98,6 @@ def _redact_text(text: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncEngine:
     """An AsyncEngine for an operator's URL (see :func:`driver_url`), not yet connected."""
     resolved = make_url(driver_url(url))
