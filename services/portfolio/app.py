@@ -27,7 +27,6 @@ from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.validation import now_ms
 from services.portfolio.book import Book, TxIndex
 from services.portfolio.db.repository import PortfolioRow, Repository, TransactionRow
-from services.portfolio.legs import Leg, build_legs, market_needs
 from services.portfolio.ledger_writer import (
     LedgerWriter,
     Outcome,
@@ -36,6 +35,7 @@ from services.portfolio.ledger_writer import (
     leg_rows,
     shortfall_error,
 )
+from services.portfolio.legs import Leg, build_legs, market_needs
 from services.portfolio.market import MarketLink
 from services.portfolio.methods import replay_methods
 from services.portfolio.settings import PortfolioSettings
@@ -56,7 +56,10 @@ class PortfolioApp:
         self.repository: Repository | None = None
         self.writer: LedgerWriter | None = None
         self.market = MarketLink(
-            settings.pricing_address, settings.signals_address, BASE_CURRENCY, settings.market_timeout_s
+            settings.pricing_address,
+            settings.signals_address,
+            BASE_CURRENCY,
+            settings.market_timeout_s,
         )
         self._states: OrderedDict[str, PortfolioState] = OrderedDict()
         self._loading: dict[str, asyncio.Lock] = {}
@@ -88,7 +91,9 @@ class PortfolioApp:
         log.info("portfolio created", portfolio=row.id, owner=row.owner)
         return row
 
-    async def portfolio(self, owner: str, portfolio_id: str, *, with_count: bool = False) -> PortfolioRow:
+    async def portfolio(
+        self, owner: str, portfolio_id: str, *, with_count: bool = False
+    ) -> PortfolioRow:
         pid = portfolio_id.strip()
         if not pid:
             raise InvalidArgument("portfolio_id", "is required")
@@ -123,6 +128,10 @@ class PortfolioApp:
     async def state(self, portfolio: PortfolioRow) -> PortfolioState:
         """The portfolio's book, loaded from the database on first use."""
         state = self._states.get(portfolio.id)
+        if state is not None and state.stale:
+            log.warning("book out of step with the database; reloading", portfolio=portfolio.id)
+            self._states.pop(portfolio.id, None)
+            state = None
         if state is None:
             lock = self._loading.setdefault(portfolio.id, asyncio.Lock())
             async with lock:
@@ -151,9 +160,14 @@ class PortfolioApp:
                 if tx.kind == 5 and tx.body:
                     income_kind = json.loads(tx.body).get("income_kind", 0)
                 entries.append(
-                    (TxIndex(tx.seq, tx.id, tx.kind, tx.time_ms, tx_legs, income_kind), tx.valuation)
+                    (
+                        TxIndex(tx.seq, tx.id, tx.kind, tx.time_ms, tx_legs, income_kind),
+                        tx.valuation,
+                    )
                 )
-            await asyncio.to_thread(book.add, entries) if len(entries) > 10_000 else book.add(entries)
+            await asyncio.to_thread(book.add, entries) if len(entries) > 10_000 else book.add(
+                entries
+            )
             count += len(rows)
         log.info("book loaded", portfolio=portfolio.id, transactions=count, legs=book.leg_count)
         return PortfolioState(portfolio=portfolio, book=book, next_seq=portfolio.next_seq)
@@ -184,7 +198,9 @@ class PortfolioApp:
                 market[key] = await self.market.price_at(asset, tx.time_ms)
             except Unavailable as err:
                 # Recorded now, valued later: reports retry and fail loudly if still unknown.
-                log.warning("price lookup failed; valuation left unknown", asset=asset, reason=err.message)
+                log.warning(
+                    "price lookup failed; valuation left unknown", asset=asset, reason=err.message
+                )
                 market[key] = None
         return with_market(tx, market)
 
@@ -304,10 +320,12 @@ class PortfolioApp:
             for new_row, legs in updates:
                 previous = state.book.remove(new_row.seq)
                 assert previous is not None
-                state.book.add(
-                    [(replace(previous, legs=tuple(legs)), new_row.valuation)]
-                )
-            log.info("transactions valued from market history", portfolio=state.portfolio.id, count=len(updates))
+                state.book.add([(replace(previous, legs=tuple(legs)), new_row.valuation)])
+            log.info(
+                "transactions valued from market history",
+                portfolio=state.portfolio.id,
+                count=len(updates),
+            )
         return still
 
     async def _valued_strict(self, tx: TxContent) -> TxContent:

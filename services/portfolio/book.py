@@ -85,7 +85,7 @@ class Book:
 
     # -- changes -----------------------------------------------------------
 
-    def fits_in_order(self, legs: Iterable[Leg], time_ms: int) -> Shortfall | None | bool:
+    def fits_in_order(self, legs: Iterable[Leg], time_ms: int) -> Shortfall | bool | None:
         """O(1) check for a transaction dated after everything in its wallets.
 
         Returns a Shortfall when it would oversell, None when it fits, and
@@ -157,7 +157,9 @@ class Book:
     def _selection(self, lot_id: str, qty: Decimal) -> tuple[int, int, str]:
         seq = self.seq_of.get(lot_id)
         entry = self.txs.get(seq) if seq is not None else None
-        lot_leg = next((leg.leg for leg in entry.legs if leg.kind == ACQUIRE), None) if entry else None
+        lot_leg = (
+            next((leg.leg for leg in entry.legs if leg.kind == ACQUIRE), None) if entry else None
+        )
         if seq is None or lot_leg is None:
             raise UnknownLot(lot_id)
         return (seq, lot_leg, fmt(qty))

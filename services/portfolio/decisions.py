@@ -9,6 +9,7 @@ down), and turns the result into the response.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
@@ -21,7 +22,8 @@ from services.portfolio.db.repository import PortfolioRow
 from services.portfolio.decimals import ONE, ZERO, fmt, mul, parse_decimal
 from services.portfolio.market import to_decimal
 from services.portfolio.methods import PER_WALLET, method_for_year
-from services.portfolio.rebalance import MissingPrice, Position, TaxImpact, plan_rebalance as plan
+from services.portfolio.rebalance import MissingPrice, Position, TaxImpact
+from services.portfolio.rebalance import plan_rebalance as plan
 from services.portfolio.transactions import BUY, SELL, parse_asset
 
 S = portfolio_pb2.RebalanceStrategy
@@ -38,7 +40,10 @@ def _fraction(text: str, field: str, default: Decimal, *, allow_zero: bool = Tru
     if value is None:
         return default
     if value > ONE or (not allow_zero and value == 0):
-        raise InvalidArgument(field, f"must be a fraction {'above 0' if not allow_zero else 'from 0'} up to 1; got {text!r}")
+        raise InvalidArgument(
+            field,
+            f"must be a fraction {'above 0' if not allow_zero else 'from 0'} up to 1; got {text!r}",
+        )
     return value
 
 
@@ -47,13 +52,18 @@ async def plan_rebalance(
 ) -> portfolio_pb2.PlanRebalanceResponse:
     strategy = request.strategy or (S.REBALANCE_STRATEGY_TARGETS if request.targets else 0)
     if strategy not in S.values() or strategy == 0:
-        raise InvalidArgument("strategy", "is required: TARGETS (with targets), EQUAL_WEIGHT, MARKET_CAP or GRADE_WEIGHTED")
+        raise InvalidArgument(
+            "strategy",
+            "is required: TARGETS (with targets), EQUAL_WEIGHT, MARKET_CAP or GRADE_WEIGHTED",
+        )
     if strategy != S.REBALANCE_STRATEGY_TARGETS and request.targets:
         raise InvalidArgument("targets", "are only for the TARGETS strategy")
     drift_band = _fraction(request.drift_band, "drift_band", ZERO)
     fee_rate = _fraction(request.fee_rate, "fee_rate", ZERO)
     if fee_rate > MAX_FEE_RATE:
-        raise InvalidArgument("fee_rate", f"must be at most {MAX_FEE_RATE} (10%); got {request.fee_rate!r}")
+        raise InvalidArgument(
+            "fee_rate", f"must be at most {MAX_FEE_RATE} (10%); got {request.fee_rate!r}"
+        )
     cash = parse_decimal(request.cash, "cash", required=False, non_negative=True) or ZERO
     max_weight = _fraction(request.max_weight, "max_weight", DEFAULT_MAX_WEIGHT, allow_zero=False)
     if request.max_trades < 0:
@@ -62,8 +72,14 @@ async def plan_rebalance(
     if not 0 <= min_grade <= 100:
         raise InvalidArgument("min_grade", "must be from 0 to 100")
     stablecoin_text = request.stablecoin.strip().upper() or DEFAULT_STABLECOIN
-    stablecoin = None if stablecoin_text == "-" else parse_asset(stablecoin_text, "stablecoin", BASE_CURRENCY)
-    universe = [parse_asset(a, f"universe[{i}]", BASE_CURRENCY) for i, a in enumerate(request.universe)]
+    stablecoin = (
+        None
+        if stablecoin_text == "-"
+        else parse_asset(stablecoin_text, "stablecoin", BASE_CURRENCY)
+    )
+    universe = [
+        parse_asset(a, f"universe[{i}]", BASE_CURRENCY) for i, a in enumerate(request.universe)
+    ]
     explicit = (
         target_weights.validate_targets([(t.asset, t.weight) for t in request.targets])
         if strategy == S.REBALANCE_STRATEGY_TARGETS
@@ -89,7 +105,9 @@ async def plan_rebalance(
     if strategy == S.REBALANCE_STRATEGY_TARGETS:
         targets = explicit
     elif not candidates:
-        raise FailedPrecondition("the portfolio holds nothing and no universe was given: nothing to weigh")
+        raise FailedPrecondition(
+            "the portfolio holds nothing and no universe was given: nothing to weigh"
+        )
     elif strategy == S.REBALANCE_STRATEGY_EQUAL_WEIGHT:
         weights = target_weights.equal_weight(candidates)
         targets, notes = weights.weights, [*notes, *weights.notes]
@@ -97,7 +115,9 @@ async def plan_rebalance(
         quotes, missing = await app.market.quotes(candidates)
         if missing:
             notes.append(f"no market cap for {', '.join(missing)}: left out")
-        weights = target_weights.market_cap_weight({a: q.market_cap for a, q in quotes.items()}, max_weight)
+        weights = target_weights.market_cap_weight(
+            {a: q.market_cap for a, q in quotes.items()}, max_weight
+        )
         targets, notes = weights.weights, [*notes, *weights.notes]
     else:
         regime = await app.market.regime()
@@ -120,7 +140,9 @@ async def plan_rebalance(
     prices = {a: q.price for a, q in quotes.items()}
     unpriced_held = [a for a in held if a not in prices]
     if unpriced_held:
-        raise FailedPrecondition(f"pricing has no quote for {', '.join(unpriced_held)}; cannot value the portfolio")
+        raise FailedPrecondition(
+            f"pricing has no quote for {', '.join(unpriced_held)}; cannot value the portfolio"
+        )
     per_wallet = portfolio.pool == PER_WALLET
     now = now_ms()
     method = method_for_year(portfolio, _year(now))
@@ -147,9 +169,13 @@ async def plan_rebalance(
             tax_preview=preview,
         )
     except MissingPrice as err:
-        raise FailedPrecondition(f"pricing has no quote for {err}; cannot plan a trade in it") from None
+        raise FailedPrecondition(
+            f"pricing has no quote for {err}; cannot plan a trade in it"
+        ) from None
     if per_wallet and any(t.side == "SELL" for t in result.trades):
-        notes.append("per-wallet pools: each sale's tax impact is for the wallet holding most of the asset")
+        notes.append(
+            "per-wallet pools: each sale's tax impact is for the wallet holding most of the asset"
+        )
     response = portfolio_pb2.PlanRebalanceResponse(
         drift_before=fmt(result.drift_before),
         drift_after=fmt(result.drift_after),
@@ -176,15 +202,16 @@ async def plan_rebalance(
     for d in result.drift:
         response.drift.append(
             portfolio_pb2.AssetDrift(
-                asset=d.asset, target_weight=fmt(d.target), weight_before=fmt(d.before), weight_after=fmt(d.after)
+                asset=d.asset,
+                target_weight=fmt(d.target),
+                weight_before=fmt(d.before),
+                weight_after=fmt(d.after),
             )
         )
     return response
 
 
 def _year(ms: int) -> int:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).year
 
 
@@ -221,7 +248,9 @@ async def size_position(
     notes: list[str] = []
     view = await app.market.signal(asset)
     if view is None:
-        raise FailedPrecondition(f"signals has no trader grade for {asset}-{BASE_CURRENCY}; cannot size by grade")
+        raise FailedPrecondition(
+            f"signals has no trader grade for {asset}-{BASE_CURRENCY}; cannot size by grade"
+        )
     if entry is None:
         quotes, _ = await app.market.quotes([asset])
         if asset not in quotes:
@@ -230,7 +259,9 @@ async def size_position(
     if stop_given is not None:
         stop = stop_given
     else:
-        multiple = to_decimal(request.atr_multiple) if request.atr_multiple else DEFAULT_ATR_MULTIPLE
+        multiple = (
+            to_decimal(request.atr_multiple) if request.atr_multiple else DEFAULT_ATR_MULTIPLE
+        )
         if not request.atr_multiple:
             notes.append(f"no stop given: {multiple} x ATR(14) below the entry")
         if view.atr is None:
@@ -247,7 +278,9 @@ async def size_position(
             held[lot.asset] += lot.quantity
         quotes, missing = await app.market.quotes(held)
         if missing:
-            raise FailedPrecondition(f"pricing has no quote for {', '.join(missing)}; cannot value the portfolio")
+            raise FailedPrecondition(
+                f"pricing has no quote for {', '.join(missing)}; cannot value the portfolio"
+            )
         equity = sum((mul(q, quotes[a].price) for a, q in held.items()), ZERO)
         if equity <= 0:
             raise FailedPrecondition("the portfolio's market value is zero: give equity instead")

@@ -108,9 +108,9 @@ def gain_totals(sums: tuple[str, str, str, int]) -> portfolio_pb2.GainTotals:
     )
 
 
-def totals(replay: core_rs.Replay, idx: np.ndarray) -> tuple[
-    portfolio_pb2.GainTotals, portfolio_pb2.GainTotals, portfolio_pb2.GainTotals
-]:
+def totals(
+    replay: core_rs.Replay, idx: np.ndarray
+) -> tuple[portfolio_pb2.GainTotals, portfolio_pb2.GainTotals, portfolio_pb2.GainTotals]:
     sums = replay.sum_matches(idx)
     short, long_ = sums["short"], sums["long"]
     total = (
@@ -139,7 +139,9 @@ class DisposalRow:
     gain: Decimal
     term: int
     method: int
-    pieces: tuple[tuple[int, int, Decimal, Decimal, bool], ...]  # lot seq, acquired, qty, basis, long
+    pieces: tuple[
+        tuple[int, int, Decimal, Decimal, bool], ...
+    ]  # lot seq, acquired, qty, basis, long
 
 
 def disposal_rows(
@@ -168,7 +170,12 @@ def disposal_rows(
         q_total = b_total = p_total = g_total = ZERO
         for pos in positions:
             r = int(rows[pos])
-            q, b, pr, gn = Decimal(qty[pos]), Decimal(basis[pos]), Decimal(proceeds[pos]), Decimal(gain[pos])
+            q, b, pr, gn = (
+                Decimal(qty[pos]),
+                Decimal(basis[pos]),
+                Decimal(proceeds[pos]),
+                Decimal(gain[pos]),
+            )
             q_total += q
             b_total += b
             p_total += pr
@@ -240,7 +247,12 @@ def disposal_message(row: DisposalRow, book: Book) -> portfolio_pb2.Disposal:
 def form_8949_row(row: DisposalRow, book: Book) -> portfolio_pb2.TaxReportRow:
     entry = book.txs.get(row.seq)
     what = f"{fmt(row.quantity)} {row.asset}"
-    if entry is not None and row.leg > 0 and entry.legs[row.leg].kind == DISPOSE and entry.legs[0].asset != row.asset:
+    if (
+        entry is not None
+        and row.leg > 0
+        and entry.legs[row.leg].kind == DISPOSE
+        and entry.legs[0].asset != row.asset
+    ):
         what += " (fee)"
     return portfolio_pb2.TaxReportRow(
         description=what,
@@ -254,9 +266,7 @@ def form_8949_row(row: DisposalRow, book: Book) -> portfolio_pb2.TaxReportRow:
     )
 
 
-CSV_HEADER = (
-    "description,date_acquired,date_sold,proceeds,cost_basis,gain,term,transaction_id"
-)
+CSV_HEADER = "description,date_acquired,date_sold,proceeds,cost_basis,gain,term,transaction_id"
 
 
 def csv_line(row: portfolio_pb2.TaxReportRow) -> str:

@@ -18,6 +18,7 @@ the commit fails, so memory never runs ahead of the database.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -25,10 +26,27 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ServiceError
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
 from services.common.validation import now_ms
 from services.portfolio.book import Book, Shortfall, TxIndex, UnknownLot
-from services.portfolio.db.repository import LegRow, PortfolioRow, Repository, TransactionRow
+from services.portfolio.db.repository import (
+    DuplicateClientId,
+    LegRow,
+    PortfolioNotFound,
+    PortfolioRow,
+    Repository,
+    StaleWrite,
+    StorageError,
+    StorageUnavailable,
+    TransactionRow,
+)
 from services.portfolio.decimals import fmt
 from services.portfolio.legs import Leg
 from services.portfolio.methods import replay_methods
@@ -54,7 +72,9 @@ class Pending:
     valuation: str
     # Field prefix for errors ("transaction" or "transactions[17]").
     prefix: str = "transaction"
-    future: asyncio.Future[Outcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[Outcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,22 @@ class PortfolioState:
     next_seq: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: list[Pending] = field(default_factory=list)
+    # Set when the database changed under this book (another writer): the
+    # app drops the book and rebuilds it from the database on next use.
+    stale: bool = False
+
+
+def storage_error(err: StorageError) -> ServiceError:
+    """The caller-facing status of a storage failure."""
+    if isinstance(err, PortfolioNotFound):
+        return NotFound(f"portfolio {err.portfolio_id!r} not found")
+    if isinstance(err, StorageUnavailable):
+        return Unavailable(f"the portfolio database is unavailable ({err}); retry shortly")
+    # StaleWrite, DuplicateClientId: another process wrote this ledger.
+    return Unavailable(
+        f"the ledger changed under this server ({err}); it is reloaded: retry the call "
+        "(a retry with the same client_transaction_id is safe)"
+    )
 
 
 def shortfall_error(short: Shortfall, prefix: str) -> FailedPrecondition:
@@ -168,12 +204,17 @@ class LedgerWriter:
             next_seq = max(index.seq for _, index, _ in admitted) + 1
             try:
                 await self.repository.write_batch(pid, next_seq, inserts)
-            except BaseException:
+            except BaseException as err:
                 for _, index, _ in admitted:
                     book.remove(index.seq)
+                if isinstance(err, StorageError):
+                    state.stale = isinstance(err, StaleWrite | DuplicateClientId)
+                    raise storage_error(err) from None
                 raise
             state.next_seq = next_seq
-            log.info("transactions committed", portfolio=pid, count=len(admitted), next_seq=next_seq)
+            log.info(
+                "transactions committed", portfolio=pid, count=len(admitted), next_seq=next_seq
+            )
         for item, _, row in admitted:
             item.future.set_result(Outcome(row, created=True))
         # Same-content twins inside the batch: the first one's row.
@@ -241,7 +282,9 @@ class LedgerWriter:
         try:
             book.add([(index, item.valuation)])
         except UnknownLot as err:
-            item.future.set_exception(_lot_error(item, err.lot_id, "is not a lot of this portfolio"))
+            item.future.set_exception(
+                _lot_error(item, err.lot_id, "is not a lot of this portfolio")
+            )
             return False
         except ValueError as err:  # core_rs refused an amount: cannot happen after parsing
             item.future.set_exception(InvalidArgument(item.prefix, str(err)))
@@ -300,8 +343,6 @@ def _conflict(item: Pending) -> ServiceError:
 
 
 def leg_rows(row: TransactionRow, legs: Sequence[Leg]) -> list[LegRow]:
-    import json
-
     return [
         LegRow(
             portfolio_id=row.portfolio_id,
@@ -314,7 +355,9 @@ def leg_rows(row: TransactionRow, legs: Sequence[Leg]) -> list[LegRow]:
             to_wallet=leg.to_wallet,
             qty=fmt(leg.qty),
             amount=None if leg.amount is None else fmt(leg.amount),
-            selections=json.dumps([[lot, fmt(q)] for lot, q in leg.selections]) if leg.selections else None,
+            selections=json.dumps([[lot, fmt(q)] for lot, q in leg.selections])
+            if leg.selections
+            else None,
         )
         for leg in legs
     ]

@@ -70,7 +70,10 @@ class Leg:
         if self.kind == ACQUIRE:
             return [((self.asset, self.wallet), self.qty)]
         if self.kind == MOVE:
-            return [((self.asset, self.wallet), -self.qty), ((self.asset, self.to_wallet), self.qty)]
+            return [
+                ((self.asset, self.wallet), -self.qty),
+                ((self.asset, self.to_wallet), self.qty),
+            ]
         return [((self.asset, self.wallet), -self.qty)]
 
 

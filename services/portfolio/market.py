@@ -70,7 +70,9 @@ def _channel(address: str) -> grpc.aio.Channel:
 
 
 class MarketLink:
-    def __init__(self, pricing_address: str, signals_address: str, base_currency: str, timeout_s: float) -> None:
+    def __init__(
+        self, pricing_address: str, signals_address: str, base_currency: str, timeout_s: float
+    ) -> None:
         self.pricing_address = pricing_address
         self.signals_address = signals_address
         self.base = base_currency
@@ -175,7 +177,9 @@ class MarketLink:
                 if cached is not None:
                     return cached
                 continue
-            request = pricing_pb2.GetCandlesRequest(symbol=self.symbol(asset), interval=interval, limit=1)
+            request = pricing_pb2.GetCandlesRequest(
+                symbol=self.symbol(asset), interval=interval, limit=1
+            )
             request.start_time.CopyFrom(ms_to_timestamp(start))
             request.end_time.CopyFrom(ms_to_timestamp(start + width))
             try:
@@ -198,7 +202,9 @@ class MarketLink:
                 return price
         return None
 
-    async def prices_at(self, needs: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Decimal | None]:
+    async def prices_at(
+        self, needs: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], Decimal | None]:
         """price_at for many (asset, time) pairs, a few at a time."""
         unique = list(dict.fromkeys(needs))
         semaphore = asyncio.Semaphore(16)
@@ -216,7 +222,9 @@ class MarketLink:
         """The 1h signal, or None when signals does not grade the asset."""
         try:
             response = await self.signals.GetSignal(
-                signals_pb2.GetSignalRequest(symbol=self.symbol(asset), interval=common_pb2.INTERVAL_1H),
+                signals_pb2.GetSignalRequest(
+                    symbol=self.symbol(asset), interval=common_pb2.INTERVAL_1H
+                ),
                 timeout=self.timeout_s,
             )
         except grpc.aio.AioRpcError as err:

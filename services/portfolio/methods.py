@@ -48,12 +48,17 @@ def parse_changes(
     seen: set[int] = set()
     for i, change in enumerate(changes):
         if not MIN_YEAR <= change.from_year <= MAX_YEAR:
-            raise InvalidArgument(f"{field}[{i}].from_year", f"must be a year from {MIN_YEAR} to {MAX_YEAR}")
+            raise InvalidArgument(
+                f"{field}[{i}].from_year", f"must be a year from {MIN_YEAR} to {MAX_YEAR}"
+            )
         if change.from_year in seen:
             raise InvalidArgument(f"{field}[{i}].from_year", f"{change.from_year} is listed twice")
         seen.add(change.from_year)
         if change.method not in METHODS:
-            raise InvalidArgument(f"{field}[{i}].method", "is required (FIFO, LIFO, HIFO, AVERAGE_COST or SPECIFIC_LOT)")
+            raise InvalidArgument(
+                f"{field}[{i}].method",
+                "is required (FIFO, LIFO, HIFO, AVERAGE_COST or SPECIFIC_LOT)",
+            )
         out.append((change.from_year, change.method))
     return tuple(sorted(out))
 

@@ -66,7 +66,9 @@ async def realized(
             idx = gains.taxable_rows(arrays, window)
             unknown = gains.unknown_seqs(arrays, idx, state.book)
             if not unknown:
-                return GainsResult(state.book, replay, arrays, gains.group_disposals(arrays, idx), idx)
+                return GainsResult(
+                    state.book, replay, arrays, gains.group_disposals(arrays, idx), idx
+                )
             if attempt == 0:
                 still = await app.revalue_unknown(state, unknown)
                 if still:
@@ -103,7 +105,9 @@ async def lots_of(
     return open_lots(replay, book, asset=asset, wallet=wallet), book, replay
 
 
-async def tax_rows(result: GainsResult, chunk: int = 1_000) -> AsyncIterator[list[gains.DisposalRow]]:
+async def tax_rows(
+    result: GainsResult, chunk: int = 1_000
+) -> AsyncIterator[list[gains.DisposalRow]]:
     for page in gains.rows_for_all(result.groups, chunk):
         yield gains.disposal_rows(result.replay, result.arrays, result.groups, page, result.book)
         await asyncio.sleep(0)  # let other calls run between chunks

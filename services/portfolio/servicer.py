@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 
 import grpc
@@ -16,12 +17,19 @@ from services.common.pagination import decode_page_token, encode_page_token
 from services.common.validation import ms_to_timestamp, now_ms, optional_timestamp_ms, parse_limit
 from services.portfolio import gains, income, reports
 from services.portfolio.app import BASE_CURRENCY, PortfolioApp, portfolio_row
+from services.portfolio.book import Book
 from services.portfolio.db.repository import PortfolioRow, TransactionRow
 from services.portfolio.decimals import ZERO, div, fmt, parse_decimal
 from services.portfolio.decisions import plan_rebalance, size_position
-from services.portfolio.holdings import harvest, positions, value_positions
+from services.portfolio.holdings import OpenLot, harvest, positions, value_positions
 from services.portfolio.ledger_writer import Pending
-from services.portfolio.methods import PER_WALLET, parse_changes, parse_method, parse_pool
+from services.portfolio.methods import (
+    PER_WALLET,
+    method_for_year,
+    parse_changes,
+    parse_method,
+    parse_pool,
+)
 from services.portfolio.transactions import (
     KINDS,
     TxContent,
@@ -122,7 +130,9 @@ class PortfolioServicer:
         name = _name(request.name)
         base = request.base_currency.strip().upper() or BASE_CURRENCY
         if base != BASE_CURRENCY:
-            raise InvalidArgument("base_currency", f"only {BASE_CURRENCY} is supported; got {base!r}")
+            raise InvalidArgument(
+                "base_currency", f"only {BASE_CURRENCY} is supported; got {base!r}"
+            )
         row = portfolio_row(
             owner,
             name,
@@ -155,7 +165,9 @@ class PortfolioServicer:
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            next_token = encode_page_token({"k": "portfolios", "o": _fingerprint(owner), "a": rows[-1].id})
+            next_token = encode_page_token(
+                {"k": "portfolios", "o": _fingerprint(owner), "a": rows[-1].id}
+            )
         return portfolio_pb2.ListPortfoliosResponse(
             portfolios=[portfolio_message(r) for r in rows], next_page_token=next_token
         )
@@ -168,7 +180,9 @@ class PortfolioServicer:
         if request.HasField("name"):
             changes["name"] = _name(request.name)
         if request.set_methods:
-            changes["cost_basis_method"] = parse_method(request.cost_basis_method, "cost_basis_method")
+            changes["cost_basis_method"] = parse_method(
+                request.cost_basis_method, "cost_basis_method"
+            )
             changes["method_changes"] = parse_changes(request.method_changes)
         elif request.cost_basis_method or request.method_changes:
             raise InvalidArgument("set_methods", "set it to true to replace the cost-basis methods")
@@ -180,10 +194,9 @@ class PortfolioServicer:
                 if short is not None:
                     raise FailedPrecondition(
                         f"allow_negative_balances: wallet {short.wallet!r} is below zero in "
-                        f"{short.asset} (by {fmt(short.shortfall)}) at {state.book.tx_id(short.seq)}"
+                        f"{short.asset} (by {fmt(short.shortfall)}) "
+                        f"at {state.book.tx_id(short.seq)}"
                     )
-        from dataclasses import replace
-
         updated = await self.app.update_portfolio(replace(row, **changes))  # type: ignore[arg-type]
         return portfolio_pb2.UpdatePortfolioResponse(portfolio=portfolio_message(updated))
 
@@ -225,7 +238,9 @@ class PortfolioServicer:
     ) -> portfolio_pb2.ListTransactionsResponse:
         portfolio = await self._portfolio(request.portfolio_id)
         limit = parse_limit(request.page_size, "page_size", DEFAULT_PAGE, MAX_PAGE)
-        asset = parse_asset(request.asset, "asset", BASE_CURRENCY) if request.asset.strip() else None
+        asset = (
+            parse_asset(request.asset, "asset", BASE_CURRENCY) if request.asset.strip() else None
+        )
         wallet = parse_wallet(request.wallet, "wallet", default="") or None
         kind = request.kind or None
         if kind is not None and kind not in KINDS:
@@ -237,17 +252,27 @@ class PortfolioServicer:
         if request.page_token:
             token = decode_page_token(request.page_token)
             if token.get("k") != "tx" or token.get("f") != fingerprint:
-                raise InvalidArgument("page_token", "was issued for other filters; start without it")
+                raise InvalidArgument(
+                    "page_token", "was issued for other filters; start without it"
+                )
             after = (int(token["t"]), int(token["s"]))
         rows = await self.app.repo.list_transactions(
-            portfolio.id, asset=asset, wallet=wallet, kind=kind, start_ms=start, end_ms=end,
-            after=after, limit=limit + 1,
+            portfolio.id,
+            asset=asset,
+            wallet=wallet,
+            kind=kind,
+            start_ms=start,
+            end_ms=end,
+            after=after,
+            limit=limit + 1,
         )
         next_token = ""
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            next_token = encode_page_token({"k": "tx", "f": fingerprint, "t": last.time_ms, "s": last.seq})
+            next_token = encode_page_token(
+                {"k": "tx", "f": fingerprint, "t": last.time_ms, "s": last.seq}
+            )
         return portfolio_pb2.ListTransactionsResponse(
             transactions=[transaction_message(r) for r in rows], next_page_token=next_token
         )
@@ -280,8 +305,12 @@ class PortfolioServicer:
     ) -> portfolio_pb2.ListLotsResponse:
         portfolio = await self._portfolio(request.portfolio_id)
         if request.HasField("as_of"):
-            raise InvalidArgument("as_of", "lots as of a past time are not supported yet; leave it unset")
-        asset = parse_asset(request.asset, "asset", BASE_CURRENCY) if request.asset.strip() else None
+            raise InvalidArgument(
+                "as_of", "lots as of a past time are not supported yet; leave it unset"
+            )
+        asset = (
+            parse_asset(request.asset, "asset", BASE_CURRENCY) if request.asset.strip() else None
+        )
         wallet = parse_wallet(request.wallet, "wallet", default="") or None
         lots, book, _ = await reports.lots_of(self.app, portfolio, asset=asset, wallet=wallet)
         return portfolio_pb2.ListLotsResponse(lots=[_lot_message(lot, book) for lot in lots])
@@ -348,8 +377,14 @@ class PortfolioServicer:
     ) -> portfolio_pb2.GetRealizedGainsResponse:
         portfolio = await self._portfolio(request.portfolio_id)
         start, end = _window(request)
-        override = parse_method(request.method_override, "method_override", default=0) if request.method_override else 0
-        asset = parse_asset(request.asset, "asset", BASE_CURRENCY) if request.asset.strip() else None
+        override = (
+            parse_method(request.method_override, "method_override", default=0)
+            if request.method_override
+            else 0
+        )
+        asset = (
+            parse_asset(request.asset, "asset", BASE_CURRENCY) if request.asset.strip() else None
+        )
         limit = parse_limit(request.page_size, "page_size", DEFAULT_GAINS_PAGE, MAX_GAINS_PAGE)
         state = await self.app.state(portfolio)
         asset_id = state.book.assets.ids.get(asset, -1) if asset else None
@@ -361,9 +396,13 @@ class PortfolioServicer:
         if request.page_token:
             token = decode_page_token(request.page_token)
             if token.get("k") != "gains" or token.get("f") != fingerprint:
-                raise InvalidArgument("page_token", "was issued for another request; start without it")
+                raise InvalidArgument(
+                    "page_token", "was issued for another request; start without it"
+                )
             if token.get("v") != result.book.version:
-                raise FailedPrecondition("the ledger changed since the first page; start again without page_token")
+                raise FailedPrecondition(
+                    "the ledger changed since the first page; start again without page_token"
+                )
             offset = int(token["o"])
         short, long_, total = gains.totals(result.replay, result.idx)
         page = gains.page_slice(result.groups, offset, limit)
@@ -410,10 +449,16 @@ class PortfolioServicer:
         portfolio = await self._portfolio(request.portfolio_id)
         if not 1970 <= request.year <= 9999:
             raise InvalidArgument("year", "is required: the tax year, 1970 to 9999")
-        override = parse_method(request.method_override, "method_override", default=0) if request.method_override else 0
+        override = (
+            parse_method(request.method_override, "method_override", default=0)
+            if request.method_override
+            else 0
+        )
         start, end = gains.year_range(request.year)
         # Both checks before the first row: a report never stops half-way for a missing price.
-        result = await reports.realized(self.app, portfolio, gains.Window(start, end), override, "the tax report")
+        result = await reports.realized(
+            self.app, portfolio, gains.Window(start, end), override, "the tax report"
+        )
         lines = await reports.income_of(self.app, portfolio, start, end)
         csv_lines = [gains.CSV_HEADER]
         async for chunk in reports.tax_rows(result):
@@ -450,7 +495,9 @@ class PortfolioServicer:
         self, request: portfolio_pb2.HarvestTaxLossesRequest, context: grpc.aio.ServicerContext
     ) -> portfolio_pb2.HarvestTaxLossesResponse:
         portfolio = await self._portfolio(request.portfolio_id)
-        min_loss = parse_decimal(request.min_loss, "min_loss", required=False, non_negative=True) or ZERO
+        min_loss = (
+            parse_decimal(request.min_loss, "min_loss", required=False, non_negative=True) or ZERO
+        )
         lots, book, _ = await reports.lots_of(self.app, portfolio)
         quotes, _ = await self.app.market.quotes({lot.asset for lot in lots})
         now = now_ms()
@@ -488,17 +535,12 @@ class PortfolioServicer:
 
 
 def _method_of_year(portfolio: PortfolioRow, year: int) -> int:
-    from services.portfolio.methods import method_for_year
-
     return method_for_year(portfolio, year)
 
 
-def _lot_message(lot: object, book: object) -> portfolio_pb2.Lot:
-    from services.portfolio.holdings import OpenLot
-
-    assert isinstance(lot, OpenLot)
+def _lot_message(lot: OpenLot, book: Book) -> portfolio_pb2.Lot:
     return portfolio_pb2.Lot(
-        id=book.tx_id(lot.lot_seq),  # type: ignore[attr-defined]
+        id=book.tx_id(lot.lot_seq),
         asset=lot.asset,
         wallet=lot.wallet,
         acquired_time=ms_to_timestamp(lot.acquired_ms),
@@ -539,10 +581,16 @@ class _Import:
             self.row += 1
             prefix = f"transactions[{row}]"
             try:
-                client_id = parse_client_id(msg.client_transaction_id, prefix + ".client_transaction_id")
+                client_id = parse_client_id(
+                    msg.client_transaction_id, prefix + ".client_transaction_id"
+                )
                 tx = parse_transaction(
-                    msg, base_currency=BASE_CURRENCY, now_ms=now, future_skew_ms=skew,
-                    known_asset=known.__contains__, prefix=prefix,
+                    msg,
+                    base_currency=BASE_CURRENCY,
+                    now_ms=now,
+                    future_skew_ms=skew,
+                    known_asset=known.__contains__,
+                    prefix=prefix,
                 )
             except InvalidArgument as err:
                 self._reject(row, msg.client_transaction_id, err)
@@ -580,7 +628,9 @@ class _Import:
                 self.shown += 1
                 self.results.append(
                     portfolio_pb2.ImportRowResult(
-                        row=row, client_transaction_id=pending.client_id, status=status,
+                        row=row,
+                        client_transaction_id=pending.client_id,
+                        status=status,
                         transaction_id=outcome.row.id,
                     )
                 )
@@ -596,8 +646,11 @@ class _Import:
             reason = err.message
         self.results.append(
             portfolio_pb2.ImportRowResult(
-                row=row, client_transaction_id=client_id,
-                status=portfolio_pb2.IMPORT_ROW_STATUS_REJECTED, field=field, reason=reason,
+                row=row,
+                client_transaction_id=client_id,
+                status=portfolio_pb2.IMPORT_ROW_STATUS_REJECTED,
+                field=field,
+                reason=reason,
             )
         )
 
@@ -605,6 +658,9 @@ class _Import:
         if self.portfolio is None:
             raise InvalidArgument("portfolio_id", "is required on the first message")
         return portfolio_pb2.ImportTransactionsResponse(
-            accepted=self.accepted, duplicates=self.duplicates, rejected=self.rejected,
-            results=sorted(self.results, key=lambda r: r.row), batches=self.batches,
+            accepted=self.accepted,
+            duplicates=self.duplicates,
+            rejected=self.rejected,
+            results=sorted(self.results, key=lambda r: r.row),
+            batches=self.batches,
         )

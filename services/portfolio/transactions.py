@@ -24,7 +24,12 @@ from services.common.validation import ms_to_timestamp, timestamp_to_ms
 from services.portfolio.decimals import fmt, parse_decimal
 
 K = portfolio_pb2.TransactionKind
-BUY, SELL, SWAP, SPEND = K.TRANSACTION_KIND_BUY, K.TRANSACTION_KIND_SELL, K.TRANSACTION_KIND_SWAP, K.TRANSACTION_KIND_SPEND
+BUY, SELL, SWAP, SPEND = (
+    K.TRANSACTION_KIND_BUY,
+    K.TRANSACTION_KIND_SELL,
+    K.TRANSACTION_KIND_SWAP,
+    K.TRANSACTION_KIND_SPEND,
+)
 INCOME, TRANSFER = K.TRANSACTION_KIND_INCOME, K.TRANSACTION_KIND_TRANSFER
 GIFT_IN, GIFT_OUT = K.TRANSACTION_KIND_GIFT_IN, K.TRANSACTION_KIND_GIFT_OUT
 KINDS = frozenset((BUY, SELL, SWAP, SPEND, INCOME, TRANSFER, GIFT_IN, GIFT_OUT))
@@ -94,7 +99,9 @@ def parse_asset(text: str, field_name: str, base_currency: str) -> str:
     if not asset:
         raise InvalidArgument(field_name, "is required")
     if not asset.isascii() or not _ASSET.fullmatch(asset):
-        raise InvalidArgument(field_name, f"{text!r} is not an asset ticker such as BTC (1-20 letters or digits)")
+        raise InvalidArgument(
+            field_name, f"{text!r} is not an asset ticker such as BTC (1-20 letters or digits)"
+        )
     if asset == base_currency:
         raise InvalidArgument(
             field_name, f"{asset} is the portfolio's base currency (cash), not an asset to hold"
@@ -138,7 +145,9 @@ def parse_transaction(
 
     kind = msg.kind
     if kind not in KINDS:
-        v.add(p + "kind", "is required: BUY, SELL, SWAP, SPEND, INCOME, TRANSFER, GIFT_IN or GIFT_OUT")
+        v.add(
+            p + "kind", "is required: BUY, SELL, SWAP, SPEND, INCOME, TRANSFER, GIFT_IN or GIFT_OUT"
+        )
 
     time_ms = 0
     if not msg.HasField("time"):
@@ -171,7 +180,12 @@ def parse_transaction(
     value = v.decimal(msg.value, p + "value", non_negative=True)
     if price is not None and value is not None:
         v.add(p + "value", "set price or value, not both")
-    if kind in NEEDS_OWN_VALUE and price is None and value is None and not _has_error(v, p + "price", p + "value"):
+    if (
+        kind in NEEDS_OWN_VALUE
+        and price is None
+        and value is None
+        and not _has_error(v, p + "price", p + "value")
+    ):
         v.add(p + "price", f"a {KIND_NAMES[kind]} needs its price or value")
     if kind in (TRANSFER, GIFT_OUT) and (price is not None or value is not None):
         v.add(p + "price", f"a {KIND_NAMES.get(kind, '')} has no price or value (not a sale)")
@@ -240,7 +254,10 @@ def parse_transaction(
                 lot_field = f"{p}lots[{i}]"
                 lot_id = sel.lot_id.strip()
                 if not _LOT_ID.fullmatch(lot_id):
-                    v.add(lot_field + ".lot_id", f"{sel.lot_id!r} is not a lot id (ListLots gives them)")
+                    v.add(
+                        lot_field + ".lot_id",
+                        f"{sel.lot_id!r} is not a lot id (ListLots gives them)",
+                    )
                 elif lot_id in seen:
                     v.add(lot_field + ".lot_id", f"lot {lot_id} is named twice")
                 seen.add(lot_id)
@@ -251,7 +268,10 @@ def parse_transaction(
                     lots.append((lot_id, qty))
             total = sum((q for _, q in lots), Decimal(0))
             if quantity is not None and len(lots) == len(msg.lots) and total != quantity:
-                v.add(p + "lots", f"the named lots add up to {fmt(total)}, not the quantity {fmt(quantity)}")
+                v.add(
+                    p + "lots",
+                    f"the named lots add up to {fmt(total)}, not the quantity {fmt(quantity)}",
+                )
 
     note = msg.note
     if len(note) > NOTE_MAX:

@@ -25,7 +25,7 @@ from services.common.config import CommonSettings
 from services.common.server import RunningServer
 from services.common.validation import ms_to_timestamp, now_ms
 from services.portfolio.app import PortfolioApp
-from services.portfolio.server import start_portfolio
+from services.portfolio.server import start_portfolio as start_portfolio_server
 from services.portfolio.settings import PortfolioSettings
 
 ALICE = "alice-token-0123456789"
@@ -84,11 +84,13 @@ async def start_portfolio(tmp_path: Path, database_url: str) -> AsyncIterator[St
     async def start(**overrides: object) -> PortfolioHarness:
         settings = portfolio_settings(tmp_path / "portfolio", database_url, **overrides)
         app = PortfolioApp(settings)
-        running = await start_portfolio(app, settings.address)
+        running = await start_portfolio_server(app, settings.address)
         await app.start()
         await running.set_serving()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-        harness = PortfolioHarness(app, running, channel, portfolio_pb2_grpc.PortfolioServiceStub(channel))
+        harness = PortfolioHarness(
+            app, running, channel, portfolio_pb2_grpc.PortfolioServiceStub(channel)
+        )
         started.append(harness)
         return harness
 
@@ -142,7 +144,9 @@ def tx(
     return msg
 
 
-async def set_prices(pricing_stub: object, prices: dict[str, float], time_ms: int | None = None) -> None:
+async def set_prices(
+    pricing_stub: object, prices: dict[str, float], time_ms: int | None = None
+) -> None:
     """One tick per asset (ASSET-USD) at time_ms (default now)."""
     when = now_ms() if time_ms is None else time_ms
     ticks = [
@@ -160,18 +164,23 @@ async def set_prices(pricing_stub: object, prices: dict[str, float], time_ms: in
 class Client:
     """Alice's (or Bob's) calls, with the token attached."""
 
-    def __init__(self, stub: portfolio_pb2_grpc.PortfolioServiceStub, metadata: tuple = ALICE_MD) -> None:
+    def __init__(
+        self, stub: portfolio_pb2_grpc.PortfolioServiceStub, metadata: tuple = ALICE_MD
+    ) -> None:
         self.stub = stub
         self.md = metadata
         self._n = 0
 
     async def create(self, name: str = "main", **fields: object) -> str:
         response = await self.stub.CreatePortfolio(
-            portfolio_pb2.CreatePortfolioRequest(name=name, **fields), metadata=self.md  # type: ignore[arg-type]
+            portfolio_pb2.CreatePortfolioRequest(name=name, **fields),
+            metadata=self.md,  # type: ignore[arg-type]
         )
         return response.portfolio.id
 
-    async def record(self, pid: str, transaction: portfolio_pb2.Transaction, client_id: str = "") -> portfolio_pb2.Transaction:
+    async def record(
+        self, pid: str, transaction: portfolio_pb2.Transaction, client_id: str = ""
+    ) -> portfolio_pb2.Transaction:
         self._n += 1
         cid = client_id or transaction.client_transaction_id or f"c{self._n}"
         response = await self.stub.RecordTransaction(
@@ -184,17 +193,22 @@ class Client:
 
     async def gains(self, pid: str, **fields: object) -> portfolio_pb2.GetRealizedGainsResponse:
         return await self.stub.GetRealizedGains(
-            portfolio_pb2.GetRealizedGainsRequest(portfolio_id=pid, **fields), metadata=self.md  # type: ignore[arg-type]
+            portfolio_pb2.GetRealizedGainsRequest(portfolio_id=pid, **fields),
+            metadata=self.md,  # type: ignore[arg-type]
         )
 
-    async def holdings(self, pid: str, skip_market: bool = False) -> portfolio_pb2.GetHoldingsResponse:
+    async def holdings(
+        self, pid: str, skip_market: bool = False
+    ) -> portfolio_pb2.GetHoldingsResponse:
         return await self.stub.GetHoldings(
-            portfolio_pb2.GetHoldingsRequest(portfolio_id=pid, skip_market=skip_market), metadata=self.md
+            portfolio_pb2.GetHoldingsRequest(portfolio_id=pid, skip_market=skip_market),
+            metadata=self.md,
         )
 
     async def lots(self, pid: str, asset: str = "", wallet: str = "") -> list[portfolio_pb2.Lot]:
         response = await self.stub.ListLots(
-            portfolio_pb2.ListLotsRequest(portfolio_id=pid, asset=asset, wallet=wallet), metadata=self.md
+            portfolio_pb2.ListLotsRequest(portfolio_id=pid, asset=asset, wallet=wallet),
+            metadata=self.md,
         )
         return list(response.lots)
 

@@ -35,13 +35,17 @@ async def test_retries_return_the_original_and_conflicts_are_already_exists(serv
     client = Client(portfolio.stub)
     pid = await client.create()
     buy = tx(BUY, "BTC", "1.50", ms(2024, 1, 1), price="100")
-    request = pb.RecordTransactionRequest(portfolio_id=pid, client_transaction_id="order-1", transaction=buy)
+    request = pb.RecordTransactionRequest(
+        portfolio_id=pid, client_transaction_id="order-1", transaction=buy
+    )
     first = await portfolio.stub.RecordTransaction(request, metadata=client.md)
     assert first.created and first.transaction.id.startswith("tx_")
     # The same content (1.5 written as 1.50 or 1.5 is the same amount) -> the original.
     again = tx(BUY, "BTC", "1.5", ms(2024, 1, 1), price="100.0")
     retry = await portfolio.stub.RecordTransaction(
-        pb.RecordTransactionRequest(portfolio_id=pid, client_transaction_id="order-1", transaction=again),
+        pb.RecordTransactionRequest(
+            portfolio_id=pid, client_transaction_id="order-1", transaction=again
+        ),
         metadata=client.md,
     )
     assert not retry.created and retry.transaction.id == first.transaction.id
@@ -54,7 +58,8 @@ async def test_retries_return_the_original_and_conflicts_are_already_exists(serv
     failure = await expect_failure(
         portfolio.stub.RecordTransaction(
             pb.RecordTransactionRequest(
-                portfolio_id=pid, client_transaction_id="order-1",
+                portfolio_id=pid,
+                client_transaction_id="order-1",
                 transaction=tx(BUY, "BTC", "2", ms(2024, 1, 1), price="100"),
             ),
             metadata=client.md,
@@ -70,14 +75,24 @@ async def test_oversell_names_asset_wallet_and_shortfall(service) -> None:  # ty
     client = Client(portfolio.stub)
     pid = await client.create()
     await client.record(pid, tx(BUY, "ETH", "2", ms(2024, 1, 1), price="100", wallet="ledger"))
-    failure = await expect_failure(client.record(pid, tx(SELL, "ETH", "2.5", ms(2024, 2, 1), price="120", wallet="ledger")))
+    failure = await expect_failure(
+        client.record(pid, tx(SELL, "ETH", "2.5", ms(2024, 2, 1), price="120", wallet="ledger"))
+    )
     assert failure.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert "ETH" in failure.message and "'ledger'" in failure.message and "short by 0.5" in failure.message
+    assert (
+        "ETH" in failure.message
+        and "'ledger'" in failure.message
+        and "short by 0.5" in failure.message
+    )
     # Another wallet holds nothing.
-    failure = await expect_failure(client.record(pid, tx(SELL, "ETH", "1", ms(2024, 2, 1), price="120")))
+    failure = await expect_failure(
+        client.record(pid, tx(SELL, "ETH", "1", ms(2024, 2, 1), price="120"))
+    )
     assert failure.code == grpc.StatusCode.FAILED_PRECONDITION and "'default'" in failure.message
     # A backdated sale before the purchase is an oversell at its time too.
-    failure = await expect_failure(client.record(pid, tx(SELL, "ETH", "1", ms(2023, 12, 1), price="120", wallet="ledger")))
+    failure = await expect_failure(
+        client.record(pid, tx(SELL, "ETH", "1", ms(2023, 12, 1), price="120", wallet="ledger"))
+    )
     assert failure.code == grpc.StatusCode.FAILED_PRECONDITION and "short by 1" in failure.message
     # Allowed explicitly: recorded, the excess has zero basis.
     loose = await client.create("loose", allow_negative_balances=True)
@@ -100,8 +115,14 @@ async def test_owners_do_not_see_each_others_portfolios(service) -> None:  # typ
     ):
         failure = await expect_failure(call)
         assert failure.code == grpc.StatusCode.NOT_FOUND and pid in failure.message
-    missing = await expect_failure(bob.stub.GetPortfolio(pb.GetPortfolioRequest(portfolio_id="pf_" + "0" * 24), metadata=bob.md))
-    assert missing.message.replace("pf_" + "0" * 24, pid) == failure.message.replace("pf_" + "0" * 24, pid)
+    missing = await expect_failure(
+        bob.stub.GetPortfolio(
+            pb.GetPortfolioRequest(portfolio_id="pf_" + "0" * 24), metadata=bob.md
+        )
+    )
+    assert missing.message.replace("pf_" + "0" * 24, pid) == failure.message.replace(
+        "pf_" + "0" * 24, pid
+    )
     listed = await bob.stub.ListPortfolios(pb.ListPortfoliosRequest(), metadata=bob.md)
     assert list(listed.portfolios) == []
     anonymous = await expect_failure(portfolio.stub.ListPortfolios(pb.ListPortfoliosRequest()))
@@ -143,15 +164,27 @@ async def test_bad_input_names_the_field(service, change: dict, field: str) -> N
     pid = await client.create()
     await client.record(pid, tx(BUY, "BTC", "5", ms(2024, 1, 1), price="100"))
     fields = {
-        "kind": BUY, "asset": "BTC", "quantity": "1", "time_ms": ms(2024, 2, 1), "price": "100",
+        "kind": BUY,
+        "asset": "BTC",
+        "quantity": "1",
+        "time_ms": ms(2024, 2, 1),
+        "price": "100",
     }
-    fields.update({k: v for k, v in change.items() if k not in ("future", "fee", "lots", "to_asset")})
+    fields.update(
+        {k: v for k, v in change.items() if k not in ("future", "fee", "lots", "to_asset")}
+    )
     if change.get("future"):
         fields["time_ms"] = now_ms() + 86_400_000
     message = tx(
-        fields["kind"], fields["asset"], fields["quantity"], fields["time_ms"] or 0,
-        price=fields["price"], fee=change.get("fee"), lots=change.get("lots"),
-        wallet=change.get("wallet", ""), to_asset=change.get("to_asset", ""),
+        fields["kind"],
+        fields["asset"],
+        fields["quantity"],
+        fields["time_ms"] or 0,
+        price=fields["price"],
+        fee=change.get("fee"),
+        lots=change.get("lots"),
+        wallet=change.get("wallet", ""),
+        to_asset=change.get("to_asset", ""),
     )
     if fields["time_ms"] is None:
         message.ClearField("time")
@@ -166,18 +199,73 @@ async def test_request_level_errors(service) -> None:  # type: ignore[no-untyped
     client = Client(portfolio.stub)
     pid = await client.create()
     cases = [
-        (portfolio.stub.RecordTransaction(pb.RecordTransactionRequest(portfolio_id=pid, transaction=tx(BUY, "BTC", "1", ms(2024, 1, 1), price="1")), metadata=client.md), "client_transaction_id"),
-        (portfolio.stub.RecordTransaction(pb.RecordTransactionRequest(portfolio_id=pid, client_transaction_id="x"), metadata=client.md), "transaction"),
-        (portfolio.stub.CreatePortfolio(pb.CreatePortfolioRequest(name=""), metadata=client.md), "name"),
-        (portfolio.stub.CreatePortfolio(pb.CreatePortfolioRequest(name="x", base_currency="EUR"), metadata=client.md), "base_currency"),
-        (portfolio.stub.CreatePortfolio(pb.CreatePortfolioRequest(name="x", cost_basis_method=99), metadata=client.md), "cost_basis_method"),  # type: ignore[arg-type]
-        (portfolio.stub.CreatePortfolio(pb.CreatePortfolioRequest(name="x", method_changes=[pb.MethodChange(from_year=1800, method=1)]), metadata=client.md), "method_changes[0].from_year"),  # type: ignore[arg-type]
+        (
+            portfolio.stub.RecordTransaction(
+                pb.RecordTransactionRequest(
+                    portfolio_id=pid, transaction=tx(BUY, "BTC", "1", ms(2024, 1, 1), price="1")
+                ),
+                metadata=client.md,
+            ),
+            "client_transaction_id",
+        ),
+        (
+            portfolio.stub.RecordTransaction(
+                pb.RecordTransactionRequest(portfolio_id=pid, client_transaction_id="x"),
+                metadata=client.md,
+            ),
+            "transaction",
+        ),
+        (
+            portfolio.stub.CreatePortfolio(pb.CreatePortfolioRequest(name=""), metadata=client.md),
+            "name",
+        ),
+        (
+            portfolio.stub.CreatePortfolio(
+                pb.CreatePortfolioRequest(name="x", base_currency="EUR"), metadata=client.md
+            ),
+            "base_currency",
+        ),
+        (
+            portfolio.stub.CreatePortfolio(
+                pb.CreatePortfolioRequest(name="x", cost_basis_method=99), metadata=client.md
+            ),
+            "cost_basis_method",
+        ),  # type: ignore[arg-type]
+        (
+            portfolio.stub.CreatePortfolio(
+                pb.CreatePortfolioRequest(
+                    name="x", method_changes=[pb.MethodChange(from_year=1800, method=1)]
+                ),
+                metadata=client.md,
+            ),
+            "method_changes[0].from_year",
+        ),  # type: ignore[arg-type]
         (client.gains(pid, year=2024, start_time=pb.Transaction().time), "year"),
         (client.gains(pid, page_token="garbage"), "page_token"),
-        (portfolio.stub.GetTaxReport(pb.GetTaxReportRequest(portfolio_id=pid), metadata=client.md).read(), "year"),
-        (portfolio.stub.HarvestTaxLosses(pb.HarvestTaxLossesRequest(portfolio_id=pid, min_loss="-1"), metadata=client.md), "min_loss"),
-        (portfolio.stub.ListTransactions(pb.ListTransactionsRequest(portfolio_id=pid, page_size=-1), metadata=client.md), "page_size"),
-        (portfolio.stub.GetPortfolio(pb.GetPortfolioRequest(portfolio_id=""), metadata=client.md), "portfolio_id"),
+        (
+            portfolio.stub.GetTaxReport(
+                pb.GetTaxReportRequest(portfolio_id=pid), metadata=client.md
+            ).read(),
+            "year",
+        ),
+        (
+            portfolio.stub.HarvestTaxLosses(
+                pb.HarvestTaxLossesRequest(portfolio_id=pid, min_loss="-1"), metadata=client.md
+            ),
+            "min_loss",
+        ),
+        (
+            portfolio.stub.ListTransactions(
+                pb.ListTransactionsRequest(portfolio_id=pid, page_size=-1), metadata=client.md
+            ),
+            "page_size",
+        ),
+        (
+            portfolio.stub.GetPortfolio(
+                pb.GetPortfolioRequest(portfolio_id=""), metadata=client.md
+            ),
+            "portfolio_id",
+        ),
     ]
     for call, field in cases:
         failure = await expect_failure(call)
@@ -194,23 +282,37 @@ async def test_amend_and_delete_recompute_what_follows(service) -> None:  # type
     assert D((await client.gains(pid)).total.gain) == D("200")  # FIFO: the 100 lot
     # The first purchase was really at 150: gain 150.
     await portfolio.stub.AmendTransaction(
-        pb.AmendTransactionRequest(portfolio_id=pid, transaction_id=first.id, transaction=tx(BUY, "BTC", "1", ms(2024, 1, 1), price="150")),
+        pb.AmendTransactionRequest(
+            portfolio_id=pid,
+            transaction_id=first.id,
+            transaction=tx(BUY, "BTC", "1", ms(2024, 1, 1), price="150"),
+        ),
         metadata=client.md,
     )
     assert D((await client.gains(pid)).total.gain) == D("150")
     # Deleting it: the sale now takes the 200 lot: gain 100.
-    await portfolio.stub.DeleteTransaction(pb.DeleteTransactionRequest(portfolio_id=pid, transaction_id=first.id), metadata=client.md)
+    await portfolio.stub.DeleteTransaction(
+        pb.DeleteTransactionRequest(portfolio_id=pid, transaction_id=first.id), metadata=client.md
+    )
     assert D((await client.gains(pid)).total.gain) == D("100")
     # Deleting the other purchase would leave the sale uncovered.
     failure = await expect_failure(
-        portfolio.stub.DeleteTransaction(pb.DeleteTransactionRequest(portfolio_id=pid, transaction_id=second.id), metadata=client.md)
+        portfolio.stub.DeleteTransaction(
+            pb.DeleteTransactionRequest(portfolio_id=pid, transaction_id=second.id),
+            metadata=client.md,
+        )
     )
     assert failure.code == grpc.StatusCode.FAILED_PRECONDITION and "short by 1" in failure.message
     assert D((await client.gains(pid)).total.gain) == D("100")
-    listed = await portfolio.stub.ListTransactions(pb.ListTransactionsRequest(portfolio_id=pid, page_size=1), metadata=client.md)
+    listed = await portfolio.stub.ListTransactions(
+        pb.ListTransactionsRequest(portfolio_id=pid, page_size=1), metadata=client.md
+    )
     assert listed.transactions[0].id == second.id and listed.next_page_token
     rest = await portfolio.stub.ListTransactions(
-        pb.ListTransactionsRequest(portfolio_id=pid, page_size=1, page_token=listed.next_page_token), metadata=client.md
+        pb.ListTransactionsRequest(
+            portfolio_id=pid, page_size=1, page_token=listed.next_page_token
+        ),
+        metadata=client.md,
     )
     assert [t.kind for t in rest.transactions] == [SELL]
 
@@ -222,25 +324,39 @@ async def test_income_without_price_is_valued_from_history_or_fails_loudly(servi
     when = ms(2024, 5, 1, 12)
     await set_prices(pricing.stub, {"ETH": 2500.0}, when - 60_000)
     await set_prices(pricing.stub, {"ETH": 2600.0}, when + 2 * 3_600_000)  # closes the hour
-    valued = await client.record(pid, tx(INCOME, "ETH", "0.2", when, income_kind=pb.INCOME_KIND_STAKING))
+    valued = await client.record(
+        pid, tx(INCOME, "ETH", "0.2", when, income_kind=pb.INCOME_KIND_STAKING)
+    )
     assert valued.valuation == "market"
-    income = await portfolio.stub.GetIncome(pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=client.md)
+    income = await portfolio.stub.GetIncome(
+        pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=client.md
+    )
     assert D(income.total) == D("0.2") * D("2500")
     # No SOL price at all in 2024: recorded, but reports name it instead of counting zero.
-    unknown = await client.record(pid, tx(INCOME, "SOL", "3", ms(2024, 6, 1), income_kind=pb.INCOME_KIND_AIRDROP))
+    unknown = await client.record(
+        pid, tx(INCOME, "SOL", "3", ms(2024, 6, 1), income_kind=pb.INCOME_KIND_AIRDROP)
+    )
     assert unknown.valuation == "unknown"
-    failure = await expect_failure(portfolio.stub.GetIncome(pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=client.md))
+    failure = await expect_failure(
+        portfolio.stub.GetIncome(
+            pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=client.md
+        )
+    )
     assert failure.code == grpc.StatusCode.FAILED_PRECONDITION and unknown.id in failure.message
     await client.record(pid, tx(SELL, "SOL", "1", ms(2024, 7, 1), price="150"))
     failure = await expect_failure(client.gains(pid, year=2024))
     assert failure.code == grpc.StatusCode.FAILED_PRECONDITION and unknown.id in failure.message
-    stream = portfolio.stub.GetTaxReport(pb.GetTaxReportRequest(portfolio_id=pid, year=2024), metadata=client.md)
+    stream = portfolio.stub.GetTaxReport(
+        pb.GetTaxReportRequest(portfolio_id=pid, year=2024), metadata=client.md
+    )
     failure = await expect_failure(stream.read())
     assert failure.code == grpc.StatusCode.FAILED_PRECONDITION and unknown.id in failure.message
     # Pricing learns the price later: the next report values it and succeeds.
     await set_prices(pricing.stub, {"SOL": 10.0}, ms(2024, 6, 1) - 60_000)
     await set_prices(pricing.stub, {"SOL": 11.0}, ms(2024, 6, 1) + 2 * 3_600_000)
-    income = await portfolio.stub.GetIncome(pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=client.md)
+    income = await portfolio.stub.GetIncome(
+        pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=client.md
+    )
     assert dict(income.total_by_kind) == {"AIRDROP": "30", "STAKING": "500"}
 
 
@@ -250,20 +366,37 @@ async def test_tax_report_streams_8949_rows_summary_and_csv(service) -> None:  #
     pid = await client.create()
     await client.record(pid, tx(BUY, "BTC", "1", ms(2023, 1, 1), price="100"))
     await client.record(pid, tx(BUY, "BTC", "1", ms(2024, 3, 1), price="300"))
-    await client.record(pid, tx(INCOME, "ETH", "1", ms(2024, 4, 1), value="50", income_kind=pb.INCOME_KIND_MINING))
+    await client.record(
+        pid, tx(INCOME, "ETH", "1", ms(2024, 4, 1), value="50", income_kind=pb.INCOME_KIND_MINING)
+    )
     await client.record(pid, tx(SELL, "BTC", "1.5", ms(2024, 6, 1), price="400"))
-    items = [m async for m in portfolio.stub.GetTaxReport(pb.GetTaxReportRequest(portfolio_id=pid, year=2024), metadata=client.md)]
+    items = [
+        m
+        async for m in portfolio.stub.GetTaxReport(
+            pb.GetTaxReportRequest(portfolio_id=pid, year=2024), metadata=client.md
+        )
+    ]
     rows, summary = [m.row for m in items[:-1]], items[-1].summary
     # 1.5 BTC for 600: the 2023 lot (1 BTC, 100, long: proceeds 400 -> +300)
     # and half of the 2024 lot (0.5, 150, short: proceeds 200 -> +50).
-    assert [(r.description, r.date_acquired, r.date_sold, r.proceeds, r.cost_basis, r.gain, r.term) for r in rows] == [
+    assert [
+        (r.description, r.date_acquired, r.date_sold, r.proceeds, r.cost_basis, r.gain, r.term)
+        for r in rows
+    ] == [
         ("1 BTC", "2023-01-01", "2024-06-01", "400", "100", "300", pb.GAIN_TERM_LONG),
         ("0.5 BTC", "2024-03-01", "2024-06-01", "200", "150", "50", pb.GAIN_TERM_SHORT),
     ]
-    assert (summary.short_term.gain, summary.long_term.gain, summary.total.gain, summary.total.proceeds) == ("50", "300", "350", "600")
+    assert (
+        summary.short_term.gain,
+        summary.long_term.gain,
+        summary.total.gain,
+        summary.total.proceeds,
+    ) == ("50", "300", "350", "600")
     assert summary.income_total == "50" and dict(summary.income_by_kind) == {"MINING": "50"}
     lines = summary.csv.splitlines()
-    assert lines[0].startswith("description,date_acquired") and lines[1].startswith("1 BTC,2023-01-01,2024-06-01,400,100,300,long")
+    assert lines[0].startswith("description,date_acquired") and lines[1].startswith(
+        "1 BTC,2023-01-01,2024-06-01,400,100,300,long"
+    )
     assert "total,600,250,350,2" in lines
 
 
@@ -275,7 +408,9 @@ async def test_harvest_lists_lots_at_a_loss(service) -> None:  # type: ignore[no
     await client.record(pid, tx(BUY, "ETH", "2", ms(2024, 2, 1), price="2000"))
     await client.record(pid, tx(BUY, "BTC", "1", ms(2024, 1, 1), price="10000"))
     await set_prices(pricing.stub, {"ETH": 3000.0, "BTC": 9900.0})
-    response = await portfolio.stub.HarvestTaxLosses(pb.HarvestTaxLossesRequest(portfolio_id=pid, min_loss="500"), metadata=client.md)
+    response = await portfolio.stub.HarvestTaxLosses(
+        pb.HarvestTaxLossesRequest(portfolio_id=pid, min_loss="500"), metadata=client.md
+    )
     # ETH lot 1: 4000 -> 3000 loses 1000; ETH lot 2 gains; BTC loses 100 (< 500).
     assert [(c.lot.asset, c.loss) for c in response.candidates] == [("ETH", "1000")]
     assert response.total_loss == "1000"

@@ -19,7 +19,11 @@ BUY, SELL, SWAP, INCOME, TRANSFER = (
     pb.TRANSACTION_KIND_INCOME,
     pb.TRANSACTION_KIND_TRANSFER,
 )
-GIFT_IN, GIFT_OUT, SPEND = pb.TRANSACTION_KIND_GIFT_IN, pb.TRANSACTION_KIND_GIFT_OUT, pb.TRANSACTION_KIND_SPEND
+GIFT_IN, GIFT_OUT, SPEND = (
+    pb.TRANSACTION_KIND_GIFT_IN,
+    pb.TRANSACTION_KIND_GIFT_OUT,
+    pb.TRANSACTION_KIND_SPEND,
+)
 FIFO, LIFO, HIFO, AVG, SPECIFIC = (
     pb.COST_BASIS_METHOD_FIFO,
     pb.COST_BASIS_METHOD_LIFO,
@@ -75,7 +79,9 @@ async def test_each_method_on_a_hand_worked_ledger(service, method: int) -> None
     assert sum(D(lot.quantity) for lot in d.lots) == D("2.5")
     assert sum(D(lot.cost_basis) for lot in d.lots) == D(basis)
     holdings = await client.holdings(pid, skip_market=True)
-    assert [(h.asset, D(h.quantity), D(h.cost_basis)) for h in holdings.holdings] == [("BTC", D("1.5"), D(left))]
+    assert [(h.asset, D(h.quantity), D(h.cost_basis)) for h in holdings.holdings] == [
+        ("BTC", D("1.5"), D(left))
+    ]
     assert D(holdings.total_realized_gain) == D(gain)
 
 
@@ -86,7 +92,10 @@ async def test_fifo_pieces_and_method_override(service) -> None:  # type: ignore
     await three_buys_and_a_sale(client, pid)
     d = (await client.gains(pid)).disposals[0]
     # FIFO pieces: A 1 (basis 100) and B 1.5 (basis 195).
-    assert [(D(p.quantity), D(p.cost_basis)) for p in d.lots] == [(D("1"), D("100")), (D("1.5"), D("195"))]
+    assert [(D(p.quantity), D(p.cost_basis)) for p in d.lots] == [
+        (D("1"), D("100")),
+        (D("1.5"), D("195")),
+    ]
     assert d.acquired_various and d.method == FIFO
     # The same ledger replayed with HIFO on request, without changing the portfolio.
     assert D((await client.gains(pid, method_override=HIFO)).disposals[0].gain) == D("60")
@@ -126,7 +135,9 @@ async def test_method_changes_per_tax_year(service) -> None:  # type: ignore[no-
     assert [(D(lot.quantity), D(lot.cost_basis)) for lot in lots] == [(D("1"), D("200"))]
 
 
-@pytest.mark.parametrize(("pool", "gain"), [(pb.LOT_POOL_PER_WALLET, "100"), (pb.LOT_POOL_UNIVERSAL, "200")])
+@pytest.mark.parametrize(
+    ("pool", "gain"), [(pb.LOT_POOL_PER_WALLET, "100"), (pb.LOT_POOL_UNIVERSAL, "200")]
+)
 async def test_per_wallet_and_universal_pools(service, pool: int, gain: str) -> None:  # type: ignore[no-untyped-def]
     _, portfolio = service
     client = Client(portfolio.stub)
@@ -141,19 +152,31 @@ async def test_per_wallet_and_universal_pools(service, pool: int, gain: str) -> 
         assert [(h.wallet, D(h.quantity)) for h in holdings.holdings] == [("a", D("1"))]
     else:
         (row,) = holdings.holdings
-        assert row.wallet == "" and D(row.quantity) == 1 and dict(row.wallet_quantities) == {"a": "1"}
+        assert (
+            row.wallet == "" and D(row.quantity) == 1 and dict(row.wallet_quantities) == {"a": "1"}
+        )
 
 
 async def test_transfer_with_fee_keeps_basis_and_dates(service) -> None:  # type: ignore[no-untyped-def]
     _, portfolio = service
     client = Client(portfolio.stub)
     pid = await client.create(pool=pb.LOT_POOL_PER_WALLET)
-    buy = await client.record(pid, tx(BUY, "BTC", "2", ms(2024, 1, 1), price="100", wallet="exchange"))
+    buy = await client.record(
+        pid, tx(BUY, "BTC", "2", ms(2024, 1, 1), price="100", wallet="exchange")
+    )
     # 1 BTC to cold storage, 0.01 BTC fee worth 1.5: the fee is a disposal of
     # 0.01 from the exchange lot (basis 0.01 x 100 = 1): gain 0.5.
     await client.record(
         pid,
-        tx(TRANSFER, "BTC", "1", ms(2024, 2, 1), wallet="exchange", to_wallet="cold", fee=("BTC", "0.01", "1.5")),
+        tx(
+            TRANSFER,
+            "BTC",
+            "1",
+            ms(2024, 2, 1),
+            wallet="exchange",
+            to_wallet="cold",
+            fee=("BTC", "0.01", "1.5"),
+        ),
     )
     lots = {lot.wallet: lot for lot in await client.lots(pid)}
     assert (D(lots["cold"].quantity), D(lots["cold"].cost_basis)) == (D("1"), D("100"))
@@ -166,7 +189,9 @@ async def test_transfer_with_fee_keeps_basis_and_dates(service) -> None:  # type
     assert [(D(d.quantity), D(d.proceeds), D(d.gain), d.term) for d in g2024.disposals] == [
         (D("0.01"), D("1.5"), D("0.5"), SHORT)
     ]
-    assert [(D(d.proceeds), D(d.cost_basis), d.term) for d in g2025.disposals] == [(D("200"), D("50"), LONG)]
+    assert [(D(d.proceeds), D(d.cost_basis), d.term) for d in g2025.disposals] == [
+        (D("200"), D("50"), LONG)
+    ]
 
 
 async def test_swap_income_fees_and_gifts(service) -> None:  # type: ignore[no-untyped-def]
@@ -177,12 +202,18 @@ async def test_swap_income_fees_and_gifts(service) -> None:  # type: ignore[no-u
     await client.record(pid, tx(BUY, "ETH", "1", ms(2024, 1, 1), price="2000", fee=("USD", "10")))
     # Swap 0.5 ETH for 0.02 BTC worth 1500: ETH disposal 1500 - 1005 = 495; BTC lot at 1500.
     await client.record(
-        pid, tx(SWAP, "ETH", "0.5", ms(2024, 3, 1), value="1500", to_asset="BTC", to_quantity="0.02")
+        pid,
+        tx(SWAP, "ETH", "0.5", ms(2024, 3, 1), value="1500", to_asset="BTC", to_quantity="0.02"),
     )
     # Staking: 0.1 ETH worth 300 (income, and a lot at 300).
-    await client.record(pid, tx(INCOME, "ETH", "0.1", ms(2024, 4, 1), value="300", income_kind=pb.INCOME_KIND_STAKING))
+    await client.record(
+        pid,
+        tx(INCOME, "ETH", "0.1", ms(2024, 4, 1), value="300", income_kind=pb.INCOME_KIND_STAKING),
+    )
     # Sell the BTC at 80,000 with a 5 USD fee: 1600 - 5 = 1595 proceeds, basis 1500: +95.
-    await client.record(pid, tx(SELL, "BTC", "0.02", ms(2024, 5, 1), price="80000", fee=("USD", "5")))
+    await client.record(
+        pid, tx(SELL, "BTC", "0.02", ms(2024, 5, 1), price="80000", fee=("USD", "5"))
+    )
     # A gift in at the donor's basis 50, then a gift out of 0.05 ETH: no gain.
     await client.record(pid, tx(GIFT_IN, "SOL", "1", ms(2024, 6, 1), value="50"))
     await client.record(pid, tx(GIFT_OUT, "ETH", "0.05", ms(2024, 7, 1)))
@@ -191,7 +222,9 @@ async def test_swap_income_fees_and_gifts(service) -> None:  # type: ignore[no-u
         ("ETH", D("1500"), D("1005"), D("495")),
         ("BTC", D("1595"), D("1500"), D("95")),
     ]
-    income = await portfolio.stub.GetIncome(pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=client.md)
+    income = await portfolio.stub.GetIncome(
+        pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=client.md
+    )
     assert [(line.month, line.kind, line.asset, D(line.value)) for line in income.lines] == [
         ("2024-04", pb.INCOME_KIND_STAKING, "ETH", D("300"))
     ]
@@ -211,7 +244,9 @@ async def test_specific_lots_and_average_cost_after_partial_sales(service) -> No
     pid = await client.create(cost_basis_method=SPECIFIC)
     await client.record(pid, tx(BUY, "BTC", "1", ms(2024, 1, 1), price="100"))
     lot_b = await client.record(pid, tx(BUY, "BTC", "1", ms(2024, 2, 1), price="200"))
-    await client.record(pid, tx(SELL, "BTC", "1", ms(2024, 3, 1), price="250", lots=[(lot_b.id, "1")]))
+    await client.record(
+        pid, tx(SELL, "BTC", "1", ms(2024, 3, 1), price="250", lots=[(lot_b.id, "1")])
+    )
     d = (await client.gains(pid)).disposals[0]
     assert D(d.gain) == D("50") and [p.lot_id for p in d.lots] == [lot_b.id]
     # Without named lots a SPECIFIC_LOT portfolio matches FIFO: the 100 lot.
@@ -227,9 +262,16 @@ async def test_specific_lots_and_average_cost_after_partial_sales(service) -> No
     await client.record(avg, tx(BUY, "ETH", "1", ms(2024, 4, 1), price="400"))
     await client.record(avg, tx(SELL, "ETH", "1", ms(2024, 5, 1), price="300"))
     gains = await client.gains(avg)
-    assert [(D(d.cost_basis), D(d.gain)) for d in gains.disposals] == [(D("75"), D("75")), (D("250"), D("50"))]
+    assert [(D(d.cost_basis), D(d.gain)) for d in gains.disposals] == [
+        (D("75"), D("75")),
+        (D("250"), D("50")),
+    ]
     (row,) = (await client.holdings(avg, skip_market=True)).holdings
-    assert (D(row.quantity), D(row.cost_basis), D(row.average_cost)) == (D("1.5"), D("375"), D("250"))
+    assert (D(row.quantity), D(row.cost_basis), D(row.average_cost)) == (
+        D("1.5"),
+        D("375"),
+        D("250"),
+    )
 
 
 async def test_holdings_valued_at_pricing_quotes(service) -> None:  # type: ignore[no-untyped-def]
@@ -241,14 +283,23 @@ async def test_holdings_valued_at_pricing_quotes(service) -> None:  # type: igno
     await set_prices(pricing.stub, {"BTC": 60000.0, "ETH": 1500.0})
     h = await client.holdings(pid)
     rows = {r.asset: r for r in h.holdings}
-    # BTC 0.5 x 60000 = 30000 (cost 20000: +10000, +50%); ETH 2 x 1500 = 3000 (cost 4000: -1000, -25%).
-    assert (D(rows["BTC"].market_value), D(rows["BTC"].unrealized_pnl), D(rows["BTC"].unrealized_pnl_pct)) == (
-        D("30000"), D("10000"), D("0.5"),
+    # BTC 0.5 x 60000 = 30000 (cost 20000: +10000, +50%);
+    # ETH 2 x 1500 = 3000 (cost 4000: -1000, -25%).
+    assert (
+        D(rows["BTC"].market_value),
+        D(rows["BTC"].unrealized_pnl),
+        D(rows["BTC"].unrealized_pnl_pct),
+    ) == (
+        D("30000"),
+        D("10000"),
+        D("0.5"),
     )
     assert (D(rows["ETH"].market_value), D(rows["ETH"].unrealized_pnl)) == (D("3000"), D("-1000"))
     assert D(h.total_market_value) == D("33000") and D(h.total_unrealized_pnl) == D("9000")
     assert D(rows["BTC"].weight) + D(rows["ETH"].weight) == 1
-    assert D(rows["ETH"].weight) == D(3000) / D(33000) or abs(D(rows["ETH"].weight) - D(3000) / D(33000)) < D("1e-18")
+    assert D(rows["ETH"].weight) == D(3000) / D(33000) or abs(
+        D(rows["ETH"].weight) - D(3000) / D(33000)
+    ) < D("1e-18")
     # Signals is down in this test: no grade, and the response says why.
     assert not rows["BTC"].HasField("trader_grade")
     assert len(h.unavailable) == 1 and h.unavailable[0].startswith("trader_grade: signals at")

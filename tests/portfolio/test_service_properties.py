@@ -38,7 +38,9 @@ def q(rng: random.Random, places: int = 8) -> Decimal:
     return Decimal(rng.randint(1, 10**places)) / Decimal(10**places) * rng.choice((1, 3, 7))
 
 
-def random_ledger(seed: int, n: int) -> tuple[list[pb.Transaction], dict[str, Decimal], Decimal, Decimal]:
+def random_ledger(
+    seed: int, n: int
+) -> tuple[list[pb.Transaction], dict[str, Decimal], Decimal, Decimal]:
     """Transactions, and the expected net quantity per asset, total cost, total proceeds."""
     rng = random.Random(seed)
     held: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
@@ -54,27 +56,60 @@ def random_ledger(seed: int, n: int) -> tuple[list[pb.Transaction], dict[str, De
         if roll < 0.4 or have == 0:
             qty, price = q(rng), Decimal(rng.randint(100, 90_000)) / 100
             fee = Decimal(rng.randint(0, 500)) / 100
-            out.append(tx(pb.TRANSACTION_KIND_BUY, asset, str(qty), t, price=str(price), fee=("USD", str(fee)), wallet=wallet))
+            out.append(
+                tx(
+                    pb.TRANSACTION_KIND_BUY,
+                    asset,
+                    str(qty),
+                    t,
+                    price=str(price),
+                    fee=("USD", str(fee)),
+                    wallet=wallet,
+                )
+            )
             held[(asset, wallet)] += qty
             net[asset] += qty
             cost += qty * price + fee
         elif roll < 0.55:
             qty, value = q(rng, 6), Decimal(rng.randint(1, 10_000)) / 10
-            out.append(tx(pb.TRANSACTION_KIND_INCOME, asset, str(qty), t, value=str(value), wallet=wallet, income_kind=pb.INCOME_KIND_STAKING))
+            out.append(
+                tx(
+                    pb.TRANSACTION_KIND_INCOME,
+                    asset,
+                    str(qty),
+                    t,
+                    value=str(value),
+                    wallet=wallet,
+                    income_kind=pb.INCOME_KIND_STAKING,
+                )
+            )
             held[(asset, wallet)] += qty
             net[asset] += qty
             cost += value
         elif roll < 0.8:
             qty = min(have, q(rng))
             price = Decimal(rng.randint(100, 90_000)) / 100
-            out.append(tx(pb.TRANSACTION_KIND_SELL, asset, str(qty), t, price=str(price), wallet=wallet))
+            out.append(
+                tx(pb.TRANSACTION_KIND_SELL, asset, str(qty), t, price=str(price), wallet=wallet)
+            )
             held[(asset, wallet)] -= qty
             net[asset] -= qty
             proceeds += qty * price
         elif roll < 0.9:
             other = next(a for a in ASSETS if a != asset)
             qty, got, value = min(have, q(rng)), q(rng), Decimal(rng.randint(1, 100_000)) / 10
-            out.append(tx(pb.TRANSACTION_KIND_SWAP, asset, str(qty), t, value=str(value), to_asset=other, to_quantity=str(got), wallet=wallet))
+            out.append(
+                tx(
+                    pb.TRANSACTION_KIND_SWAP,
+                    asset,
+                    str(qty),
+                    t,
+                    value=str(value),
+                    to_asset=other,
+                    to_quantity=str(got),
+                    wallet=wallet,
+                )
+            )
             held[(asset, wallet)] -= qty
             held[(other, wallet)] += got
             net[asset] -= qty
@@ -88,7 +123,17 @@ def random_ledger(seed: int, n: int) -> tuple[list[pb.Transaction], dict[str, De
             if qty <= 0 or fee <= 0:
                 continue
             fee_value = Decimal(rng.randint(1, 1000)) / 100
-            out.append(tx(pb.TRANSACTION_KIND_TRANSFER, asset, str(qty), t, wallet=wallet, to_wallet=to, fee=(asset, str(fee), str(fee_value))))
+            out.append(
+                tx(
+                    pb.TRANSACTION_KIND_TRANSFER,
+                    asset,
+                    str(qty),
+                    t,
+                    wallet=wallet,
+                    to_wallet=to,
+                    fee=(asset, str(fee), str(fee_value)),
+                )
+            )
             held[(asset, wallet)] -= qty + fee
             held[(asset, to)] += qty
             net[asset] -= fee
@@ -117,7 +162,9 @@ async def test_every_method_conserves_quantity_and_money(
         for h in holdings.holdings:
             quantities[h.asset] += Decimal(h.quantity)
         assert {a: v for a, v in quantities.items() if v} == {a: v for a, v in net.items() if v}
-        market_value = sum((Decimal(h.quantity) * PRICES[h.asset] for h in holdings.holdings), Decimal(0))
+        market_value = sum(
+            (Decimal(h.quantity) * PRICES[h.asset] for h in holdings.holdings), Decimal(0)
+        )
         unrealized = Decimal(holdings.total_unrealized_pnl)
         gains = await client.gains(pid, page_size=1)
         realized = Decimal(gains.total.gain)
@@ -130,8 +177,8 @@ async def test_every_method_conserves_quantity_and_money(
 async def iter_requests(pid: str, transactions: list[pb.Transaction]):  # type: ignore[no-untyped-def]
     for i in range(0, len(transactions), 50):
         batch = []
-        for j, t in enumerate(transactions[i : i + 50]):
-            t = pb.Transaction.FromString(t.SerializeToString())
-            t.client_transaction_id = f"r{i + j}"
-            batch.append(t)
+        for j, original in enumerate(transactions[i : i + 50]):
+            row = pb.Transaction.FromString(original.SerializeToString())
+            row.client_transaction_id = f"r{i + j}"
+            batch.append(row)
         yield pb.ImportTransactionsRequest(portfolio_id=pid, transactions=batch)

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.common.errors import NotFound, Unavailable
 from services.portfolio.db import migrate
 from services.portfolio.db.engine import (
     WRITE_LOCK,
@@ -53,20 +54,30 @@ IN_CHUNK = 500
 
 
 class StorageError(Exception):
-    """A storage failure that is not the caller's input; the message says what."""
+    """A storage failure that is not the caller's input; the message says what.
+
+    The subclasses are also the service errors they mean to a caller (the
+    one mapping in services/common/errors.py turns them into statuses):
+    unreachable or locked is UNAVAILABLE, a vanished portfolio NOT_FOUND, and
+    rows changed under a writer (another process) UNAVAILABLE: retry.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
 
 
-class StorageUnavailable(StorageError):
+class StorageUnavailable(StorageError, Unavailable):
     """The database cannot be reached or is locked: worth retrying later."""
 
 
-class PortfolioNotFound(StorageError):
+class PortfolioNotFound(StorageError, NotFound):
     def __init__(self, portfolio_id: str) -> None:
         self.portfolio_id = portfolio_id
         super().__init__(f"portfolio {portfolio_id!r} does not exist")
 
 
-class DuplicateClientId(StorageError):
+class DuplicateClientId(StorageError, Unavailable):
     """A transaction with this client_transaction_id is already in the portfolio
     (or twice in one batch); nothing of the batch was written."""
 
@@ -75,7 +86,7 @@ class DuplicateClientId(StorageError):
         super().__init__(f"client_transaction_id {client_id!r} is already in the portfolio")
 
 
-class StaleWrite(StorageError):
+class StaleWrite(StorageError, Unavailable):
     """The rows changed under the caller (a seq already taken, a transaction
     already deleted, next_seq moved backwards): another writer got there first.
     Nothing was written; reload the ledger before trying again."""
