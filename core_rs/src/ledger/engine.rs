@@ -99,45 +99,66 @@ impl ReplayOptions {
     }
 }
 
-/// Match rows as columns. Amounts that are unknown (or, for a removal's
-/// proceeds and gain, not applicable) have their `*_known` flag false.
+/// One match row: a (disposal or removal leg, consumed lot piece). A row's
+/// amounts that are unknown (or, for a removal's proceeds, not applicable)
+/// have their `*_known` flag false.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchRow {
+    pub qty: i128,
+    pub basis: i128,
+    pub proceeds: i128,
+    pub tx: i64,
+    pub lot_tx: i64,
+    pub disposed_ms: i64,
+    pub acquired_ms: i64,
+    pub asset: u32,
+    /// The disposal's wallet.
+    pub wallet: u32,
+    pub leg: u8,
+    pub kind: u8,
+    pub lot_leg: u8,
+    pub method: u8,
+    pub long_term: bool,
+    pub basis_known: bool,
+    pub proceeds_known: bool,
+}
+
+impl MatchRow {
+    /// The disposal's proceeds or the lot's cost is unknown (a removal has
+    /// no proceeds to know).
+    pub fn unknown(&self) -> bool {
+        !self.basis_known || (self.kind == DISPOSE && !self.proceeds_known)
+    }
+
+    /// gain = proceeds - basis, when both are known.
+    pub fn gain(&self) -> Result<Option<i128>, LedgerError> {
+        if self.basis_known && self.proceeds_known {
+            Ok(Some(fixed::sub(self.proceeds, self.basis)?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// The match rows in replay order (rows, not columns: one write per row in
+/// the hot loop; the bindings turn them into columns once).
 #[derive(Clone, Debug, Default)]
 pub struct Matches {
-    pub tx: Vec<i64>,
-    pub leg: Vec<u8>,
-    pub kind: Vec<u8>,
-    pub lot_tx: Vec<i64>,
-    pub lot_leg: Vec<u8>,
-    pub disposed_ms: Vec<i64>,
-    pub acquired_ms: Vec<i64>,
-    pub asset: Vec<u32>,
-    pub wallet: Vec<u32>,
-    pub long_term: Vec<bool>,
-    pub unknown: Vec<bool>,
-    pub method: Vec<u8>,
-    pub qty: Vec<i128>,
-    pub basis: Vec<i128>,
-    pub basis_known: Vec<bool>,
-    pub proceeds: Vec<i128>,
-    pub proceeds_known: Vec<bool>,
+    pub rows: Vec<MatchRow>,
 }
 
 impl Matches {
     pub fn len(&self) -> usize {
-        self.tx.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tx.is_empty()
+        self.rows.is_empty()
     }
 
-    /// gain = proceeds - basis, when both are known.
-    pub fn gain(&self, i: usize) -> Result<Option<i128>, LedgerError> {
-        if self.basis_known[i] && self.proceeds_known[i] {
-            Ok(Some(fixed::sub(self.proceeds[i], self.basis[i])?))
-        } else {
-            Ok(None)
-        }
+    /// One field of every row.
+    pub fn col<T>(&self, f: impl Fn(&MatchRow) -> T) -> Vec<T> {
+        self.rows.iter().map(f).collect()
     }
 }
 
@@ -184,7 +205,12 @@ pub fn replay(legs: &[Leg], opts: &ReplayOptions) -> Result<ReplayResult, Ledger
             .map(|l| ((l.tx, l.leg), l.time_ms))
             .collect();
     }
-    let mut m = Matches::default();
+    // Most disposals take one or two lots: reserve for one each.
+    let takes = legs.iter().filter(|l| matches!(l.kind, DISPOSE | REMOVE)).count();
+    let mut m = Matches {
+        rows: Vec::with_capacity(takes + takes / 2),
+    };
+    book.lots.reserve(legs.len() - takes);
     let mut pieces: Vec<Piece> = Vec::new();
     for leg in legs {
         apply(&mut book, &mut m, &mut pieces, leg, opts)
@@ -265,24 +291,24 @@ fn apply(
         };
         rest -= share;
         rest_qty -= p.qty;
-        m.tx.push(leg.tx);
-        m.leg.push(leg.leg);
-        m.kind.push(leg.kind);
-        m.lot_tx.push(p.key.1);
-        m.lot_leg.push(p.key.2);
-        m.disposed_ms.push(leg.time_ms);
-        m.acquired_ms.push(p.key.0);
-        m.asset.push(leg.asset);
-        m.wallet.push(leg.wallet);
-        m.long_term.push(long_term(p.key.0, leg.time_ms));
-        m.unknown
-            .push(p.unknown || (leg.kind == DISPOSE && proceeds.is_none()));
-        m.method.push(method as u8);
-        m.qty.push(p.qty);
-        m.basis.push(p.basis);
-        m.basis_known.push(!p.unknown);
-        m.proceeds.push(share);
-        m.proceeds_known.push(proceeds.is_some());
+        m.rows.push(MatchRow {
+            qty: p.qty,
+            basis: p.basis,
+            proceeds: share,
+            tx: leg.tx,
+            lot_tx: p.key.1,
+            disposed_ms: leg.time_ms,
+            acquired_ms: p.key.0,
+            asset: leg.asset,
+            wallet: leg.wallet,
+            leg: leg.leg,
+            kind: leg.kind,
+            lot_leg: p.key.2,
+            method: method as u8,
+            long_term: long_term(p.key.0, leg.time_ms),
+            basis_known: !p.unknown,
+            proceeds_known: proceeds.is_some(),
+        });
     }
     debug_assert!(leg.kind == DISPOSE || leg.kind == REMOVE);
     Ok(())
@@ -328,27 +354,26 @@ pub struct TermTotals {
 pub fn sum_matches(m: &Matches, idx: &[i64]) -> Result<[TermTotals; 2], LedgerError> {
     let mut t = [TermTotals::default(), TermTotals::default()];
     for &i in idx {
-        let i = row_index(i, m.len())?;
-        if m.kind[i] != DISPOSE {
+        let r = &m.rows[row_index(i, m.len())?];
+        if r.kind != DISPOSE {
             continue;
         }
-        if m.unknown[i] {
+        if r.unknown() {
+            let what = if r.proceeds_known {
+                format!("the cost basis of lot {}.{}", r.lot_tx, r.lot_leg)
+            } else {
+                "the proceeds".to_string()
+            };
             return Err(LedgerError::new(format!(
-                "tx {}: the {} is unknown (not valued yet)",
-                m.tx[i],
-                if m.basis_known[i] {
-                    "proceeds"
-                } else {
-                    "cost basis of lot"
-                }
+                "tx {}: {what} is unknown (not valued yet)",
+                r.tx
             )));
         }
-        let s = &mut t[usize::from(m.long_term[i])];
-        let ctx = |e: LedgerError| e.context(format!("tx {}", m.tx[i]));
-        s.proceeds = fixed::add(s.proceeds, m.proceeds[i]).map_err(ctx)?;
-        s.basis = fixed::add(s.basis, m.basis[i]).map_err(ctx)?;
-        s.gain = fixed::add(s.gain, fixed::sub(m.proceeds[i], m.basis[i]).map_err(ctx)?)
-            .map_err(ctx)?;
+        let s = &mut t[usize::from(r.long_term)];
+        let ctx = |e: LedgerError| e.context(format!("tx {}", r.tx));
+        s.proceeds = fixed::add(s.proceeds, r.proceeds).map_err(ctx)?;
+        s.basis = fixed::add(s.basis, r.basis).map_err(ctx)?;
+        s.gain = fixed::add(s.gain, fixed::sub(r.proceeds, r.basis).map_err(ctx)?).map_err(ctx)?;
         s.rows += 1;
     }
     Ok(t)

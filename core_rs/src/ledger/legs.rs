@@ -5,7 +5,7 @@
 //! unsorted tail follows a sorted ledger).
 
 use super::fixed;
-use super::fxhash::FxHashMap;
+use super::fxhash::{FxHashMap, FxHashSet};
 use super::{LedgerError, ACQUIRE, DISPOSE, MOVE, REMOVE};
 
 /// A lot the caller names for a disposal, removal or move: the acquiring
@@ -169,25 +169,19 @@ fn check_leg(i: usize, leg: &Leg) -> Result<(), LedgerError> {
 pub struct Ledger {
     legs: Vec<Leg>,
     sorted: bool,
-    /// tx -> the set of its leg numbers (a 256-bit mask): refuses a (tx, leg)
-    /// twice and makes `remove_tx` of an absent tx free.
-    ids: FxHashMap<i64, [u64; 4]>,
-}
-
-fn has(mask: &[u64; 4], leg: u8) -> bool {
-    mask[usize::from(leg / 64)] & (1 << (leg % 64)) != 0
-}
-
-fn set(mask: &mut [u64; 4], leg: u8) {
-    mask[usize::from(leg / 64)] |= 1 << (leg % 64);
+    /// tx -> its leg numbers below 64 as a bit mask (transactions have a few
+    /// legs); refuses a (tx, leg) twice and makes `remove_tx` of an absent
+    /// tx free.
+    ids: FxHashMap<i64, u64>,
+    /// Leg numbers 64..=255, should any transaction have that many.
+    high_ids: FxHashSet<(i64, u8)>,
 }
 
 impl Ledger {
     pub fn new() -> Self {
         Ledger {
-            legs: Vec::new(),
             sorted: true,
-            ids: FxHashMap::default(),
+            ..Ledger::default()
         }
     }
 
@@ -199,32 +193,64 @@ impl Ledger {
         self.legs.is_empty()
     }
 
+    fn contains(&self, tx: i64, leg: u8) -> bool {
+        if leg < 64 {
+            self.ids.get(&tx).is_some_and(|m| m & (1 << leg) != 0)
+        } else {
+            self.high_ids.contains(&(tx, leg))
+        }
+    }
+
     /// Adds a batch: every leg is checked (and no (tx, leg) may repeat,
     /// within the batch or with the ledger) before anything changes.
     pub fn append(&mut self, batch: Vec<Leg>) -> Result<(), LedgerError> {
-        let mut fresh: FxHashMap<i64, [u64; 4]> = FxHashMap::default();
         for (i, leg) in batch.iter().enumerate() {
             check_leg(i, leg)?;
-            let old = self.ids.get(&leg.tx);
-            let mask = fresh.entry(leg.tx).or_insert([0; 4]);
-            if has(mask, leg.leg) || old.is_some_and(|m| has(m, leg.leg)) {
+        }
+        // Repeats inside the batch: free when (tx, leg) increase, as they do
+        // when the caller numbers transactions in order; else sort ids.
+        let increasing = batch
+            .windows(2)
+            .all(|w| (w[0].tx, w[0].leg) < (w[1].tx, w[1].leg));
+        if !increasing {
+            let mut ids: Vec<(i64, u8, usize)> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.tx, l.leg, i))
+                .collect();
+            ids.sort_unstable();
+            let repeat = ids
+                .windows(2)
+                .filter(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1))
+                .map(|w| w[1].2)
+                .min();
+            if let Some(i) = repeat {
                 return Err(LedgerError::new(format!(
-                    "leg {i}: tx {} leg {} is already in the ledger{}",
-                    leg.tx,
-                    leg.leg,
-                    if has(mask, leg.leg) {
-                        " (twice in this batch)"
-                    } else {
-                        "; remove_tx it first to replace it"
-                    }
+                    "leg {i}: tx {} leg {} is twice in this batch",
+                    batch[i].tx, batch[i].leg
                 )));
             }
-            set(mask, leg.leg);
         }
-        for (tx, mask) in fresh {
-            let m = self.ids.entry(tx).or_insert([0; 4]);
-            for (w, f) in m.iter_mut().zip(mask) {
-                *w |= f;
+        if !self.ids.is_empty() || !self.high_ids.is_empty() {
+            if let Some((i, l)) = batch
+                .iter()
+                .enumerate()
+                .find(|(_, l)| self.contains(l.tx, l.leg))
+            {
+                return Err(LedgerError::new(format!(
+                    "leg {i}: tx {} leg {} is already in the ledger; remove_tx it first \
+                     to replace it",
+                    l.tx, l.leg
+                )));
+            }
+        }
+        self.ids.reserve(batch.len());
+        for l in &batch {
+            let mask = self.ids.entry(l.tx).or_insert(0);
+            if l.leg < 64 {
+                *mask |= 1 << l.leg;
+            } else {
+                self.high_ids.insert((l.tx, l.leg));
             }
         }
         let batch_sorted = batch.windows(2).all(|w| w[0].order_key() < w[1].order_key());
@@ -242,6 +268,7 @@ impl Ledger {
         if self.ids.remove(&tx).is_none() {
             return 0;
         }
+        self.high_ids.retain(|&(t, _)| t != tx);
         let before = self.legs.len();
         // Order is kept, so a sorted store stays sorted.
         self.legs.retain(|l| l.tx != tx);
@@ -396,11 +423,25 @@ pub(crate) mod tests {
             .append(vec![leg(2, ACQUIRE, 5, "1", "5"), leg(1, DISPOSE, 20, "1", "5")])
             .unwrap_err();
         assert!(e.to_string().starts_with("leg 1: tx 1 leg 0 is already"), "{e}");
+        let mut high = leg(1, ACQUIRE, 10, "1", "5");
+        high.leg = 200;
+        l.append(vec![high.clone()]).unwrap();
+        assert!(l.append(vec![high]).is_err());
+        assert_eq!(l.remove_tx(1), 2);
+        l.append(vec![leg(1, ACQUIRE, 10, "1", "5")]).unwrap();
         assert_eq!(l.len(), 1);
         let e = l
             .append(vec![leg(2, ACQUIRE, 5, "1", "5"), leg(2, ACQUIRE, 5, "1", "5")])
             .unwrap_err();
-        assert!(e.to_string().contains("twice in this batch"));
+        assert_eq!(e.to_string(), "leg 1: tx 2 leg 0 is twice in this batch");
+        let e = l
+            .append(vec![
+                leg(4, ACQUIRE, 5, "1", "5"),
+                leg(3, ACQUIRE, 5, "1", "5"),
+                leg(4, ACQUIRE, 5, "1", "5"),
+            ])
+            .unwrap_err();
+        assert_eq!(e.to_string(), "leg 2: tx 4 leg 0 is twice in this batch");
         let mut zero = leg(3, ACQUIRE, 5, "1", "5");
         zero.qty = 0;
         assert!(l.append(vec![zero]).is_err());

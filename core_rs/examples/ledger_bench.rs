@@ -1,0 +1,77 @@
+//! Replay time of a 1,000,000-leg ledger (half buys, half sells over 50
+//! assets, random quantities) for every method, universal and per wallet.
+//! `cargo run --release --example ledger_bench [legs]`; prints, asserts
+//! nothing.
+
+use std::time::Instant;
+
+use core_rs::ledger::fixed::ONE;
+use core_rs::ledger::{replay, Leg, Ledger, ReplayOptions, ACQUIRE, DISPOSE};
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // Per asset and wallet, what has been bought and not sold yet, so sales
+    // never run short: each sale takes a random part of it.
+    let mut held = [[0i128; 3]; 50];
+    let mut legs = Vec::with_capacity(n);
+    let start_ms: i64 = 1_600_000_000_000;
+    for i in 0..n {
+        let asset = (rand() % 50) as usize;
+        let wallet = (rand() % 3) as usize;
+        let time_ms = start_ms + (i as i64) * 60_000;
+        let qty_units = 1 + (rand() % 1_000_000) as i128; // 10^-6 .. 1
+        let price = 1_000 + (rand() % 60_000) as i128; // dollars a unit
+        let buy = i % 2 == 0 || held[asset][wallet] == 0;
+        let qty = if buy {
+            qty_units * ONE / 1_000_000
+        } else {
+            (held[asset][wallet] * (1 + (rand() % 100) as i128) / 100).max(1)
+        };
+        let amount = qty / 1_000_000 * price * 1_000_000;
+        held[asset][wallet] += if buy { qty } else { -qty };
+        legs.push(Leg {
+            time_ms,
+            tx: i as i64,
+            leg: 0,
+            kind: if buy { ACQUIRE } else { DISPOSE },
+            asset: asset as u32,
+            wallet: wallet as u32,
+            to_wallet: 0,
+            qty,
+            amount: Some(amount),
+            selections: None,
+        });
+    }
+    let mut ledger = Ledger::new();
+    let t = Instant::now();
+    ledger.append(legs).expect("valid legs");
+    println!("append {n} legs: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let t = Instant::now();
+    ledger.first_negative().expect("in range");
+    println!("first_negative: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    for (name, code) in [("FIFO", 1), ("LIFO", 2), ("HIFO", 3), ("AVERAGE_COST", 4)] {
+        for per_wallet in [false, true] {
+            let opts = ReplayOptions::new(&[(i64::from(i32::MIN), code)], per_wallet, true)
+                .expect("valid options");
+            let t = Instant::now();
+            let r = replay(ledger.legs(), &opts).expect("replays");
+            println!(
+                "{name:>12} {}: {:>5.0} ms ({} match rows, {} open lots)",
+                if per_wallet { "per wallet" } else { "universal " },
+                t.elapsed().as_secs_f64() * 1e3,
+                r.matches.len(),
+                r.lots.len()
+            );
+        }
+    }
+}
