@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use core_rs::ledger::fixed::ONE;
-use core_rs::ledger::{replay, Leg, Ledger, ReplayOptions, ACQUIRE, DISPOSE};
+use core_rs::ledger::{replay, Ledger, Leg, ReplayOptions, ACQUIRE, DISPOSE};
 
 fn main() {
     let n: usize = std::env::args()
@@ -67,7 +67,11 @@ fn main() {
             let r = replay(ledger.legs(), &opts).expect("replays");
             println!(
                 "{name:>12} {}: {:>5.0} ms ({} match rows, {} open lots)",
-                if per_wallet { "per wallet" } else { "universal " },
+                if per_wallet {
+                    "per wallet"
+                } else {
+                    "universal "
+                },
                 t.elapsed().as_secs_f64() * 1e3,
                 r.matches.len(),
                 r.lots.len()

@@ -16,7 +16,7 @@
 use super::calendar::{long_term, year_of_ms};
 use super::fixed::{self, mul_div};
 use super::pool::{Book, Piece, Take};
-use super::{Leg, LedgerError, ACQUIRE, DISPOSE, MOVE, PHANTOM_LOT_TX, REMOVE};
+use super::{LedgerError, Leg, ACQUIRE, DISPOSE, MOVE, PHANTOM_LOT_TX, REMOVE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -206,7 +206,10 @@ pub fn replay(legs: &[Leg], opts: &ReplayOptions) -> Result<ReplayResult, Ledger
             .collect();
     }
     // Most disposals take one or two lots: reserve for one each.
-    let takes = legs.iter().filter(|l| matches!(l.kind, DISPOSE | REMOVE)).count();
+    let takes = legs
+        .iter()
+        .filter(|l| matches!(l.kind, DISPOSE | REMOVE))
+        .count();
     let mut m = Matches {
         rows: Vec::with_capacity(takes + takes / 2),
     };
@@ -281,7 +284,11 @@ fn apply(
             original_qty: short,
         });
     }
-    let proceeds = if leg.kind == DISPOSE { leg.amount } else { None };
+    let proceeds = if leg.kind == DISPOSE {
+        leg.amount
+    } else {
+        None
+    };
     let (mut rest, mut rest_qty) = (proceeds.unwrap_or(0), leg.qty);
     for p in pieces.iter() {
         let share = if p.qty == rest_qty {

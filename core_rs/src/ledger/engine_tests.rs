@@ -102,7 +102,15 @@ fn rows(r: &ReplayResult) -> Vec<Row> {
 }
 
 fn row(tx: i64, lot: i64, q: &str, basis: &str, proceeds: &str, gain: &str, long: bool) -> Row {
-    (tx, lot, q.into(), basis.into(), proceeds.into(), gain.into(), long)
+    (
+        tx,
+        lot,
+        q.into(),
+        basis.into(),
+        proceeds.into(),
+        gain.into(),
+        long,
+    )
 }
 
 /// (lot_tx, wallet, qty, cost, original_qty) per open lot.
@@ -121,7 +129,13 @@ fn open(r: &ReplayResult) -> Vec<(i64, u32, String, String, String)> {
         .collect()
 }
 
-fn lot(tx: i64, wallet: u32, q: &str, cost: &str, orig: &str) -> (i64, u32, String, String, String) {
+fn lot(
+    tx: i64,
+    wallet: u32,
+    q: &str,
+    cost: &str,
+    orig: &str,
+) -> (i64, u32, String, String, String) {
     (tx, wallet, q.into(), cost.into(), orig.into())
 }
 
@@ -221,8 +235,24 @@ fn average_cost_hand_worked() {
     assert_eq!(
         rows(&r),
         vec![
-            row(3, 1, "1", "133.333333333333333333", "200", "66.666666666666666667", false),
-            row(3, 2, "0.5", "66.666666666666666667", "100", "33.333333333333333333", false),
+            row(
+                3,
+                1,
+                "1",
+                "133.333333333333333333",
+                "200",
+                "66.666666666666666667",
+                false
+            ),
+            row(
+                3,
+                2,
+                "0.5",
+                "66.666666666666666667",
+                "100",
+                "33.333333333333333333",
+                false
+            ),
             row(5, 2, "1", "200", "250", "50", false),
         ]
     );
@@ -331,7 +361,10 @@ fn named_lots_in_the_order_given() {
     assert_eq!((r.matches.rows[2].lot_tx, r.matches.rows[2].method), (2, 1));
     // Errors name the transaction and the lot.
     for (sel, want) in [
-        ((1, "1"), "tx 5: lot 1.0 is not open in the pool of asset 1 wallet 0 at that time"),
+        (
+            (1, "1"),
+            "tx 5: lot 1.0 is not open in the pool of asset 1 wallet 0 at that time",
+        ),
         ((3, "1"), "tx 5: lot 3.0 has only '0.5' left, '1' selected"),
         ((6, "1"), "tx 5: lot 6.0 is not open"),
     ] {
@@ -500,17 +533,37 @@ fn options_are_checked() {
 #[test]
 fn preview_realizes_without_changing_anything() {
     // Open: lot 1 (1 for 100, day 0), lot 2 (2 for 300, day 10).
-    let r = run(vec![buy(1, 0, "1", "100"), buy(2, 10, "2", "300")], Method::Fifo).unwrap();
+    let r = run(
+        vec![buy(1, 0, "1", "100"), buy(2, 10, "2", "300")],
+        Method::Fifo,
+    )
+    .unwrap();
     let q = |s: &str| parse(s).unwrap();
     // FIFO 1.5 at day 370 for 450: lot 1 (basis 100, proceeds 300, long:
     // 370 days) and 0.5 of lot 2 (basis 75, proceeds 150, short: 360).
-    let p = preview_disposal(&r, ASSET, 0, q("1.5"), q("450"), 370 * MS_PER_DAY, Method::Fifo)
-        .unwrap();
+    let p = preview_disposal(
+        &r,
+        ASSET,
+        0,
+        q("1.5"),
+        q("450"),
+        370 * MS_PER_DAY,
+        Method::Fifo,
+    )
+    .unwrap();
     assert_eq!(p.basis, Some(q("175")));
     assert_eq!((p.long_gain, p.short_gain), (Some(q("200")), Some(q("75"))));
     // HIFO: 1.5 of lot 2 (225).
-    let p = preview_disposal(&r, ASSET, 0, q("1.5"), q("450"), 370 * MS_PER_DAY, Method::Hifo)
-        .unwrap();
+    let p = preview_disposal(
+        &r,
+        ASSET,
+        0,
+        q("1.5"),
+        q("450"),
+        370 * MS_PER_DAY,
+        Method::Hifo,
+    )
+    .unwrap();
     assert_eq!((p.basis, p.short_gain), (Some(q("225")), Some(q("225"))));
     // AVERAGE: 400 x 1.5/3 = 200.
     let p = preview_disposal(

@@ -307,7 +307,10 @@ mod tests {
             format(i128::MIN),
             "-170141183460469231731.687303715884105728"
         );
-        assert_eq!(format(i128::MAX), "170141183460469231731.687303715884105727");
+        assert_eq!(
+            format(i128::MAX),
+            "170141183460469231731.687303715884105727"
+        );
     }
 
     #[test]
@@ -326,7 +329,9 @@ mod tests {
         }
         let mut x: i128 = 7;
         for _ in 0..200 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = x % (100_000_000_000_000_000_000 * ONE);
             assert_eq!(p(&format(v)), v);
         }
@@ -378,7 +383,11 @@ mod tests {
     fn slow_div(hi: u128, lo: u128, d: u128) -> ((u128, u128), u128) {
         let (mut qh, mut ql, mut r) = (0u128, 0u128, 0u128);
         for i in (0..256).rev() {
-            let bit = if i >= 128 { (hi >> (i - 128)) & 1 } else { (lo >> i) & 1 };
+            let bit = if i >= 128 {
+                (hi >> (i - 128)) & 1
+            } else {
+                (lo >> i) & 1
+            };
             let carry = r >> 127;
             r = (r << 1) | bit;
             qh = (qh << 1) | (ql >> 127);
@@ -421,7 +430,10 @@ mod tests {
     #[test]
     fn compares_unit_costs_exactly() {
         // 1/3 vs 333333333333333333/10^18: 1/3 is larger.
-        assert_eq!(cmp_ratio(1, 3, 333_333_333_333_333_333, ONE), Ordering::Greater);
+        assert_eq!(
+            cmp_ratio(1, 3, 333_333_333_333_333_333, ONE),
+            Ordering::Greater
+        );
         assert_eq!(cmp_ratio(2, 4, 1, 2), Ordering::Equal);
         assert_eq!(cmp_ratio(-1, 2, 0, 5), Ordering::Less);
         assert_eq!(cmp_ratio(-1, 2, -1, 3), Ordering::Less);

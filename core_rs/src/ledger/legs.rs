@@ -40,6 +40,9 @@ impl Leg {
     }
 }
 
+/// A named lot as the caller sends it: (lot_tx, lot_leg, qty text).
+pub type NamedLot<'a> = (i64, i64, &'a str);
+
 /// One append as the bindings receive it: columns of equal length, amounts
 /// still text, selections keyed by position in the batch.
 pub struct LegInput<'a> {
@@ -52,7 +55,7 @@ pub struct LegInput<'a> {
     pub to_wallet: &'a [u32],
     pub qty: &'a [&'a str],
     pub amount: &'a [&'a str],
-    pub selections: &'a [(usize, Vec<(i64, i64, &'a str)>)],
+    pub selections: &'a [(usize, Vec<NamedLot<'a>>)],
 }
 
 impl LegInput<'_> {
@@ -253,7 +256,9 @@ impl Ledger {
                 self.high_ids.insert((l.tx, l.leg));
             }
         }
-        let batch_sorted = batch.windows(2).all(|w| w[0].order_key() < w[1].order_key());
+        let batch_sorted = batch
+            .windows(2)
+            .all(|w| w[0].order_key() < w[1].order_key());
         let follows = match (self.legs.last(), batch.first()) {
             (Some(last), Some(first)) => last.order_key() < first.order_key(),
             _ => true,
@@ -394,12 +399,20 @@ pub(crate) mod tests {
             amount: &["1", " 2"],
             ..input
         };
-        assert!(bad.parse().unwrap_err().to_string().starts_with("leg 1: amount ' 2'"));
+        assert!(bad
+            .parse()
+            .unwrap_err()
+            .to_string()
+            .starts_with("leg 1: amount ' 2'"));
         let bad = LegInput {
             kind: &[1],
             ..input
         };
-        assert!(bad.parse().unwrap_err().to_string().starts_with("kind has 1 values"));
+        assert!(bad
+            .parse()
+            .unwrap_err()
+            .to_string()
+            .starts_with("kind has 1 values"));
         let sel = vec![(5usize, vec![(10i64, 0i64, "0.5")])];
         let bad = LegInput {
             selections: &sel,
@@ -420,9 +433,15 @@ pub(crate) mod tests {
         l.append(vec![leg(1, ACQUIRE, 10, "1", "5")]).unwrap();
         // A good leg followed by a repeat: nothing of the batch goes in.
         let e = l
-            .append(vec![leg(2, ACQUIRE, 5, "1", "5"), leg(1, DISPOSE, 20, "1", "5")])
+            .append(vec![
+                leg(2, ACQUIRE, 5, "1", "5"),
+                leg(1, DISPOSE, 20, "1", "5"),
+            ])
             .unwrap_err();
-        assert!(e.to_string().starts_with("leg 1: tx 1 leg 0 is already"), "{e}");
+        assert!(
+            e.to_string().starts_with("leg 1: tx 1 leg 0 is already"),
+            "{e}"
+        );
         let mut high = leg(1, ACQUIRE, 10, "1", "5");
         high.leg = 200;
         l.append(vec![high.clone()]).unwrap();
@@ -431,7 +450,10 @@ pub(crate) mod tests {
         l.append(vec![leg(1, ACQUIRE, 10, "1", "5")]).unwrap();
         assert_eq!(l.len(), 1);
         let e = l
-            .append(vec![leg(2, ACQUIRE, 5, "1", "5"), leg(2, ACQUIRE, 5, "1", "5")])
+            .append(vec![
+                leg(2, ACQUIRE, 5, "1", "5"),
+                leg(2, ACQUIRE, 5, "1", "5"),
+            ])
             .unwrap_err();
         assert_eq!(e.to_string(), "leg 1: tx 2 leg 0 is twice in this batch");
         let e = l
@@ -467,10 +489,16 @@ pub(crate) mod tests {
     #[test]
     fn keeps_replay_order_with_backdated_legs_and_removal() {
         let mut l = Ledger::new();
-        l.append(vec![leg(5, ACQUIRE, 100, "1", "1"), leg(6, ACQUIRE, 200, "1", "1")])
-            .unwrap();
-        l.append(vec![leg(7, ACQUIRE, 50, "1", "1"), leg(4, ACQUIRE, 200, "1", "1")])
-            .unwrap();
+        l.append(vec![
+            leg(5, ACQUIRE, 100, "1", "1"),
+            leg(6, ACQUIRE, 200, "1", "1"),
+        ])
+        .unwrap();
+        l.append(vec![
+            leg(7, ACQUIRE, 50, "1", "1"),
+            leg(4, ACQUIRE, 200, "1", "1"),
+        ])
+        .unwrap();
         let order: Vec<i64> = l.legs().iter().map(|g| g.tx).collect();
         assert_eq!(order, vec![7, 5, 4, 6]);
         assert_eq!(l.remove_tx(5), 1);
@@ -487,13 +515,19 @@ pub(crate) mod tests {
     fn first_negative_follows_replay_order_not_append_order() {
         let mut l = Ledger::new();
         // Buy 2 at t=100, sell 1.5 at t=300.
-        l.append(vec![leg(1, ACQUIRE, 100, "2", "10"), leg(2, DISPOSE, 300, "1.5", "9")])
-            .unwrap();
+        l.append(vec![
+            leg(1, ACQUIRE, 100, "2", "10"),
+            leg(2, DISPOSE, 300, "1.5", "9"),
+        ])
+        .unwrap();
         assert_eq!(l.first_negative().unwrap(), None);
         // Backdated: a sale of 1 at t=50, before the buy: short by 1 there.
         l.append(vec![leg(3, DISPOSE, 50, "1", "1")]).unwrap();
         let s = l.first_negative().unwrap().unwrap();
-        assert_eq!((s.tx, s.asset, s.wallet, s.time_ms, s.short), (3, 1, 1, 50, ONE));
+        assert_eq!(
+            (s.tx, s.asset, s.wallet, s.time_ms, s.short),
+            (3, 1, 1, 50, ONE)
+        );
         l.remove_tx(3);
         // A move of 1 from wallet 1 to 2 at t=200 leaves 1 in wallet 1;
         // the 1.5 sale at t=300 is then short by 0.5.

@@ -19,7 +19,7 @@ pub mod pool;
 pub mod preview;
 
 pub use engine::{replay, Method, ReplayOptions, ReplayResult};
-pub use legs::{Leg, LegInput, Ledger, Selection};
+pub use legs::{Ledger, Leg, LegInput, Selection};
 
 use std::fmt;
 

@@ -297,7 +297,12 @@ impl Book {
         })
     }
 
-    fn take_named(&mut self, pid: u32, s: &Selection, out: &mut Vec<Piece>) -> Result<(), LedgerError> {
+    fn take_named(
+        &mut self,
+        pid: u32,
+        s: &Selection,
+        out: &mut Vec<Piece>,
+    ) -> Result<(), LedgerError> {
         let pool = &self.pools[pid as usize];
         let idx = self
             .acquired
@@ -327,7 +332,12 @@ impl Book {
     /// AVERAGE_COST: the basis is the pool's average over `q` (the whole
     /// cost when `q` empties it); the pieces, taken first-in first-out for
     /// their dates, share that basis by qty.
-    fn take_average(&mut self, pid: u32, q: i128, out: &mut Vec<Piece>) -> Result<i128, LedgerError> {
+    fn take_average(
+        &mut self,
+        pid: u32,
+        q: i128,
+        out: &mut Vec<Piece>,
+    ) -> Result<i128, LedgerError> {
         let pool = &mut self.pools[pid as usize];
         if !pool.averaged {
             pool.averaged = true;
@@ -467,7 +477,11 @@ mod tests {
         // takes the remainder 3.333..34.
         let (mut b, pid) = book_with(&[(1, "3", "10")]);
         let mut sum = 0;
-        for expect in ["3.333333333333333333", "3.333333333333333334", "3.333333333333333333"] {
+        for expect in [
+            "3.333333333333333333",
+            "3.333333333333333334",
+            "3.333333333333333333",
+        ] {
             let (rows, _) = taken(&mut b, pid, "1", Take::Fifo);
             // 10/3 -> ..333; remaining 6.666..667 over 2 -> 3.333..3335 -> ..334
             // (half-even: 3 is odd, round up); last: 3.333..333.
@@ -482,7 +496,10 @@ mod tests {
         // Same unit cost 10: 1 @ 10 and 2 @ 20; first in (tx1) first.
         let (mut b, pid) = book_with(&[(1, "1", "10"), (2, "2", "20"), (3, "1", "11")]);
         let (rows, _) = taken(&mut b, pid, "3", Take::Hifo);
-        assert_eq!(rows, vec![row(3, "1", "11"), row(1, "1", "10"), row(2, "1", "10")]);
+        assert_eq!(
+            rows,
+            vec![row(3, "1", "11"), row(1, "1", "10"), row(2, "1", "10")]
+        );
     }
 
     #[test]
@@ -494,7 +511,8 @@ mod tests {
         assert_eq!(short, 0);
         assert_eq!(rows, vec![row(1, "1", "175"), row(2, "1", "175")]);
         // Buy 1 @ 400: pool 3 for 750, average 250.
-        b.add_lot(pid, (30, 3, 0), ONE, 400 * ONE, false, ONE).unwrap();
+        b.add_lot(pid, (30, 3, 0), ONE, 400 * ONE, false, ONE)
+            .unwrap();
         let (rows, _) = taken(&mut b, pid, "1.5", Take::Average);
         assert_eq!(rows, vec![row(2, "1.5", "375")]);
         // Back to FIFO: lots get the average (250 each unit): tx2 0.5 -> 125,
@@ -516,7 +534,8 @@ mod tests {
         out.clear();
         b.take(pid, ONE, Take::Average, &mut out).unwrap();
         assert!(out[0].unknown);
-        b.add_lot(pid, (30, 3, 0), ONE, 7 * ONE, false, ONE).unwrap();
+        b.add_lot(pid, (30, 3, 0), ONE, 7 * ONE, false, ONE)
+            .unwrap();
         out.clear();
         b.take(pid, ONE, Take::Average, &mut out).unwrap();
         assert_eq!((out[0].unknown, out[0].basis), (false, 7 * ONE));
@@ -528,17 +547,37 @@ mod tests {
         b.acquired.insert((1, 0), 10);
         b.acquired.insert((2, 0), 20);
         let picks = [
-            Selection { lot_tx: 2, lot_leg: 0, qty: ONE / 2 },
-            Selection { lot_tx: 1, lot_leg: 0, qty: ONE },
+            Selection {
+                lot_tx: 2,
+                lot_leg: 0,
+                qty: ONE / 2,
+            },
+            Selection {
+                lot_tx: 1,
+                lot_leg: 0,
+                qty: ONE,
+            },
         ];
         let (rows, _) = taken(&mut b, pid, "1.5", Take::Selected(&picks));
         assert_eq!(rows, vec![row(2, "0.5", "15"), row(1, "1", "10")]);
-        let too_much = [Selection { lot_tx: 2, lot_leg: 0, qty: ONE }];
+        let too_much = [Selection {
+            lot_tx: 2,
+            lot_leg: 0,
+            qty: ONE,
+        }];
         let mut out = Vec::new();
-        let e = b.take(pid, ONE, Take::Selected(&too_much), &mut out).unwrap_err();
+        let e = b
+            .take(pid, ONE, Take::Selected(&too_much), &mut out)
+            .unwrap_err();
         assert_eq!(e.to_string(), "lot 2.0 has only '0.5' left, '1' selected");
-        let absent = [Selection { lot_tx: 9, lot_leg: 0, qty: ONE }];
-        let e = b.take(pid, ONE, Take::Selected(&absent), &mut out).unwrap_err();
+        let absent = [Selection {
+            lot_tx: 9,
+            lot_leg: 0,
+            qty: ONE,
+        }];
+        let e = b
+            .take(pid, ONE, Take::Selected(&absent), &mut out)
+            .unwrap_err();
         assert!(e.to_string().starts_with("lot 9.0 is not open"));
     }
 }
