@@ -59,12 +59,17 @@ fn main() {
     let t = Instant::now();
     ledger.first_negative().expect("in range");
     println!("first_negative: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    // LEDGER_BENCH_ONLY=HIFO runs one method (for a profiler).
+    let only = std::env::var("LEDGER_BENCH_ONLY").ok();
     for (name, code) in [("FIFO", 1), ("LIFO", 2), ("HIFO", 3), ("AVERAGE_COST", 4)] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         for per_wallet in [false, true] {
             let opts = ReplayOptions::new(&[(i64::from(i32::MIN), code)], per_wallet, true)
                 .expect("valid options");
             let t = Instant::now();
-            let r = replay(ledger.legs(), &opts).expect("replays");
+            let r = replay(&mut ledger, &opts).expect("replays");
             println!(
                 "{name:>12} {}: {:>5.0} ms ({} match rows, {} open lots)",
                 if per_wallet {

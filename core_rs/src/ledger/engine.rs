@@ -16,7 +16,7 @@
 use super::calendar::{long_term, year_of_ms};
 use super::fixed::{self, mul_div};
 use super::pool::{Book, Piece, Take};
-use super::{LedgerError, Leg, ACQUIRE, DISPOSE, MOVE, PHANTOM_LOT_TX, REMOVE};
+use super::{Ledger, LedgerError, Leg, ACQUIRE, DISPOSE, MOVE, PHANTOM_LOT_TX, REMOVE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -195,25 +195,25 @@ pub struct ReplayResult {
     pub per_wallet: bool,
 }
 
-/// Replays `legs` (in replay order) under `opts`.
-pub fn replay(legs: &[Leg], opts: &ReplayOptions) -> Result<ReplayResult, LedgerError> {
+/// Replays the ledger's legs in replay order under `opts`.
+pub fn replay(ledger: &mut Ledger, opts: &ReplayOptions) -> Result<ReplayResult, LedgerError> {
+    // Counted by the ledger: a pass over every leg here would cost as much
+    // as a tenth of the replay.
+    let (named, takes) = (ledger.has_selections(), ledger.take_count());
+    let legs = ledger.legs();
     let mut book = Book::default();
-    if legs.iter().any(|l| l.selections.is_some()) {
+    if named {
         book.acquired = legs
             .iter()
             .filter(|l| l.kind == ACQUIRE)
             .map(|l| ((l.tx, l.leg), l.time_ms))
             .collect();
     }
-    // Most disposals take one or two lots: reserve for one each.
-    let takes = legs
-        .iter()
-        .filter(|l| matches!(l.kind, DISPOSE | REMOVE))
-        .count();
+    // Disposals take one to a few lots. Pages of the reserve that are never
+    // written cost nothing; one too small costs a copy of every row so far.
     let mut m = Matches {
-        rows: Vec::with_capacity(takes + takes / 2),
+        rows: Vec::with_capacity(takes * 3),
     };
-    book.lots.reserve(legs.len() - takes);
     let mut pieces: Vec<Piece> = Vec::new();
     for leg in legs {
         apply(&mut book, &mut m, &mut pieces, leg, opts)

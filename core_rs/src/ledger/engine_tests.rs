@@ -74,7 +74,7 @@ fn run_with(
     let mut l = Ledger::new();
     l.append(legs).unwrap();
     let opts = ReplayOptions::new(methods, per_wallet, allow_negative)?;
-    replay(l.legs(), &opts)
+    replay(&mut l, &opts)
 }
 
 /// (tx, lot_tx, qty, basis, proceeds, gain, long_term) per match row;

@@ -167,6 +167,10 @@ fn check_leg(i: usize, leg: &Leg) -> Result<(), LedgerError> {
     Ok(())
 }
 
+fn is_take(l: &Leg) -> bool {
+    matches!(l.kind, DISPOSE | REMOVE)
+}
+
 /// The legs of a portfolio in replay order.
 #[derive(Default)]
 pub struct Ledger {
@@ -178,6 +182,10 @@ pub struct Ledger {
     ids: FxHashMap<i64, u64>,
     /// Leg numbers 64..=255, should any transaction have that many.
     high_ids: FxHashSet<(i64, u8)>,
+    /// Legs that name lots, and DISPOSE/REMOVE legs: kept here so a replay
+    /// does not pass over every leg to count them.
+    named: usize,
+    takes: usize,
 }
 
 impl Ledger {
@@ -264,6 +272,8 @@ impl Ledger {
             _ => true,
         };
         self.sorted = self.sorted && batch_sorted && follows;
+        self.named += batch.iter().filter(|l| l.selections.is_some()).count();
+        self.takes += batch.iter().filter(|l| is_take(l)).count();
         self.legs.extend(batch);
         Ok(())
     }
@@ -275,8 +285,18 @@ impl Ledger {
         }
         self.high_ids.retain(|&(t, _)| t != tx);
         let before = self.legs.len();
+        let (mut named, mut takes) = (0, 0);
         // Order is kept, so a sorted store stays sorted.
-        self.legs.retain(|l| l.tx != tx);
+        self.legs.retain(|l| {
+            let keep = l.tx != tx;
+            if !keep {
+                named += usize::from(l.selections.is_some());
+                takes += usize::from(is_take(l));
+            }
+            keep
+        });
+        self.named -= named;
+        self.takes -= takes;
         before - self.legs.len()
     }
 
@@ -291,7 +311,12 @@ impl Ledger {
 
     /// Whether any leg names its lots.
     pub fn has_selections(&self) -> bool {
-        self.legs.iter().any(|l| l.selections.is_some())
+        self.named > 0
+    }
+
+    /// How many legs dispose or remove (each makes at least one match row).
+    pub fn take_count(&self) -> usize {
+        self.takes
     }
 
     /// The first point in replay order where an (asset, wallet) balance goes
@@ -509,6 +534,21 @@ pub(crate) mod tests {
         // Removed ids may come back.
         l.append(vec![leg(5, DISPOSE, 1, "1", "1")]).unwrap();
         assert_eq!(l.legs()[0].tx, 5);
+        assert_eq!((l.take_count(), l.has_selections()), (1, false));
+        let mut named = leg(8, REMOVE, 1, "1", "1");
+        named.selections = Some(
+            vec![Selection {
+                lot_tx: 7,
+                lot_leg: 0,
+                qty: ONE,
+            }]
+            .into_boxed_slice(),
+        );
+        l.append(vec![named]).unwrap();
+        assert_eq!((l.take_count(), l.has_selections()), (2, true));
+        l.remove_tx(8);
+        l.remove_tx(5);
+        assert_eq!((l.take_count(), l.has_selections()), (0, false));
     }
 
     #[test]

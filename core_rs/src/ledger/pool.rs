@@ -3,15 +3,19 @@
 //!
 //! Every pool keeps its lots in a BTreeMap by FIFO key (acquired_ms,
 //! lot_tx, lot_leg): first entry for FIFO, last for LIFO. HIFO needs a
-//! second order (unit cost, exact by 256-bit cross products); it is built
-//! the first time a pool is consumed HIFO and kept in step after that.
+//! second order (unit cost, exact by 256-bit cross products): a binary heap
+//! built the first time a pool is consumed HIFO and kept in step after
+//! that. Entries are never removed from the middle: each carries the lot's
+//! version, and a changed or closed lot's old entries are skipped when they
+//! reach the top (cheaper than a second tree by a factor of two or three).
 //! The pool's totals (qty, cost) are kept on every change, so AVERAGE_COST
 //! is O(log n) per disposal: while a pool is `averaged` the totals are the
 //! truth and per-lot costs are stale until `materialize` shares the pool
 //! cost out again.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use super::fixed::{self, mul_div};
 use super::fxhash::FxHashMap;
@@ -29,24 +33,46 @@ pub struct Lot {
     pub cost: i128,
     pub original_qty: i128,
     pub unknown: bool,
+    /// Bumped on every change, so stale HIFO entries can be recognised.
+    pub version: u32,
 }
 
-/// The HIFO order: highest unit cost first, ties first-in first-out. The
-/// cost and qty are a snapshot taken on insertion; any change to the lot
-/// removes and re-inserts its entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The HIFO order: highest unit cost first (the smallest key), ties
+/// first-in first-out. The cost and qty are a snapshot of the lot at
+/// `version`.
+#[derive(Clone, Debug)]
 struct HifoKey {
+    /// cost / qty in floating point: within 4 ulps of the exact ratio, so
+    /// when two differ by more than a relative 1e-9 their order is the exact
+    /// order, and only near-ties pay for the 256-bit cross products.
+    approx: f64,
     cost: i128,
     qty: i128,
     key: LotKey,
     idx: u32,
+    version: u32,
 }
+
+impl PartialEq for HifoKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for HifoKey {}
 
 impl Ord for HifoKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        fixed::cmp_ratio(other.cost, other.qty, self.cost, self.qty)
-            .then(self.key.cmp(&other.key))
+        let (a, b) = (self.approx, other.approx);
+        let unit = if (a - b).abs() > 1e-9 * a.abs().max(b.abs()) {
+            // Descending: the higher unit cost sorts first.
+            b.total_cmp(&a)
+        } else {
+            fixed::cmp_ratio(other.cost, other.qty, self.cost, self.qty)
+        };
+        unit.then(self.key.cmp(&other.key))
             .then(self.idx.cmp(&other.idx))
+            .then(self.version.cmp(&other.version))
     }
 }
 
@@ -63,7 +89,8 @@ pub struct Pool {
     pub wallet: u32,
     /// Open lots (qty > 0) by FIFO key -> index into `Book::lots`.
     pub open: BTreeMap<LotKey, u32>,
-    hifo: Option<BTreeSet<HifoKey>>,
+    /// Max-heap of the HIFO order (`Reverse`: the smallest key on top).
+    hifo: Option<BinaryHeap<Reverse<HifoKey>>>,
     pub qty: i128,
     /// Sum of the open lots' known costs (authoritative while averaged).
     pub cost: i128,
@@ -102,6 +129,9 @@ pub struct Book {
     pub pools: Vec<Pool>,
     pub lots: Vec<Lot>,
     by_id: FxHashMap<(u32, u32), u32>,
+    /// Slots of closed lots, reused by new ones: the arena stays the size
+    /// of the open lots, not of every lot ever acquired.
+    free: Vec<u32>,
     /// (lot_tx, lot_leg) -> acquired_ms, to find named lots; filled by the
     /// engine only when some leg names lots.
     pub acquired: FxHashMap<(i64, u8), i64>,
@@ -109,10 +139,28 @@ pub struct Book {
 
 fn hifo_key(lot: &Lot, idx: u32) -> HifoKey {
     HifoKey {
+        approx: lot.cost as f64 / lot.qty as f64,
         cost: lot.cost,
         qty: lot.qty,
         key: lot.key,
         idx,
+        version: lot.version,
+    }
+}
+
+/// Puts the current state of open lot `idx` on the pool's HIFO heap, if it
+/// has one; rebuilds the heap from the open lots instead when stale entries
+/// outnumber them.
+fn hifo_push(pool: &mut Pool, lots: &[Lot], idx: u32) {
+    let Some(h) = pool.hifo.as_mut() else { return };
+    if h.len() > 2 * pool.open.len() + 64 {
+        *h = pool
+            .open
+            .values()
+            .map(|&i| Reverse(hifo_key(&lots[i as usize], i)))
+            .collect();
+    } else {
+        h.push(Reverse(hifo_key(&lots[idx as usize], idx)));
     }
 }
 
@@ -153,37 +201,43 @@ impl Book {
         }
         if let Some(&idx) = pool.open.get(&key) {
             let lot = &mut self.lots[idx as usize];
-            if let Some(h) = pool.hifo.as_mut() {
-                h.remove(&hifo_key(lot, idx));
-            }
             lot.qty = fixed::add(lot.qty, qty)?;
             lot.cost = fixed::add(lot.cost, cost)?;
+            lot.version = lot.version.wrapping_add(1);
             if unknown && !lot.unknown {
                 lot.unknown = true;
                 pool.unknown += 1;
             }
-            if let Some(h) = pool.hifo.as_mut() {
-                h.insert(hifo_key(lot, idx));
-            }
+            hifo_push(pool, &self.lots, idx);
             return Ok(());
         }
-        let idx = u32::try_from(self.lots.len())
-            .map_err(|_| LedgerError::new("more than 2^32 lots".into()))?;
-        let lot = Lot {
+        let mut lot = Lot {
             key,
             qty,
             cost,
             original_qty,
             unknown,
+            version: 0,
         };
-        if let Some(h) = pool.hifo.as_mut() {
-            h.insert(hifo_key(&lot, idx));
-        }
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                // A new version, so the old lot's HIFO entries stay stale.
+                lot.version = self.lots[idx as usize].version.wrapping_add(1);
+                self.lots[idx as usize] = lot;
+                idx
+            }
+            None => {
+                let idx = u32::try_from(self.lots.len())
+                    .map_err(|_| LedgerError::new("more than 2^32 open lots".into()))?;
+                self.lots.push(lot);
+                idx
+            }
+        };
         pool.open.insert(key, idx);
         if unknown {
             pool.unknown += 1;
         }
-        self.lots.push(lot);
+        hifo_push(pool, &self.lots, idx);
         Ok(())
     }
 
@@ -246,17 +300,17 @@ impl Book {
             pool.hifo = Some(
                 pool.open
                     .values()
-                    .map(|&i| hifo_key(&lots[i as usize], i))
+                    .map(|&i| Reverse(hifo_key(&lots[i as usize], i)))
                     .collect(),
             );
         }
         let mut rem = q;
         while rem > 0 {
-            let pool = &self.pools[pid as usize];
+            let open = &self.pools[pid as usize].open;
             let next = match how {
-                Take::Lifo => pool.open.last_key_value().map(|(_, &i)| i),
-                Take::Hifo => pool.hifo.as_ref().and_then(|h| h.first()).map(|k| k.idx),
-                _ => pool.open.first_key_value().map(|(_, &i)| i),
+                Take::Lifo => open.last_key_value().map(|(_, &i)| i),
+                Take::Hifo => self.hifo_top(pid),
+                _ => open.first_key_value().map(|(_, &i)| i),
             };
             let Some(idx) = next else { break };
             let part = rem.min(self.lots[idx as usize].qty);
@@ -266,13 +320,23 @@ impl Book {
         Ok(rem)
     }
 
+    /// The open lot on top of the pool's HIFO heap, dropping stale entries.
+    fn hifo_top(&mut self, pid: u32) -> Option<u32> {
+        let h = self.pools[pid as usize].hifo.as_mut()?;
+        while let Some(Reverse(k)) = h.peek() {
+            let lot = &self.lots[k.idx as usize];
+            if lot.version == k.version && lot.qty > 0 {
+                return Some(k.idx);
+            }
+            h.pop();
+        }
+        None
+    }
+
     /// Takes `q` of lot `idx` at its own cost (pool not averaged).
     fn consume(&mut self, pid: u32, idx: u32, q: i128) -> Result<Piece, LedgerError> {
         let pool = &mut self.pools[pid as usize];
         let lot = &mut self.lots[idx as usize];
-        if let Some(h) = pool.hifo.as_mut() {
-            h.remove(&hifo_key(lot, idx));
-        }
         let basis = if q == lot.qty {
             lot.cost
         } else {
@@ -280,21 +344,24 @@ impl Book {
         };
         lot.cost -= basis;
         lot.qty -= q;
+        lot.version = lot.version.wrapping_add(1);
         pool.qty -= q;
         pool.cost = fixed::sub(pool.cost, basis)?;
-        if lot.qty == 0 {
-            pool.open.remove(&lot.key);
-            pool.unknown -= u32::from(lot.unknown);
-        } else if let Some(h) = pool.hifo.as_mut() {
-            h.insert(hifo_key(lot, idx));
-        }
-        Ok(Piece {
+        let piece = Piece {
             key: lot.key,
             qty: q,
             basis,
             unknown: lot.unknown,
             original_qty: lot.original_qty,
-        })
+        };
+        if lot.qty == 0 {
+            pool.open.remove(&lot.key);
+            pool.unknown -= u32::from(lot.unknown);
+            self.free.push(idx);
+        } else {
+            hifo_push(pool, &self.lots, idx);
+        }
+        Ok(piece)
     }
 
     fn take_named(
@@ -368,9 +435,11 @@ impl Book {
                 mul_div(rem_basis, part, rem_qty)?
             };
             lot.qty -= part;
+            lot.version = lot.version.wrapping_add(1);
             if lot.qty == 0 {
                 pool.open.remove(&lot.key);
                 pool.unknown -= u32::from(lot.unknown);
+                self.free.push(idx);
             }
             out.push(Piece {
                 key: lot.key,
@@ -489,6 +558,40 @@ mod tests {
             sum += parse(&rows[0].2).unwrap();
         }
         assert_eq!(sum, 10 * ONE);
+    }
+
+    #[test]
+    fn hifo_order_is_exact_at_near_ties() {
+        // Unit costs 1/3 (tx1), 333333333333333333/10^18 (tx2, just below)
+        // and 1/3 + 10^-18 per 10^18 units (tx3, just above): floating point
+        // cannot tell them apart; the order is tx3, tx1, tx2.
+        let (mut b, pid) = book_with(&[
+            (1, "3", "1"),
+            (2, "1", "0.333333333333333333"),
+            (
+                3,
+                "3000000000000000000",
+                "1000000000000000000.000000000000000001",
+            ),
+        ]);
+        let (rows, _) = taken(&mut b, pid, "3000000000000000004", Take::Hifo);
+        let order: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(order, vec![3, 1, 2]);
+        let a = |cost: &str, qty: &str| {
+            let l = Lot {
+                key: (0, 0, 0),
+                qty: parse(qty).unwrap(),
+                cost: parse(cost).unwrap(),
+                original_qty: 0,
+                unknown: false,
+                version: 0,
+            };
+            hifo_key(&l, 0)
+        };
+        // Far apart: the floating-point path; negative costs order too.
+        assert!(a("5", "1") < a("4", "1"));
+        assert!(a("0", "1") < a("-4", "1"));
+        assert!(a("-1", "3") < a("-1", "2"));
     }
 
     #[test]

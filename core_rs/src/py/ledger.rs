@@ -199,7 +199,7 @@ impl Ledger {
         let opts = ReplayOptions::new(&methods, per_wallet, allow_negative)?;
         let result = py.detach(|| {
             let mut l = self.lock();
-            engine::replay(l.legs(), &opts)
+            engine::replay(&mut l, &opts)
         })?;
         Ok(Replay { result })
     }
