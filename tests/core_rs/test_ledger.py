@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import core_rs
@@ -441,29 +441,32 @@ class RefBook:
         return fifo
 
     def take(self, lots: list[RefLot], qty: Decimal, picks: list | None) -> tuple[list, Decimal]:
-        pieces = []
-        if picks is not None:
-            plan = []
-            for lot_tx, lot_leg, q in picks:
-                match = [x for x in lots if (x.tx, x.leg) == (lot_tx, lot_leg)]
-                if not match or match[0].qty < Decimal(q):
-                    raise ValueError(f"lot {lot_tx}.{lot_leg}")
-                plan.append((match[0], Decimal(q)))
-        else:
-            plan, rest = [], qty
-            for lot in self.order(lots):
-                if rest == 0:
-                    break
-                part = min(rest, lot.qty)
-                plan.append((lot, part))
-                rest -= part
-        for lot, part in plan:
+        pieces: list[tuple[RefLot, Decimal, Decimal]] = []
+
+        def consume(lot: RefLot, part: Decimal) -> None:
             basis = share(lot.cost, part, lot.qty)
             lot.cost -= basis
             lot.qty -= part
             pieces.append((lot, part, basis))
             if lot.qty == 0:
                 lots.remove(lot)
+
+        if picks is not None:
+            # One after the other: a lot named twice has less left the second
+            # time.
+            for lot_tx, lot_leg, q in picks:
+                match = [x for x in lots if (x.tx, x.leg) == (lot_tx, lot_leg)]
+                if not match or match[0].qty < Decimal(q):
+                    raise ValueError(f"lot {lot_tx}.{lot_leg}")
+                consume(match[0], Decimal(q))
+        else:
+            rest = qty
+            for lot in self.order(lots):
+                if rest == 0:
+                    break
+                part = min(rest, lot.qty)
+                consume(lot, part)
+                rest -= part
         short = qty - sum((p[1] for p in pieces), Decimal(0))
         return pieces, short
 
@@ -477,7 +480,10 @@ class RefBook:
             return
         if g.kind == MOVE and (not self.per_wallet or g.wallet == g.to_wallet):
             return
-        pieces, short = self.take(self.pool(g.asset, g.wallet), Decimal(g.qty), g.picks)
+        try:
+            pieces, short = self.take(self.pool(g.asset, g.wallet), Decimal(g.qty), g.picks)
+        except ValueError as e:
+            raise ValueError(f"tx {g.tx}: {e}") from None
         if short and not self.allow_negative:
             raise ValueError(f"tx {g.tx}: short")
         if g.kind == MOVE:
@@ -534,7 +540,9 @@ amounts = st.one_of(
 
 
 @st.composite
-def ledgers(draw: st.DrawFn, unknowns: bool = True, moves: bool = True) -> list[L]:
+def ledgers(
+    draw: st.DrawFn, unknowns: bool = True, moves: bool = True, picks: bool = False
+) -> list[L]:
     n = draw(st.integers(1, 24))
     legs: list[L] = []
     for tx in range(n):
@@ -557,6 +565,30 @@ def ledgers(draw: st.DrawFn, unknowns: bool = True, moves: bool = True) -> list[
                 to_wallet=draw(st.integers(0, 2)),
             )
         )
+    if picks:
+        # Some disposals, removals and moves name one or two lots: mostly
+        # earlier lots of the same asset and wallet, sometimes any lot (later,
+        # elsewhere, or with too little left); their qty is what they name.
+        bought = [g for g in legs if g.kind == ACQUIRE]
+        for g in legs:
+            if g.kind == ACQUIRE or not bought or draw(st.integers(0, 2)):
+                continue
+            near = [
+                a
+                for a in bought
+                if (a.asset, a.wallet) == (g.asset, g.wallet) and a.time_ms < g.time_ms
+            ]
+            pool = near if near and draw(st.integers(0, 3)) else bought
+            g.picks = []
+            for _ in range(draw(st.integers(1, 2))):
+                lot = draw(st.sampled_from(pool))
+                part = q18(Decimal(lot.qty) * Decimal(draw(st.sampled_from(["0.25", "0.5", "1"]))))
+                if part > 0:
+                    g.picks.append((lot.tx, 0, fmt(part)))
+            if not g.picks:
+                g.picks = None
+                continue
+            g.qty = fmt(sum((Decimal(q) for _, _, q in g.picks), Decimal(0)))
     return legs
 
 
@@ -581,6 +613,36 @@ def test_matches_the_decimal_reference(legs: list[L], method: int, per_wallet: b
     r = ledger.replay([(ALWAYS, method)], per_wallet, True)
     assert all_rows(r) == ref.rows
     assert open_lots(r) == ref.open_lots()
+
+
+@settings(PROPERTY, max_examples=400)
+@given(
+    legs=ledgers(picks=True),
+    method=st.sampled_from([FIFO, HIFO, SPECIFIC_LOT]),
+    per_wallet=st.booleans(),
+)
+def test_named_lots_match_the_reference(legs: list[L], method: int, per_wallet: bool) -> None:
+    ref = RefBook(FIFO if method == SPECIFIC_LOT else method, per_wallet, allow_negative=True)
+    try:
+        for g in replay_order(legs):
+            ref.apply(g)
+    except ValueError as e:
+        event("a named lot is not there")
+        # The same transaction and lot: "tx 7: lot 3.0 ...".
+        with pytest.raises(ValueError, match=f"^{e} "):
+            ledger_of(legs).replay([(ALWAYS, method)], per_wallet, True)
+        return
+    event("replayed" + (" with named lots" if any(g.picks for g in legs) else ""))
+    r = ledger_of(legs).replay([(ALWAYS, method)], per_wallet, True)
+    assert all_rows(r) == ref.rows
+    assert open_lots(r) == ref.open_lots()
+    named = {g.tx for g in legs if g.picks is not None}
+    m = r.match_arrays()
+    expect = [
+        SPECIFIC_LOT if t in named else (FIFO if method == SPECIFIC_LOT else method)
+        for t in m["tx"]
+    ]
+    assert m["method"].tolist() == expect
 
 
 @PROPERTY
