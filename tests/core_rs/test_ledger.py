@@ -326,7 +326,7 @@ def test_append_validates_everything_first() -> None:
             "selected lots total '0.5' but qty is '1'",
         ),
         ([L(2, ACQUIRE, 0, "1", "1", picks=[(1, 0, "1")])], "only for disposals"),
-        ([L(-2, ACQUIRE, 0, "1", "1")], "tx -2 must be >= 0"),
+        ([L(-2, ACQUIRE, 0, "1", "1")], "tx -2 must be in 0..=2"),
     ]
     for legs, msg in cases:
         with pytest.raises(ValueError, match=msg):

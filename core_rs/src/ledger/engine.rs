@@ -331,8 +331,7 @@ fn open_lots(book: &mut Book) -> Result<OpenLots, LedgerError> {
     let mut out = OpenLots::default();
     for pid in order {
         let pool = &book.pools[pid as usize];
-        for &idx in pool.open.values() {
-            let lot = &book.lots[idx as usize];
+        for lot in pool.open.values() {
             out.lot_tx.push(lot.key.1);
             out.lot_leg.push(lot.key.2);
             out.asset.push(pool.asset);

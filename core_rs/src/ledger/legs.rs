@@ -6,6 +6,7 @@
 
 use super::fixed;
 use super::fxhash::{FxHashMap, FxHashSet};
+use super::pool::MAX_TX;
 use super::{LedgerError, ACQUIRE, DISPOSE, MOVE, REMOVE};
 
 /// A lot the caller names for a disposal, removal or move: the acquiring
@@ -133,8 +134,8 @@ fn check_leg(i: usize, leg: &Leg) -> Result<(), LedgerError> {
             leg.kind
         ));
     }
-    if leg.tx < 0 {
-        return err(format!("tx {} must be >= 0", leg.tx));
+    if !(0..=MAX_TX).contains(&leg.tx) {
+        return err(format!("tx {} must be in 0..=2^55-1", leg.tx));
     }
     if leg.qty <= 0 {
         return err(format!(

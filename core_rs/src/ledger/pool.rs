@@ -1,20 +1,24 @@
 //! Lot pools: the open lots of one asset (universal) or one asset in one
 //! wallet (per wallet), and the orders the methods consume them in.
 //!
-//! Every pool keeps its lots in a BTreeMap by FIFO key (acquired_ms,
-//! lot_tx, lot_leg): first entry for FIFO, last for LIFO. HIFO needs a
-//! second order (unit cost, exact by 256-bit cross products): a binary heap
-//! built the first time a pool is consumed HIFO and kept in step after
-//! that. Entries are never removed from the middle: each carries the lot's
-//! version, and a changed or closed lot's old entries are skipped when they
-//! reach the top (cheaper than a second tree by a factor of two or three).
+//! Every pool keeps its open lots in a BTreeMap by FIFO key (acquired_ms,
+//! lot_tx, lot_leg), packed into one u128 so a comparison is one
+//! instruction, with the lot itself as the value: the lot a method takes
+//! sits in the leaf the search just reached, not behind another pointer.
+//! First entry for FIFO, last for LIFO. HIFO needs a second order (unit
+//! cost, exact by 256-bit cross products): a binary heap built the first
+//! time a pool is consumed HIFO and kept in step after that. Entries are
+//! never removed from the middle: each carries the lot's version (unique in
+//! its pool), and entries of a changed or closed lot are dropped when they
+//! reach the top.
+//!
 //! The pool's totals (qty, cost) are kept on every change, so AVERAGE_COST
 //! is O(log n) per disposal: while a pool is `averaged` the totals are the
 //! truth and per-lot costs are stale until `materialize` shares the pool
 //! cost out again.
 
-use std::cmp::Ordering;
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
+use std::collections::btree_map::{Entry, OccupiedEntry};
 use std::collections::{BTreeMap, BinaryHeap};
 
 use super::fixed::{self, mul_div};
@@ -23,6 +27,18 @@ use super::{LedgerError, Selection};
 
 /// (acquired_ms, lot_tx, lot_leg): a lot's id and FIFO position at once.
 pub type LotKey = (i64, i64, u8);
+
+/// Largest lot_tx a pool can hold: the packed key keeps 56 bits for
+/// (tx, leg).
+pub const MAX_TX: i64 = (1 << 55) - 1;
+
+/// `key` as one u128 in the same order (tx in 0..=MAX_TX).
+pub fn pack(key: LotKey) -> u128 {
+    debug_assert!((0..=MAX_TX).contains(&key.1));
+    let time = (key.0 as u64) ^ (1 << 63);
+    let id = ((key.1 as u64) << 8) | u64::from(key.2);
+    (u128::from(time) << 64) | u128::from(id)
+}
 
 #[derive(Clone, Debug)]
 pub struct Lot {
@@ -33,8 +49,9 @@ pub struct Lot {
     pub cost: i128,
     pub original_qty: i128,
     pub unknown: bool,
-    /// Bumped on every change, so stale HIFO entries can be recognised.
-    pub version: u32,
+    /// Set from the pool's counter on every change, so HIFO entries of an
+    /// older state are recognised.
+    pub version: u64,
 }
 
 /// The HIFO order: highest unit cost first (the smallest key), ties
@@ -48,9 +65,8 @@ struct HifoKey {
     approx: f64,
     cost: i128,
     qty: i128,
-    key: LotKey,
-    idx: u32,
-    version: u32,
+    key: u128,
+    version: u64,
 }
 
 impl PartialEq for HifoKey {
@@ -71,7 +87,6 @@ impl Ord for HifoKey {
             fixed::cmp_ratio(other.cost, other.qty, self.cost, self.qty)
         };
         unit.then(self.key.cmp(&other.key))
-            .then(self.idx.cmp(&other.idx))
             .then(self.version.cmp(&other.version))
     }
 }
@@ -82,15 +97,29 @@ impl PartialOrd for HifoKey {
     }
 }
 
+fn hifo_key(lot: &Lot) -> HifoKey {
+    HifoKey {
+        approx: lot.cost as f64 / lot.qty as f64,
+        cost: lot.cost,
+        qty: lot.qty,
+        key: pack(lot.key),
+        version: lot.version,
+    }
+}
+
+type Heap = BinaryHeap<Reverse<HifoKey>>;
+
 #[derive(Clone, Debug, Default)]
 pub struct Pool {
     pub asset: u32,
     /// 0 for a universal pool.
     pub wallet: u32,
-    /// Open lots (qty > 0) by FIFO key -> index into `Book::lots`.
-    pub open: BTreeMap<LotKey, u32>,
+    /// Open lots (qty > 0) by packed FIFO key.
+    pub open: BTreeMap<u128, Lot>,
     /// Max-heap of the HIFO order (`Reverse`: the smallest key on top).
-    hifo: Option<BinaryHeap<Reverse<HifoKey>>>,
+    hifo: Option<Heap>,
+    /// The last version given to a lot of this pool.
+    version: u64,
     pub qty: i128,
     /// Sum of the open lots' known costs (authoritative while averaged).
     pub cost: i128,
@@ -123,45 +152,87 @@ pub struct Piece {
     pub original_qty: i128,
 }
 
-/// Every pool and every lot of a replay.
+/// Every pool of a replay.
 #[derive(Clone, Debug, Default)]
 pub struct Book {
     pub pools: Vec<Pool>,
-    pub lots: Vec<Lot>,
     by_id: FxHashMap<(u32, u32), u32>,
-    /// Slots of closed lots, reused by new ones: the arena stays the size
-    /// of the open lots, not of every lot ever acquired.
-    free: Vec<u32>,
     /// (lot_tx, lot_leg) -> acquired_ms, to find named lots; filled by the
     /// engine only when some leg names lots.
     pub acquired: FxHashMap<(i64, u8), i64>,
 }
 
-fn hifo_key(lot: &Lot, idx: u32) -> HifoKey {
-    HifoKey {
-        approx: lot.cost as f64 / lot.qty as f64,
-        cost: lot.cost,
-        qty: lot.qty,
-        key: lot.key,
-        idx,
-        version: lot.version,
+impl Pool {
+    fn next_version(&mut self) -> u64 {
+        self.version += 1;
+        self.version
+    }
+
+    /// Puts the current state of open lot `key` on the HIFO heap, if there
+    /// is one.
+    fn hifo_push(&mut self, key: u128) {
+        if let (Some(h), Some(lot)) = (self.hifo.as_mut(), self.open.get(&key)) {
+            h.push(Reverse(hifo_key(lot)));
+        }
+    }
+
+    /// Builds the HIFO heap from the open lots (also to shed stale entries).
+    fn hifo_build(&mut self) {
+        self.hifo = Some(self.open.values().map(|l| Reverse(hifo_key(l))).collect());
+    }
+
+    /// The open lot on top of the HIFO heap (key, qty), dropping stale
+    /// entries.
+    fn hifo_top(&mut self) -> Option<(u128, i128)> {
+        let h = self.hifo.as_mut()?;
+        while let Some(Reverse(k)) = h.peek() {
+            match self.open.get(&k.key) {
+                Some(l) if l.version == k.version => return Some((k.key, l.qty)),
+                _ => {
+                    h.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes `q` of the lot at `key` at its own cost (pool not averaged).
+    fn consume(&mut self, key: u128, q: i128) -> Result<Piece, LedgerError> {
+        let version = self.next_version();
+        let Entry::Occupied(mut e) = self.open.entry(key) else {
+            unreachable!("consume is called with an open lot");
+        };
+        let lot = e.get_mut();
+        let basis = if q == lot.qty {
+            lot.cost
+        } else {
+            mul_div(lot.cost, q, lot.qty)?
+        };
+        lot.cost -= basis;
+        lot.qty -= q;
+        lot.version = version;
+        let piece = Piece {
+            key: lot.key,
+            qty: q,
+            basis,
+            unknown: lot.unknown,
+            original_qty: lot.original_qty,
+        };
+        if lot.qty == 0 {
+            close(e, &mut self.unknown);
+        } else if let Some(h) = self.hifo.as_mut() {
+            h.push(Reverse(hifo_key(lot)));
+        }
+        self.qty -= q;
+        self.cost = fixed::sub(self.cost, basis)?;
+        Ok(piece)
     }
 }
 
-/// Puts the current state of open lot `idx` on the pool's HIFO heap, if it
-/// has one; rebuilds the heap from the open lots instead when stale entries
-/// outnumber them.
-fn hifo_push(pool: &mut Pool, lots: &[Lot], idx: u32) {
-    let Some(h) = pool.hifo.as_mut() else { return };
-    if h.len() > 2 * pool.open.len() + 64 {
-        *h = pool
-            .open
-            .values()
-            .map(|&i| Reverse(hifo_key(&lots[i as usize], i)))
-            .collect();
-    } else {
-        h.push(Reverse(hifo_key(&lots[idx as usize], idx)));
-    }
+/// Removes a lot whose qty reached zero.
+fn close(e: OccupiedEntry<'_, u128, Lot>, unknown: &mut u32) {
+    let lot = e.remove();
+    *unknown -= u32::from(lot.unknown);
 }
 
 impl Book {
@@ -193,51 +264,44 @@ impl Book {
         unknown: bool,
         original_qty: i128,
     ) -> Result<(), LedgerError> {
+        if !(0..=MAX_TX).contains(&key.1) {
+            return Err(LedgerError::new(format!(
+                "lot tx {} is not in 0..=2^55-1",
+                key.1
+            )));
+        }
         let pool = &mut self.pools[pid as usize];
         pool.qty = fixed::add(pool.qty, qty)?;
         pool.cost = fixed::add(pool.cost, cost)?;
         if pool.averaged && unknown {
             pool.tainted = true;
         }
-        if let Some(&idx) = pool.open.get(&key) {
-            let lot = &mut self.lots[idx as usize];
-            lot.qty = fixed::add(lot.qty, qty)?;
-            lot.cost = fixed::add(lot.cost, cost)?;
-            lot.version = lot.version.wrapping_add(1);
-            if unknown && !lot.unknown {
-                lot.unknown = true;
-                pool.unknown += 1;
+        let version = pool.next_version();
+        let packed = pack(key);
+        match pool.open.entry(packed) {
+            Entry::Occupied(mut e) => {
+                let lot = e.get_mut();
+                lot.qty = fixed::add(lot.qty, qty)?;
+                lot.cost = fixed::add(lot.cost, cost)?;
+                lot.version = version;
+                if unknown && !lot.unknown {
+                    lot.unknown = true;
+                    pool.unknown += 1;
+                }
             }
-            hifo_push(pool, &self.lots, idx);
-            return Ok(());
+            Entry::Vacant(e) => {
+                e.insert(Lot {
+                    key,
+                    qty,
+                    cost,
+                    original_qty,
+                    unknown,
+                    version,
+                });
+                pool.unknown += u32::from(unknown);
+            }
         }
-        let mut lot = Lot {
-            key,
-            qty,
-            cost,
-            original_qty,
-            unknown,
-            version: 0,
-        };
-        let idx = match self.free.pop() {
-            Some(idx) => {
-                // A new version, so the old lot's HIFO entries stay stale.
-                lot.version = self.lots[idx as usize].version.wrapping_add(1);
-                self.lots[idx as usize] = lot;
-                idx
-            }
-            None => {
-                let idx = u32::try_from(self.lots.len())
-                    .map_err(|_| LedgerError::new("more than 2^32 open lots".into()))?;
-                self.lots.push(lot);
-                idx
-            }
-        };
-        pool.open.insert(key, idx);
-        if unknown {
-            pool.unknown += 1;
-        }
-        hifo_push(pool, &self.lots, idx);
+        pool.hifo_push(packed);
         Ok(())
     }
 
@@ -251,8 +315,7 @@ impl Book {
         }
         let (mut rem_cost, mut rem_qty) = (pool.cost, pool.qty);
         let mut unknown = 0;
-        for &idx in pool.open.values() {
-            let lot = &mut self.lots[idx as usize];
+        for lot in pool.open.values_mut() {
             let c = if lot.qty == rem_qty {
                 rem_cost
             } else {
@@ -294,74 +357,29 @@ impl Book {
             }
             _ => self.materialize(pid)?,
         }
-        if matches!(how, Take::Hifo) && self.pools[pid as usize].hifo.is_none() {
-            let pool = &mut self.pools[pid as usize];
-            let lots = &self.lots;
-            pool.hifo = Some(
-                pool.open
-                    .values()
-                    .map(|&i| Reverse(hifo_key(&lots[i as usize], i)))
-                    .collect(),
-            );
+        let pool = &mut self.pools[pid as usize];
+        if matches!(how, Take::Hifo) {
+            let stale = pool
+                .hifo
+                .as_ref()
+                .map(|h| h.len() > 2 * pool.open.len() + 64);
+            if stale != Some(false) {
+                pool.hifo_build();
+            }
         }
         let mut rem = q;
         while rem > 0 {
-            let open = &self.pools[pid as usize].open;
             let next = match how {
-                Take::Lifo => open.last_key_value().map(|(_, &i)| i),
-                Take::Hifo => self.hifo_top(pid),
-                _ => open.first_key_value().map(|(_, &i)| i),
+                Take::Lifo => pool.open.last_key_value().map(|(&k, l)| (k, l.qty)),
+                Take::Hifo => pool.hifo_top(),
+                _ => pool.open.first_key_value().map(|(&k, l)| (k, l.qty)),
             };
-            let Some(idx) = next else { break };
-            let part = rem.min(self.lots[idx as usize].qty);
-            out.push(self.consume(pid, idx, part)?);
+            let Some((key, left)) = next else { break };
+            let part = rem.min(left);
+            out.push(pool.consume(key, part)?);
             rem -= part;
         }
         Ok(rem)
-    }
-
-    /// The open lot on top of the pool's HIFO heap, dropping stale entries.
-    fn hifo_top(&mut self, pid: u32) -> Option<u32> {
-        let h = self.pools[pid as usize].hifo.as_mut()?;
-        while let Some(Reverse(k)) = h.peek() {
-            let lot = &self.lots[k.idx as usize];
-            if lot.version == k.version && lot.qty > 0 {
-                return Some(k.idx);
-            }
-            h.pop();
-        }
-        None
-    }
-
-    /// Takes `q` of lot `idx` at its own cost (pool not averaged).
-    fn consume(&mut self, pid: u32, idx: u32, q: i128) -> Result<Piece, LedgerError> {
-        let pool = &mut self.pools[pid as usize];
-        let lot = &mut self.lots[idx as usize];
-        let basis = if q == lot.qty {
-            lot.cost
-        } else {
-            mul_div(lot.cost, q, lot.qty)?
-        };
-        lot.cost -= basis;
-        lot.qty -= q;
-        lot.version = lot.version.wrapping_add(1);
-        pool.qty -= q;
-        pool.cost = fixed::sub(pool.cost, basis)?;
-        let piece = Piece {
-            key: lot.key,
-            qty: q,
-            basis,
-            unknown: lot.unknown,
-            original_qty: lot.original_qty,
-        };
-        if lot.qty == 0 {
-            pool.open.remove(&lot.key);
-            pool.unknown -= u32::from(lot.unknown);
-            self.free.push(idx);
-        } else {
-            hifo_push(pool, &self.lots, idx);
-        }
-        Ok(piece)
     }
 
     fn take_named(
@@ -370,19 +388,18 @@ impl Book {
         s: &Selection,
         out: &mut Vec<Piece>,
     ) -> Result<(), LedgerError> {
-        let pool = &self.pools[pid as usize];
-        let idx = self
+        let pool = &mut self.pools[pid as usize];
+        let key = self
             .acquired
             .get(&(s.lot_tx, s.lot_leg))
-            .and_then(|&t| pool.open.get(&(t, s.lot_tx, s.lot_leg)))
-            .copied();
-        let Some(idx) = idx else {
+            .filter(|_| (0..=MAX_TX).contains(&s.lot_tx))
+            .map(|&t| pack((t, s.lot_tx, s.lot_leg)));
+        let Some((key, left)) = key.and_then(|k| pool.open.get(&k).map(|l| (k, l.qty))) else {
             return Err(LedgerError::new(format!(
                 "lot {}.{} is not open in the pool of asset {} wallet {} at that time",
                 s.lot_tx, s.lot_leg, pool.asset, pool.wallet
             )));
         };
-        let left = self.lots[idx as usize].qty;
         if left < s.qty {
             return Err(LedgerError::new(format!(
                 "lot {}.{} has only '{}' left, '{}' selected",
@@ -392,7 +409,7 @@ impl Book {
                 fixed::format(s.qty)
             )));
         }
-        out.push(self.consume(pid, idx, s.qty)?);
+        out.push(pool.consume(key, s.qty)?);
         Ok(())
     }
 
@@ -423,11 +440,12 @@ impl Book {
         let unknown = pool.tainted;
         let (mut rem_basis, mut rem_qty) = (basis, avail);
         while rem_qty > 0 {
-            let (_, &idx) = pool
+            let version = pool.next_version();
+            let mut e = pool
                 .open
-                .first_key_value()
+                .first_entry()
                 .expect("the pool's qty is the sum of its lots");
-            let lot = &mut self.lots[idx as usize];
+            let lot = e.get_mut();
             let part = rem_qty.min(lot.qty);
             let share = if part == rem_qty {
                 rem_basis
@@ -435,12 +453,7 @@ impl Book {
                 mul_div(rem_basis, part, rem_qty)?
             };
             lot.qty -= part;
-            lot.version = lot.version.wrapping_add(1);
-            if lot.qty == 0 {
-                pool.open.remove(&lot.key);
-                pool.unknown -= u32::from(lot.unknown);
-                self.free.push(idx);
-            }
+            lot.version = version;
             out.push(Piece {
                 key: lot.key,
                 qty: part,
@@ -448,6 +461,9 @@ impl Book {
                 unknown,
                 original_qty: lot.original_qty,
             });
+            if lot.qty == 0 {
+                close(e, &mut pool.unknown);
+            }
             rem_basis -= share;
             rem_qty -= part;
         }
@@ -459,23 +475,20 @@ impl Book {
         Ok(q - avail)
     }
 
-    /// Indices of a pool's open lots in the order `how` would take them
-    /// (for a preview: nothing changes). Averaged pools must be
-    /// materialized first.
-    pub fn order(&self, pid: u32, how: Take<'_>) -> Vec<u32> {
+    /// A pool's open lots in the order `how` would take them (for a
+    /// preview: nothing changes). Averaged pools must be materialized
+    /// first.
+    pub fn order(&self, pid: u32, how: Take<'_>) -> Vec<&Lot> {
         let pool = &self.pools[pid as usize];
         match how {
-            Take::Lifo => pool.open.values().rev().copied().collect(),
+            Take::Lifo => pool.open.values().rev().collect(),
             Take::Hifo => {
-                let mut keys: Vec<HifoKey> = pool
-                    .open
-                    .values()
-                    .map(|&i| hifo_key(&self.lots[i as usize], i))
-                    .collect();
-                keys.sort();
-                keys.into_iter().map(|k| k.idx).collect()
+                let mut lots: Vec<(HifoKey, &Lot)> =
+                    pool.open.values().map(|l| (hifo_key(l), l)).collect();
+                lots.sort_by(|a, b| a.0.cmp(&b.0));
+                lots.into_iter().map(|(_, l)| l).collect()
             }
-            _ => pool.open.values().copied().collect(),
+            _ => pool.open.values().collect(),
         }
     }
 }
@@ -586,7 +599,7 @@ mod tests {
                 unknown: false,
                 version: 0,
             };
-            hifo_key(&l, 0)
+            hifo_key(&l)
         };
         // Far apart: the floating-point path; negative costs order too.
         assert!(a("5", "1") < a("4", "1"));

@@ -58,8 +58,7 @@ pub fn preview_disposal(
         };
         let unknown = pool.unknown > 0;
         let mut rest = basis;
-        for idx in r.book.order(pid, Take::Fifo) {
-            let lot = &r.book.lots[idx as usize];
+        for lot in r.book.order(pid, Take::Fifo) {
             let part = rem.min(lot.qty);
             let share = if part == rem {
                 rest
@@ -74,8 +73,7 @@ pub fn preview_disposal(
             }
         }
     } else {
-        for idx in r.book.order(pid, how) {
-            let lot = &r.book.lots[idx as usize];
+        for lot in r.book.order(pid, how) {
             let part = rem.min(lot.qty);
             let basis = if part == lot.qty {
                 lot.cost
