@@ -6,6 +6,7 @@ pub mod batch;
 pub mod bundle;
 pub mod error;
 pub mod indicators;
+pub mod ledger;
 pub mod market;
 pub mod wire;
 

@@ -35,6 +35,8 @@ from core_rs._core import (
     REJECT_UNKNOWN_SYMBOL,
     VERSION,
     CandleEngine,
+    Ledger,
+    Replay,
     decode_stream_candles,
 )
 from core_rs._extra import *  # noqa: F403
@@ -55,6 +57,8 @@ __all__ = [
     "REJECT_UNKNOWN_SYMBOL",
     "VERSION",
     "CandleEngine",
+    "Ledger",
+    "Replay",
     "batch",
     "batch_threads",
     "bundle",

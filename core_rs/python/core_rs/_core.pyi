@@ -227,3 +227,148 @@ class BundleSet:
     def reset(self, ids: object) -> None: ...
     def to_bytes(self) -> bytes: ...
     def _restore(self, data: bytes) -> None: ...
+
+# ---- The lot-matching engine (core_rs/src/ledger) ----
+#
+# Amounts are exact decimal strings in plain notation ("0.00012345", at most
+# 20 digits before the point and 18 after, no exponent), held in Rust as
+# i128 x 10^-18; derived amounts (a piece of a lot's cost, a share of
+# proceeds or of an average) are rounded half-even to 18 places and the
+# remainder stays with what is left, so every split sums exactly. "" is an
+# unknown amount. Leg kinds: 1 ACQUIRE, 2 DISPOSE, 3 REMOVE (gift out: lots
+# leave, not taxable), 4 MOVE (wallet -> to_wallet). Method codes equal
+# marketmesh.v1.CostBasisMethod: 1 FIFO, 2 LIFO, 3 HIFO, 4 AVERAGE_COST,
+# 5 SPECIFIC_LOT. Every error is a ValueError whose message starts with
+# where it is: "leg <position in batch>: <field> ..." from append,
+# "tx <tx>: ..." from replay.
+
+class _MatchColumns(TypedDict):
+    """Result of ``Replay.match_arrays``: one row per (disposal or removal
+    leg, consumed lot piece), in replay order."""
+
+    tx: NDArray[np.int64]
+    leg: NDArray[np.uint8]
+    kind: NDArray[np.uint8]  # 2 DISPOSE or 3 REMOVE
+    lot_tx: NDArray[np.int64]  # -1: the phantom lot of a negative balance
+    lot_leg: NDArray[np.uint8]
+    disposed_ms: NDArray[np.int64]
+    acquired_ms: NDArray[np.int64]
+    asset: NDArray[np.uint32]
+    wallet: NDArray[np.uint32]  # the disposal's wallet
+    long_term: NDArray[np.bool_]  # floor(ms / 86_400_000) days apart > 365
+    unknown: NDArray[np.bool_]  # the lot's cost (or a disposal's proceeds) unknown
+    method: NDArray[np.uint8]  # as applied: 5 only when the leg named lots
+
+class _LotColumns(TypedDict):
+    """Result of ``Replay.lot_arrays``: the open lots at the end of the
+    replay, by (asset, wallet), then first in first."""
+
+    lot_tx: NDArray[np.int64]
+    lot_leg: NDArray[np.uint8]
+    asset: NDArray[np.uint32]
+    wallet: NDArray[np.uint32]  # the pool's wallet; 0 for universal pools
+    acquired_ms: NDArray[np.int64]
+    unknown: NDArray[np.bool_]
+
+class _PreviewAmounts(TypedDict):
+    cost_basis: str  # "" when a lot's cost is unknown (then the gains too)
+    proceeds: str
+    short_gain: str
+    long_gain: str
+    gain: str
+
+class Ledger:
+    """A portfolio's legs, kept in replay order (time_ms, tx, leg).
+
+    A lot is identified by its acquiring leg (tx, leg); (tx, leg) is unique
+    in the ledger. Thread-safe; every method releases the GIL for its work.
+    """
+
+    def __init__(self) -> None: ...
+    def append(
+        self,
+        tx: NDArray[np.int64],
+        leg: NDArray[np.uint8],
+        kind: NDArray[np.uint8],
+        time_ms: NDArray[np.int64],
+        asset: NDArray[np.uint32],
+        wallet: NDArray[np.uint32],
+        to_wallet: NDArray[np.uint32],
+        qty: list[str],
+        amount: list[str],
+        selections: dict[int, list[tuple[int, int, str]]] | None = None,
+    ) -> None:
+        """Appends a batch of legs, all or nothing.
+
+        ``amount``: ACQUIRE the lot's cost basis, DISPOSE the net proceeds,
+        ignored for REMOVE and MOVE; "" = not valued yet. ``qty`` > 0.
+        ``to_wallet`` is read for MOVE only. ``selections`` maps a position
+        in this batch (a DISPOSE, REMOVE or MOVE) to the lots it consumes,
+        (lot_tx, lot_leg, qty), in that order; their quantities must add up
+        to the leg's qty. ``tx`` >= 0. Legs may be backdated. ValueError
+        (nothing appended) names the first bad leg and field: "leg 3: qty
+        '1e5' is not a decimal: ...", "leg 0: tx 7 leg 0 is already in the
+        ledger; ...".
+        """
+    def remove_tx(self, tx: int) -> int:
+        """Removes every leg of transaction ``tx``; returns how many."""
+    def __len__(self) -> int: ...
+    def first_negative(self) -> tuple[int, int, int, int, str] | None:
+        """The first point in replay order where an (asset, wallet) balance
+        goes below zero (ACQUIRE +, DISPOSE/REMOVE -, MOVE - wallet and +
+        to_wallet): (tx, asset, wallet, time_ms, shortfall > 0), or None."""
+    def replay(
+        self, methods: list[tuple[int, int]], per_wallet: bool, allow_negative: bool
+    ) -> Replay:
+        """Matches every disposal, removal and (per wallet) move to lots.
+
+        ``methods``: [(from_year, method)], years strictly increasing; a
+        leg uses the method of its UTC calendar year (years before the first
+        entry use the first). A leg that names lots consumes exactly those;
+        SPECIFIC_LOT without names is FIFO. HIFO orders by exact unit cost
+        (an unknown cost counts as 0), ties first in first. AVERAGE_COST
+        takes the pool's average cost and the lots' dates first in first.
+
+        Pools are per asset, or per (asset, wallet) with ``per_wallet``,
+        where a MOVE carries the pieces (same lot id, date, basis) to
+        ``to_wallet``'s pool; without it a MOVE changes no lot.
+
+        ValueError "tx <tx>: lot <lot_tx>.<lot_leg> is not open in the pool
+        of asset <a> wallet <w> at that time" / "... has only '<q>' left,
+        '<q>' selected"; and, unless ``allow_negative``, "tx <tx>: asset
+        <a> wallet <w> short by <qty>". With ``allow_negative`` a disposal's
+        excess is matched to a phantom lot (lot_tx -1, lot_leg 0, zero
+        basis, acquired at the disposal); a move's excess moves nothing.
+        """
+
+class Replay:
+    """The immutable result of ``Ledger.replay``."""
+
+    @property
+    def n_matches(self) -> int: ...
+    @property
+    def n_lots(self) -> int: ...
+    def match_arrays(self) -> _MatchColumns: ...
+    def match_amounts(
+        self, idx: NDArray[np.int64]
+    ) -> tuple[list[str], list[str], list[str], list[str]]:
+        """(qty, cost_basis, proceeds, gain) of rows ``idx``. Unknown
+        amounts are ""; a REMOVE row's proceeds and gain are "" (a gift
+        realizes nothing). A DISPOSE's proceeds are split over its pieces by
+        qty, the last piece taking the remainder; gain = proceeds - basis."""
+    def sum_matches(self, idx: NDArray[np.int64]) -> dict[str, tuple[str, str, str, int]]:
+        """{'short': (proceeds, cost_basis, gain, rows), 'long': (...)} over
+        the DISPOSE rows among ``idx`` (REMOVE rows are skipped). ValueError
+        "tx <tx>: the proceeds is unknown ..." / "tx <tx>: the cost basis of
+        lot <lot_tx>.<lot_leg> is unknown ..." at the first unknown row."""
+    def lot_arrays(self) -> _LotColumns: ...
+    def lot_amounts(self, idx: NDArray[np.int64]) -> tuple[list[str], list[str], list[str]]:
+        """(qty, cost_basis, original_qty) of open lots ``idx``; the cost of
+        an unknown lot is "". ``original_qty``: the acquiring leg's qty."""
+    def preview_disposal(
+        self, asset: int, wallet: int, qty: str, proceeds: str, time_ms: int, method: int
+    ) -> _PreviewAmounts:
+        """What selling ``qty`` now would realize from the open lots, without
+        changing anything (``wallet`` is ignored for universal pools; a
+        SPECIFIC_LOT preview is FIFO). ValueError "asset <a> wallet <w>
+        short by <qty>" when there is not enough."""

@@ -5,6 +5,7 @@ mod arrays;
 mod bundle;
 mod candle_engine;
 mod indicators;
+mod ledger;
 mod wire;
 
 use pyo3::exceptions::PyValueError;
@@ -36,6 +37,9 @@ mod _core {
 
     #[pymodule_export]
     use super::wire::decode_stream_candles;
+
+    #[pymodule_export]
+    use super::ledger::{Ledger, Replay};
 
     // Tick codes of CandleEngine.ingest, equal to TickRejectionReason.
     #[pymodule_export]
