@@ -27,12 +27,14 @@ from services.common.validation import ms_to_timestamp
 log = structlog.get_logger(__name__)
 
 ASSET_REFRESH_S = 300.0
-# Finest first: the historical price is the close of the finest candle that
-# contains the time.
+# The price at a time is the close of the last candle that opened at or
+# before it, on the finest interval that has one recently enough: a minute
+# candle within the hour, else an hourly within the day, else a daily within
+# the week. (interval, width ms, how far back it may be)
 _PRICE_INTERVALS = (
-    (common_pb2.INTERVAL_1M, 60_000),
-    (common_pb2.INTERVAL_1H, 3_600_000),
-    (common_pb2.INTERVAL_1D, 86_400_000),
+    (common_pb2.INTERVAL_1M, 60_000, 3_600_000),
+    (common_pb2.INTERVAL_1H, 3_600_000, 86_400_000),
+    (common_pb2.INTERVAL_1D, 86_400_000, 7 * 86_400_000),
 )
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -84,7 +86,7 @@ class MarketLink:
         self._assets: frozenset[str] | None = None
         self._assets_at = 0.0
         self._assets_lock = asyncio.Lock()
-        self._price_cache: dict[tuple[str, int], Decimal | None] = {}
+        self._price_cache: dict[tuple[str, int], Decimal] = {}
 
     async def close(self) -> None:
         await self._pricing_channel.close()
@@ -168,20 +170,17 @@ class MarketLink:
         return out, missing
 
     async def price_at(self, asset: str, time_ms: int) -> Decimal | None:
-        """The close of the finest candle containing ``time_ms``; None when pricing has none."""
-        for interval, width in _PRICE_INTERVALS:
-            start = time_ms - time_ms % width
-            key = (asset, interval * 10**15 + start)
-            if key in self._price_cache:
-                cached = self._price_cache[key]
-                if cached is not None:
-                    return cached
-                continue
+        """The last price at ``time_ms`` (see _PRICE_INTERVALS); None when pricing has none."""
+        for interval, width, reach in _PRICE_INTERVALS:
+            end = time_ms - time_ms % width + width  # exclusive: the candle containing time_ms
+            key = (asset, interval * 10**15 + end)
+            cached = self._price_cache.get(key)
+            if cached is not None:
+                return cached
             request = pricing_pb2.GetCandlesRequest(
                 symbol=self.symbol(asset), interval=interval, limit=1
             )
-            request.start_time.CopyFrom(ms_to_timestamp(start))
-            request.end_time.CopyFrom(ms_to_timestamp(start + width))
+            request.end_time.CopyFrom(ms_to_timestamp(end))
             try:
                 response = await self.pricing.GetCandles(request, timeout=self.timeout_s)
             except grpc.aio.AioRpcError as err:
@@ -190,16 +189,20 @@ class MarketLink:
                 return None  # e.g. NOT_FOUND: pricing does not know the symbol
             price = None
             closed = False
-            if response.candles and response.candles[0].close > 0:
-                price = to_decimal(response.candles[0].close)
-                closed = response.candles[0].closed
-            if closed or price is None:
+            if response.candles:
+                candle = response.candles[-1]
+                opened = candle.open_time.seconds * 1000 + candle.open_time.nanos // 1_000_000
+                if candle.close > 0 and opened >= time_ms - reach:
+                    price = to_decimal(candle.close)
+                    closed = candle.closed
+            if price is None:
+                continue  # not cached: history can still arrive (an import of old ticks)
+            if closed:
                 # A forming candle's close still moves: only closed answers are cached.
                 if len(self._price_cache) > 100_000:
                     self._price_cache.clear()
                 self._price_cache[key] = price
-            if price is not None:
-                return price
+            return price
         return None
 
     async def prices_at(

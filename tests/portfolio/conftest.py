@@ -89,3 +89,8 @@ async def repository(database_url: str) -> AsyncIterator[Repository]:
         yield repo
     finally:
         await repo.close()
+
+
+# Service fixtures shared by the portfolio service tests (real servers).
+from tests.portfolio.harness import start_portfolio  # noqa: E402, F401
+from tests.pricing.conftest import start_pricing_server  # noqa: E402, F401

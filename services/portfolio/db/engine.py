@@ -27,11 +27,13 @@ WRITE_LOCK = "mm_sqlite_write_lock"
 # A connection waits this long for another connection's write lock.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _SQLITE_PRAGMAS = (
+    # First: the pragmas below (journal_mode above all) need locks too, and a
+    # second process opening the file at the same moment must wait for them.
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode=WAL",
     # A ledger: a committed batch must survive a power loss, not only a crash.
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
-    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
     # 64 MiB of page cache: the unique indexes on random ids are written all
     # over; a big cache keeps a large import from re-reading them.
     "PRAGMA cache_size=-65536",
