@@ -305,7 +305,7 @@ class Ledger:
         ``to_wallet`` is read for MOVE only. ``selections`` maps a position
         in this batch (a DISPOSE, REMOVE or MOVE) to the lots it consumes,
         (lot_tx, lot_leg, qty), in that order; their quantities must add up
-        to the leg's qty. ``tx`` >= 0. Legs may be backdated. ValueError
+        to the leg's qty. 0 <= ``tx`` < 2**55. Legs may be backdated. ValueError
         (nothing appended) names the first bad leg and field: "leg 3: qty
         '1e5' is not a decimal: ...", "leg 0: tx 7 leg 0 is already in the
         ledger; ...".

@@ -121,15 +121,13 @@ pub fn div_wide(hi: u128, lo: u128, d: u128) -> ((u128, u128), u128) {
     debug_assert!(d != 0);
     let n = [lo as u64, (lo >> 64) as u64, hi as u64, (hi >> 64) as u64];
     if d >> 64 == 0 {
-        let d = d as u64 as u128;
+        let d = d as u64;
         let mut q = [0u64; 4];
-        let mut r: u128 = 0;
+        let mut r: u64 = 0;
         for i in (0..4).rev() {
-            let cur = (r << 64) | u128::from(n[i]);
-            q[i] = (cur / d) as u64;
-            r = cur % d;
+            (q[i], r) = div_2by1(r, n[i], d);
         }
-        return (join(q), r);
+        return (join(q), u128::from(r));
     }
     let s = ((d >> 64) as u64).leading_zeros();
     let dn = d << s;
@@ -149,7 +147,7 @@ pub fn div_wide(hi: u128, lo: u128, d: u128) -> ((u128, u128), u128) {
     for j in (0..3).rev() {
         let num = (u128::from(un[j + 2]) << 64) | u128::from(un[j + 1]);
         let mut qhat = num / u128::from(vn[1]);
-        let mut rhat = num % u128::from(vn[1]);
+        let mut rhat = num - qhat * u128::from(vn[1]);
         while qhat >= b || qhat * u128::from(vn[0]) > ((rhat << 64) | u128::from(un[j])) {
             qhat -= 1;
             rhat += u128::from(vn[1]);
@@ -185,6 +183,37 @@ pub fn div_wide(hi: u128, lo: u128, d: u128) -> ((u128, u128), u128) {
     (join(q), r)
 }
 
+/// (hi:lo) / d and the remainder, for hi < d (so the quotient fits 64
+/// bits): one `div` instruction on x86-64, where a u128 division would be a
+/// library call of several; the long-division steps of `div_wide` are all of
+/// this form.
+#[inline]
+fn div_2by1(hi: u64, lo: u64, d: u64) -> (u64, u64) {
+    debug_assert!(hi < d);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (q, r): (u64, u64);
+        // SAFETY: `div` faults only on a zero divisor or a quotient over 64
+        // bits; hi < d rules out both (d > hi >= 0).
+        unsafe {
+            std::arch::asm!(
+                "div {d}",
+                d = in(reg) d,
+                inout("rax") lo => q,
+                inout("rdx") hi => r,
+                options(pure, nomem, nostack)
+            );
+        }
+        (q, r)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let n = (u128::from(hi) << 64) | u128::from(lo);
+        let d = u128::from(d);
+        ((n / d) as u64, (n % d) as u64)
+    }
+}
+
 fn join(q: [u64; 4]) -> (u128, u128) {
     (
         (u128::from(q[3]) << 64) | u128::from(q[2]),
@@ -202,7 +231,8 @@ pub fn mul_div(a: i128, b: i128, c: i128) -> Result<i128, LedgerError> {
     let d = c.unsigned_abs();
     let (hi, lo) = mul_wide(a.unsigned_abs(), b.unsigned_abs());
     let ((qh, mut q), r) = if hi == 0 {
-        ((0, lo / d), lo % d)
+        let q = lo / d;
+        ((0, q), lo - q * d)
     } else {
         div_wide(hi, lo, d)
     };

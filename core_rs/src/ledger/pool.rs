@@ -197,7 +197,10 @@ impl Pool {
     }
 
     /// Takes `q` of the lot at `key` at its own cost (pool not averaged).
-    fn consume(&mut self, key: u128, q: i128) -> Result<Piece, LedgerError> {
+    /// With `on_top` the lot is the valid top of the HIFO heap, and that
+    /// entry is replaced (or dropped when the lot closes) instead of a new
+    /// one pushed: no stale entry is left to skip later.
+    fn consume(&mut self, key: u128, q: i128, on_top: bool) -> Result<Piece, LedgerError> {
         let version = self.next_version();
         let Entry::Occupied(mut e) = self.open.entry(key) else {
             unreachable!("consume is called with an open lot");
@@ -218,10 +221,22 @@ impl Pool {
             unknown: lot.unknown,
             original_qty: lot.original_qty,
         };
+        let rest = (lot.qty > 0).then(|| Reverse(hifo_key(lot)));
         if lot.qty == 0 {
             close(e, &mut self.unknown);
-        } else if let Some(h) = self.hifo.as_mut() {
-            h.push(Reverse(hifo_key(lot)));
+        }
+        if let Some(h) = self.hifo.as_mut() {
+            match (on_top, rest) {
+                (true, Some(k)) => {
+                    // Sifts down when the PeekMut drops.
+                    *h.peek_mut().expect("the lot is on top") = k;
+                }
+                (true, None) => {
+                    h.pop();
+                }
+                (false, Some(k)) => h.push(k),
+                (false, None) => {}
+            }
         }
         self.qty -= q;
         self.cost = fixed::sub(self.cost, basis)?;
@@ -376,7 +391,7 @@ impl Book {
             };
             let Some((key, left)) = next else { break };
             let part = rem.min(left);
-            out.push(pool.consume(key, part)?);
+            out.push(pool.consume(key, part, matches!(how, Take::Hifo))?);
             rem -= part;
         }
         Ok(rem)
@@ -409,7 +424,7 @@ impl Book {
                 fixed::format(s.qty)
             )));
         }
-        out.push(pool.consume(key, s.qty)?);
+        out.push(pool.consume(key, s.qty, false)?);
         Ok(())
     }
 

@@ -119,3 +119,81 @@ pub fn preview_disposal(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::calendar::MS_PER_DAY;
+    use crate::ledger::engine::{replay, ReplayOptions};
+    use crate::ledger::fixed::parse;
+    use crate::ledger::{Ledger, Leg, ACQUIRE};
+
+    fn q(s: &str) -> i128 {
+        parse(s).unwrap()
+    }
+
+    fn buy(tx: i64, day: i64, wallet: u32, qty: &str, cost: &str) -> Leg {
+        Leg {
+            time_ms: day * MS_PER_DAY,
+            tx,
+            leg: 0,
+            kind: ACQUIRE,
+            asset: 7,
+            wallet,
+            to_wallet: 0,
+            qty: q(qty),
+            amount: (!cost.is_empty()).then(|| q(cost)),
+            selections: None,
+        }
+    }
+
+    fn book(per_wallet: bool) -> ReplayResult {
+        let mut l = Ledger::new();
+        // Wallet 1: 1 for 100 (day 0); wallet 2: 1 for 300 (day 10), and 1
+        // of unknown cost (day 20).
+        l.append(vec![
+            buy(1, 0, 1, "1", "100"),
+            buy(2, 10, 2, "1", "300"),
+            buy(3, 20, 2, "1", ""),
+        ])
+        .unwrap();
+        replay(
+            &mut l,
+            &ReplayOptions::new(&[(0, 1)], per_wallet, false).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn lifo_and_per_wallet_pools() {
+        let r = book(true);
+        // Wallet 1 holds only lot 1: selling 0.5 for 80 on day 400 realizes
+        // 80 - 50 = 30, long (400 days).
+        let p =
+            preview_disposal(&r, 7, 1, q("0.5"), q("80"), 400 * MS_PER_DAY, Method::Lifo).unwrap();
+        assert_eq!(
+            (p.basis, p.long_gain, p.short_gain),
+            (Some(q("50")), Some(q("30")), Some(0))
+        );
+        // Wallet 2 has 2: 3 is short by 1.
+        let e = preview_disposal(&r, 7, 2, q("3"), q("1"), 0, Method::Fifo).unwrap_err();
+        assert_eq!(e.to_string(), "asset 7 wallet 2 short by 1");
+    }
+
+    #[test]
+    fn unknown_costs_make_the_basis_unknown() {
+        let r = book(false);
+        // Universal (the wallet is ignored): FIFO 2 takes lots 1 and 2
+        // (basis 400); LIFO 1 takes lot 3, of unknown cost.
+        let p =
+            preview_disposal(&r, 7, 9, q("2"), q("500"), 30 * MS_PER_DAY, Method::Fifo).unwrap();
+        assert_eq!((p.basis, p.short_gain), (Some(q("400")), Some(q("100"))));
+        let p =
+            preview_disposal(&r, 7, 9, q("1"), q("500"), 30 * MS_PER_DAY, Method::Lifo).unwrap();
+        assert_eq!((p.basis, p.short_gain, p.proceeds), (None, None, q("500")));
+        // AVERAGE over a pool holding an unknown cost: unknown.
+        let p = preview_disposal(&r, 7, 0, q("1"), q("1"), 0, Method::AverageCost).unwrap();
+        assert_eq!(p.basis, None);
+        assert!(preview_disposal(&r, 7, 0, q("0"), q("1"), 0, Method::Fifo).is_err());
+    }
+}
