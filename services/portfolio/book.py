@@ -25,6 +25,8 @@ from services.portfolio.decimals import ZERO, fmt
 from services.portfolio.legs import ACQUIRE, Leg
 
 UNIVERSAL_WALLET_ID = 0
+# A replay of a million legs holds ~100 MB of matches: keep a few.
+MAX_CACHED_REPLAYS = 3
 
 
 class Interner:
@@ -213,7 +215,7 @@ class Book:
         cached = self._replays.get(key)
         if cached is None:
             cached = self.ledger.replay(list(methods), per_wallet, allow_negative)
-            if len(self._replays) >= 8:
+            if len(self._replays) >= MAX_CACHED_REPLAYS:
                 self._replays.clear()
             self._replays[key] = cached
         return cached

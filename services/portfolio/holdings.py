@@ -71,7 +71,7 @@ def open_lots(
                 wallet=book.wallets.name(int(arrays["wallet"][i])),
                 acquired_ms=int(arrays["acquired_ms"][i]),
                 quantity=Decimal(qty[pos]),
-                cost_basis=ZERO if unknown or not cost[pos] else Decimal(cost[pos]),
+                cost_basis=ZERO if unknown or not cost[pos] else Decimal(cost[pos]),  # see unknown
                 original_quantity=Decimal(original[pos]),
                 unknown=unknown,
             )

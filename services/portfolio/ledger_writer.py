@@ -95,6 +95,8 @@ class PortfolioState:
     # Set when the database changed under this book (another writer): the
     # app drops the book and rebuilds it from the database on next use.
     stale: bool = False
+    # Monotonic time of the last retry of unknown valuations by a holdings read.
+    revalued_at: float = -1e9
 
 
 def storage_error(err: StorageError) -> ServiceError:

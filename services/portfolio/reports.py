@@ -10,6 +10,8 @@ transactions, never values them at zero.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,7 +19,7 @@ from decimal import Decimal
 import numpy as np
 
 import core_rs
-from services.common.errors import FailedPrecondition
+from services.common.errors import FailedPrecondition, Unavailable
 from services.common.validation import now_ms
 from services.portfolio import gains, income
 from services.portfolio.app import PortfolioApp
@@ -28,6 +30,8 @@ from services.portfolio.ledger_writer import PortfolioState
 from services.portfolio.methods import PER_WALLET, replay_methods
 
 SHOWN_UNKNOWN = 5
+# Holdings retry pricing for lots of unknown cost at most this often.
+REVALUE_EVERY_S = 60.0
 
 
 def unknown_error(book: Book, seqs: list[int], what: str) -> FailedPrecondition:
@@ -98,6 +102,11 @@ async def lots_of(
 ) -> tuple[list[OpenLot], Book, core_rs.Replay]:
     state = await app.state(portfolio)
     async with state.lock:
+        if state.book.unknown and time.monotonic() - state.revalued_at > REVALUE_EVERY_S:
+            # Lots with an unknown cost: pricing may have learned the price since.
+            state.revalued_at = time.monotonic()
+            with contextlib.suppress(Unavailable):
+                await app.revalue_unknown(state, sorted(state.book.unknown))
         replay = await replay_of(state)
         book = state.book
     if portfolio.pool != PER_WALLET:

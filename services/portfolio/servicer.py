@@ -340,7 +340,17 @@ class PortfolioServicer:
                 unavailable.append(f"trader_grade: {err.message}")
         valued = value_positions(rows, prices)
         total_value = sum((v.market_value for v in valued if v.market_value is not None), ZERO)
-        total_cost = sum((v.position.cost_basis for v in valued), ZERO)
+        known = [v for v in valued if not v.position.unknown_cost]
+        total_cost = sum((v.position.cost_basis for v in known), ZERO)
+        known_value = sum((v.market_value for v in known if v.market_value is not None), ZERO)
+        unknown_assets = sorted({v.position.asset for v in valued if v.position.unknown_cost})
+        if unknown_assets:
+            unavailable.append(
+                "cost_basis: unknown for lots of "
+                + ", ".join(unknown_assets)
+                + " (acquired without a price pricing could supply; ListTransactions shows "
+                "valuation 'unknown'); totals leave them out"
+            )
         response = portfolio_pb2.GetHoldingsResponse(
             total_cost_basis=fmt(total_cost),
             total_realized_gain=fmt(await asyncio.to_thread(reports.all_time_realized, replay)),
@@ -349,14 +359,14 @@ class PortfolioServicer:
         )
         if not request.skip_market:
             response.total_market_value = fmt(total_value)
-            response.total_unrealized_pnl = fmt(total_value - total_cost)
+            response.total_unrealized_pnl = fmt(known_value - total_cost)
         for v in valued:
             pos = v.position
             holding = portfolio_pb2.Holding(
                 asset=pos.asset,
                 wallet=pos.wallet,
                 quantity=fmt(pos.quantity),
-                cost_basis=fmt(pos.cost_basis),
+                cost_basis="" if pos.unknown_cost else fmt(pos.cost_basis),
                 average_cost=fmt(pos.average_cost),
                 price=fmt(v.price),
                 market_value=fmt(v.market_value),
