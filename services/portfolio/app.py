@@ -60,6 +60,7 @@ class PortfolioApp:
             settings.signals_address,
             BASE_CURRENCY,
             settings.market_timeout_s,
+            settings.upstream_token,
         )
         self._states: OrderedDict[str, PortfolioState] = OrderedDict()
         self._loading: dict[str, asyncio.Lock] = {}

@@ -73,12 +73,18 @@ def _channel(address: str) -> grpc.aio.Channel:
 
 class MarketLink:
     def __init__(
-        self, pricing_address: str, signals_address: str, base_currency: str, timeout_s: float
+        self,
+        pricing_address: str,
+        signals_address: str,
+        base_currency: str,
+        timeout_s: float,
+        token: str = "",
     ) -> None:
         self.pricing_address = pricing_address
         self.signals_address = signals_address
         self.base = base_currency
         self.timeout_s = timeout_s
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._pricing_channel = _channel(pricing_address)
         self._signals_channel = _channel(signals_address)
         self.pricing = pricing_pb2_grpc.PricingServiceStub(self._pricing_channel)
@@ -118,6 +124,7 @@ class MarketLink:
                 page = await self.pricing.ListAssets(
                     pricing_pb2.ListAssetsRequest(page_size=1000, page_token=token),
                     timeout=self.timeout_s,
+                    metadata=self._metadata,
                 )
                 assets.update(
                     a.symbol.removesuffix(suffix) for a in page.assets if a.symbol.endswith(suffix)
@@ -157,6 +164,7 @@ class MarketLink:
             response = await self.pricing.GetQuotes(
                 pricing_pb2.GetQuotesRequest(symbols=[self.symbol(a) for a in wanted]),
                 timeout=self.timeout_s,
+                metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as err:
             raise self._pricing_down(err, "GetQuotes") from None
@@ -182,7 +190,9 @@ class MarketLink:
             )
             request.end_time.CopyFrom(ms_to_timestamp(end))
             try:
-                response = await self.pricing.GetCandles(request, timeout=self.timeout_s)
+                response = await self.pricing.GetCandles(
+                    request, timeout=self.timeout_s, metadata=self._metadata
+                )
             except grpc.aio.AioRpcError as err:
                 if err.code() in _UNREACHABLE:
                     raise self._pricing_down(err, "GetCandles") from None
@@ -229,6 +239,7 @@ class MarketLink:
                     symbol=self.symbol(asset), interval=common_pb2.INTERVAL_1H
                 ),
                 timeout=self.timeout_s,
+                metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
@@ -252,6 +263,7 @@ class MarketLink:
             response = await self.signals.GetMarketBreadth(
                 signals_pb2.GetMarketBreadthRequest(interval=common_pb2.INTERVAL_1H),
                 timeout=self.timeout_s,
+                metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as err:
             raise self._signals_down(err, "GetMarketBreadth") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from services.common.config import (
@@ -37,6 +37,9 @@ class PortfolioSettings:
     max_position_fraction: Decimal
     # A transaction may be dated at most this far in the future (clock skew).
     future_skew_s: float
+    # Bearer token portfolio sends to pricing and signals (needed when they
+    # run with MM_REQUIRE_AUTH=1); empty: calls them anonymously.
+    upstream_token: str = field(default="", repr=False)
 
     @property
     def resolved_database_url(self) -> str:
@@ -76,4 +79,5 @@ def load_portfolio_settings() -> PortfolioSettings:
         market_timeout_s=env_float("MM_PORTFOLIO_MARKET_TIMEOUT_S", 5.0, minimum=0.1, maximum=120),
         max_position_fraction=_fraction("MM_MAX_POSITION_FRACTION", "0.2"),
         future_skew_s=env_float("MM_PORTFOLIO_FUTURE_SKEW_S", 300.0, minimum=0.0, maximum=86_400),
+        upstream_token=env_str("MM_UPSTREAM_TOKEN", ""),
     )

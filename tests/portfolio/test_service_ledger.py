@@ -414,3 +414,29 @@ async def test_harvest_lists_lots_at_a_loss(service) -> None:  # type: ignore[no
     # ETH lot 1: 4000 -> 3000 loses 1000; ETH lot 2 gains; BTC loses 100 (< 500).
     assert [(c.lot.asset, c.loss) for c in response.candidates] == [("ETH", "1000")]
     assert response.total_loss == "1000"
+
+
+async def test_upstream_token_reaches_a_pricing_that_requires_auth(
+    start_pricing_server: StartPricing,
+    start_portfolio: StartPortfolio,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Pricing reads its tokens from the environment; portfolio gets its own in settings.
+    monkeypatch.setenv("MM_AUTH_TOKENS", "portfolio=svc-token-0123456789abc")
+    monkeypatch.setenv("MM_REQUIRE_AUTH", "1")
+    pricing = await start_pricing_server(backfill_days=0, backfill_fine_days=0)
+    anonymous = await start_portfolio(pricing_address=pricing.target)
+    client = Client(anonymous.stub)
+    pid = await client.create()
+    failure = await expect_failure(
+        client.record(pid, tx(BUY, "BTC", "1", ms(2024, 1, 1), price="1"))
+    )
+    assert failure.code == grpc.StatusCode.UNAVAILABLE and "UNAUTHENTICATED" in failure.message
+    await anonymous.stop()
+    with_token = await start_portfolio(
+        pricing_address=pricing.target, upstream_token="svc-token-0123456789abc"
+    )
+    recorded = await Client(with_token.stub).record(
+        pid, tx(BUY, "BTC", "1", ms(2024, 1, 1), price="1")
+    )
+    assert recorded.asset == "BTC"
