@@ -98,6 +98,12 @@ class PortfolioApp:
         pid = portfolio_id.strip()
         if not pid:
             raise InvalidArgument("portfolio_id", "is required")
+        state = self._states.get(pid)
+        if state is not None and not with_count and not state.stale:
+            # Loaded books carry their portfolio row (kept current by updates): no query.
+            if state.portfolio.owner != owner:
+                raise NotFound(f"portfolio {pid!r} not found")
+            return state.portfolio
         row = await self.repo.get_portfolio(owner, pid, with_count=with_count)
         if row is None:
             raise NotFound(f"portfolio {pid!r} not found")
