@@ -39,7 +39,14 @@ from services.portfolio.legs import Leg, build_legs, market_needs
 from services.portfolio.market import MarketLink
 from services.portfolio.methods import replay_methods
 from services.portfolio.settings import PortfolioSettings
-from services.portfolio.transactions import TxContent, content_hash, from_body, to_body, with_market
+from services.portfolio.transactions import (
+    TxContent,
+    content_hash,
+    encode,
+    from_body,
+    to_body,
+    with_market,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -213,7 +220,8 @@ class PortfolioApp:
 
     def pending(self, client_id: str, tx: TxContent, prefix: str = "transaction") -> Pending:
         legs, valuation = build_legs(tx, BASE_CURRENCY)
-        return Pending(client_id, content_hash(tx), tx, legs, valuation, prefix)
+        digest, body = encode(tx)
+        return Pending(client_id, digest, tx, legs, valuation, body, prefix)
 
     async def record(self, portfolio: PortfolioRow, client_id: str, tx: TxContent) -> Outcome:
         state = await self.state(portfolio)

@@ -50,7 +50,7 @@ from services.portfolio.db.repository import (
 from services.portfolio.decimals import fmt
 from services.portfolio.legs import Leg
 from services.portfolio.methods import replay_methods
-from services.portfolio.transactions import TxContent, to_body
+from services.portfolio.transactions import TxContent
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,8 @@ class Pending:
     content: TxContent
     legs: list[Leg]
     valuation: str
+    # The stored JSON (transactions.encode).
+    body: str
     # Field prefix for errors ("transaction" or "transactions[17]").
     prefix: str = "transaction"
     future: asyncio.Future[Outcome] = field(
@@ -194,7 +196,7 @@ class LedgerWriter:
                 wallet=item.content.wallet,
                 to_asset=item.content.to_asset,
                 to_wallet=item.content.to_wallet,
-                body=to_body(item.content),
+                body=item.body,
                 valuation=item.valuation,
                 record_ms=record_ms,
             )

@@ -340,9 +340,17 @@ def content_hash(tx: TxContent) -> str:
 
 
 def to_body(tx: TxContent) -> str:
-    body = _content_dict(tx)
-    body["market"] = {k: fmt(p) if p is not None else None for k, p in sorted(tx.market.items())}
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return encode(tx)[1]
+
+
+def encode(tx: TxContent) -> tuple[str, str]:
+    """(content_hash, body) with one JSON encoding: the body is the content plus
+    the resolved market prices, which are not part of the hash."""
+    canonical = json.dumps(_content_dict(tx), separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    market = {k: fmt(p) if p is not None else None for k, p in sorted(tx.market.items())}
+    body = canonical[:-1] + ',"market":' + json.dumps(market, separators=(",", ":")) + "}"
+    return digest, body
 
 
 def _dec(text: str) -> Decimal | None:
