@@ -45,6 +45,8 @@ NAME_MAX = 100
 DEFAULT_PAGE, MAX_PAGE = 100, 1_000
 DEFAULT_GAINS_PAGE, MAX_GAINS_PAGE = 1_000, 10_000
 IMPORT_RESULTS_SHOWN = 1_000
+# Bounds the response (and memory) of an import that is rejected wholesale.
+IMPORT_REJECTIONS_SHOWN = 10_000
 
 
 def portfolio_message(row: PortfolioRow) -> portfolio_pb2.Portfolio:
@@ -647,6 +649,8 @@ class _Import:
 
     def _reject(self, row: int, client_id: str, err: Exception) -> None:
         self.rejected += 1
+        if self.rejected > IMPORT_REJECTIONS_SHOWN:
+            return
         field, reason = "", str(err)
         if isinstance(err, InvalidArgument):
             field, reason = err.violations[0]
