@@ -128,16 +128,24 @@ class LedgerWriter:
         self.max_batch = max_batch
 
     async def submit(self, state: PortfolioState, items: Sequence[Pending]) -> None:
-        """Queue items and make sure they are written; each item's future says how it went."""
+        """Queue items and make sure they are written; each item's future says how it went.
+
+        The writing runs in its own task, shielded from the caller: a client
+        that cancels mid-commit cannot leave the database committed and the
+        book rolled back (or the other way round).
+        """
         state.pending.extend(items)
         for item in items:
             while not item.future.done():
-                async with state.lock:
-                    if item.future.done():
-                        break
-                    batch = state.pending[: self.max_batch]
-                    del state.pending[: self.max_batch]
-                    await self._write(state, batch)
+                await asyncio.shield(asyncio.ensure_future(self._drain(state)))
+
+    async def _drain(self, state: PortfolioState) -> None:
+        async with state.lock:
+            if not state.pending:
+                return
+            batch = state.pending[: self.max_batch]
+            del state.pending[: self.max_batch]
+            await self._write(state, batch)
 
     async def _write(self, state: PortfolioState, batch: list[Pending]) -> None:
         try:
