@@ -75,7 +75,6 @@ class ServerProcess:
         """SIGKILL: no shutdown hook, no flush, no goodbye."""
         self.process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(self.process.wait(), 10)
-        await self.channel.close()
 
 
 async def start_server(data_dir: Path, pricing_address: str, log: Path) -> ServerProcess:
@@ -126,6 +125,7 @@ async def servers() -> AsyncIterator[list[ServerProcess]]:
         if server.process.returncode is None:
             with contextlib.suppress(Exception):
                 await server.kill()
+        await server.channel.close()
 
 
 def ledger(start_ms: int) -> Iterator[P.Transaction]:
@@ -165,6 +165,35 @@ async def client_ids(stub: portfolio_pb2_grpc.PortfolioServiceStub, pid: str) ->
             return ids
 
 
+async def import_and_kill(
+    server: ServerProcess,
+    pid: str,
+    batches: list[P.ImportTransactionsRequest],
+    after_rows: int,
+    delay_s: float,
+) -> int:
+    """Stream the import; SIGKILL the server once ``after_rows`` are committed (plus a
+    delay); the rows seen committed then."""
+    killed = asyncio.Event()
+
+    async def requests() -> AsyncIterator[P.ImportTransactionsRequest]:
+        for i, message in enumerate(batches):
+            if i == 30:
+                await killed.wait()  # never let the import finish before the kill
+            yield message
+
+    call = server.stub.ImportTransactions(requests(), metadata=ALICE_MD)
+    while (seen := await count_of(server.stub, pid)) < after_rows:  # noqa: ASYNC110 (polls a server)
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(delay_s)
+    await server.kill()
+    killed.set()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    return seen
+
+
 async def test_sigkill_mid_import_keeps_whole_batches_and_a_rerun_completes(
     tmp_path: Path, start_pricing_server: StartPricing, servers: list[ServerProcess]
 ) -> None:
@@ -186,39 +215,22 @@ async def test_sigkill_mid_import_keeps_whole_batches_and_a_rerun_completes(
 
     rows = list(ledger(now_ms() - 150 * 24 * 60 * MINUTE_MS))
     batches = messages(pid, rows)
-    killed = asyncio.Event()
 
-    async def requests() -> AsyncIterator[P.ImportTransactionsRequest]:
-        for i, message in enumerate(batches):
-            if i == 30:
-                # Never let the import finish before the kill.
-                await killed.wait()
-            yield message
-
-    async def kill_after_a_few_batches() -> int:
-        while True:
-            seen = await count_of(server.stub, pid)
-            if seen >= 3 * BATCH:
-                await server.kill()
-                killed.set()
-                return seen
-            await asyncio.sleep(0.01)
-
-    call = server.stub.ImportTransactions(requests(), metadata=ALICE_MD)
-    seen = await kill_after_a_few_batches()
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-
-    server = await start_server(data_dir, pricing.target, log)
-    servers.append(server)
+    # Crash 1: killed as soon as three batches are seen committed (the fourth is
+    # being parsed or written). Crash 2: the re-run killed a little after five more
+    # batches, somewhere else in a batch's life.
+    committed = 0
+    for extra, delay_s in ((3 * BATCH, 0.0), (5 * BATCH, 0.035)):
+        seen = await import_and_kill(server, pid, batches, committed + extra, delay_s)
+        server = await start_server(data_dir, pricing.target, log)
+        servers.append(server)
+        before, committed = committed, await count_of(server.stub, pid)
+        print(f"killed with {seen} rows seen committed; {committed} after the restart")
+        # Whole batches only, at least what was seen before the kill, never all of it.
+        assert committed % BATCH == 0 and before < seen <= committed < ROWS, (seen, committed)
+        # And they are the first rows of the stream, in order, nothing else.
+        assert await client_ids(server.stub, pid) == [f"r{i:05d}" for i in range(committed)]
     client = Client(server.stub)
-    committed = await count_of(server.stub, pid)
-    # Whole batches only, at least what was seen before the kill, never all of it.
-    assert committed % BATCH == 0 and seen <= committed < ROWS, (seen, committed)
-    print(f"killed after {seen} rows were seen committed; {committed} after the restart")
-    # And they are the first rows of the stream, in order, nothing else.
-    assert await client_ids(server.stub, pid) == [f"r{i:05d}" for i in range(committed)]
 
     # The recorded transaction survived; its retry answers with the original.
     retry = await server.stub.RecordTransaction(manual, metadata=ALICE_MD)
