@@ -378,6 +378,11 @@ async def test_targets_plan_with_fees_and_fifo_tax(market: Market) -> None:
     }
     # Planning changes nothing in the ledger.
     assert len(await client.lots(pid, asset="BTC")) == 2
+    # Doing the planned sale (0.2 at 50,000, 10 USD fee) realizes what the plan said.
+    await client.record(pid, tx(SELL, "BTC", "0.2", now_ms(), price="50000", fee=("USD", "10")))
+    gains = await client.gains(pid)
+    assert (D(gains.long_term.gain), D(gains.short_term.gain)) == (D(995), D(495))
+    assert (D(gains.total.proceeds), D(gains.total.cost_basis)) == (D(9990), D(8500))
 
 
 async def test_equal_weight_market_cap_and_grade_weighted(market: Market) -> None:
