@@ -242,7 +242,13 @@ class MarketLink:
                 metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as err:
-            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+            # FAILED_PRECONDITION: signals knows the symbol but has too few candles
+            # to grade it yet; that is "no grade", not signals being down.
+            if err.code() in (
+                grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                grpc.StatusCode.FAILED_PRECONDITION,
+            ):
                 return None
             raise self._signals_down(err, "GetSignal") from None
         s = response.signal
