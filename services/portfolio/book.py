@@ -29,6 +29,14 @@ UNIVERSAL_WALLET_ID = 0
 MAX_CACHED_REPLAYS = 3
 
 
+@dataclass
+class Overlay:
+    """Balances of transactions accepted but not yet added to the book."""
+
+    balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    last_ms: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
 class Interner:
     """Names <-> dense u32 ids (0 is reserved: the universal pool)."""
 
@@ -87,20 +95,34 @@ class Book:
 
     # -- changes -----------------------------------------------------------
 
-    def fits_in_order(self, legs: Iterable[Leg], time_ms: int) -> Shortfall | bool | None:
+    def fits_in_order(
+        self, legs: Iterable[Leg], time_ms: int, overlay: Overlay | None = None
+    ) -> Shortfall | bool | None:
         """O(1) check for a transaction dated after everything in its wallets.
 
         Returns a Shortfall when it would oversell, None when it fits, and
         False when it is backdated (the caller must use :meth:`first_negative`).
+        ``overlay`` holds the balances of transactions checked but not added
+        yet (a batch added in one go); a fitting transaction is entered in it.
         """
+        overlay = overlay if overlay is not None else Overlay()
         pending: dict[tuple[str, str], Decimal] = {}
         for leg in legs:
             for key, delta in leg.deltas():
-                if self.last_ms.get(key, -(2**62)) > time_ms:
+                last = overlay.last_ms.get(key)
+                if last is None:
+                    last = self.last_ms.get(key, -(2**62))
+                if last > time_ms:
                     return False
-                pending[key] = pending.get(key, self.balances.get(key, ZERO)) + delta
+                if key not in pending:
+                    base = overlay.balances.get(key)
+                    pending[key] = self.balances.get(key, ZERO) if base is None else base
+                pending[key] += delta
                 if pending[key] < 0:
                     return Shortfall(-1, key[0], key[1], time_ms, -pending[key])
+        overlay.balances.update(pending)
+        for key in pending:
+            overlay.last_ms[key] = time_ms
         return None
 
     def add(self, entries: Sequence[tuple[TxIndex, str]]) -> None:

@@ -35,7 +35,7 @@ from services.common.errors import (
     Unavailable,
 )
 from services.common.validation import now_ms
-from services.portfolio.book import Book, Shortfall, TxIndex, UnknownLot
+from services.portfolio.book import Book, Overlay, Shortfall, TxIndex, UnknownLot
 from services.portfolio.db.repository import (
     DuplicateClientId,
     LegRow,
@@ -247,21 +247,37 @@ class LedgerWriter:
         admitted: list[tuple[Pending, TxIndex, TransactionRow]] = []
         backdated: list[tuple[Pending, TxIndex, TransactionRow]] = []
         selecting: list[tuple[Pending, TxIndex, TransactionRow]] = []
+        # In-order transactions without named lots are added in one call.
+        bulk: list[tuple[Pending, TxIndex, TransactionRow]] = []
+        overlay = Overlay()
+
+        def add_bulk() -> None:
+            if bulk:
+                book.add([(index, item.valuation) for item, index, _ in bulk])
+                admitted.extend(bulk)
+                bulk.clear()
+                overlay.balances.clear()
+                overlay.last_ms.clear()
+
         for entry in fresh:
             item, index, _ = entry
             if not allow_negative:
-                fit = book.fits_in_order(index.legs, index.time_ms)
+                fit = book.fits_in_order(index.legs, index.time_ms, overlay)
                 if fit is False:
                     backdated.append(entry)
                     continue
                 if isinstance(fit, Shortfall):
                     item.future.set_exception(shortfall_error(fit, item.prefix))
                     continue
-            if not self._add(book, entry):
-                continue
-            admitted.append(entry)
             if any(leg.selections for leg in index.legs):
+                add_bulk()  # a named lot may be bought earlier in this batch
+                if not self._add(book, entry):
+                    continue
+                admitted.append(entry)
                 selecting.append(entry)
+            else:
+                bulk.append(entry)
+        add_bulk()
 
         if backdated:
             added = [e for e in backdated if self._add(book, e)]

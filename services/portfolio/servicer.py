@@ -23,6 +23,7 @@ from services.portfolio.decimals import ZERO, div, fmt, parse_decimal
 from services.portfolio.decisions import plan_rebalance, size_position
 from services.portfolio.holdings import OpenLot, harvest, positions, value_positions
 from services.portfolio.ledger_writer import Pending
+from services.portfolio.legs import market_needs
 from services.portfolio.methods import (
     PER_WALLET,
     method_for_year,
@@ -608,7 +609,15 @@ class _Import:
                 self._reject(row, msg.client_transaction_id, err)
                 continue
             parsed.append((row, client_id, tx))
-        valued = await asyncio.gather(*(self.app.valued(tx) for _, _, tx in parsed))
+        # Only rows valued at market need pricing; the rest skip the round trip.
+        needing = [i for i, (_, _, tx) in enumerate(parsed) if market_needs(tx)]
+        valued = [tx for _, _, tx in parsed]
+        for i, tx in zip(
+            needing,
+            await asyncio.gather(*(self.app.valued(valued[i]) for i in needing)),
+            strict=True,
+        ):
+            valued[i] = tx
         for (row, client_id, _), tx in zip(parsed, valued, strict=True):
             self.batch.append((row, self.app.pending(client_id, tx, f"transactions[{row}]")))
         if len(self.batch) >= self.app.settings.max_batch:
