@@ -26,7 +26,7 @@ import structlog
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.common.validation import now_ms
 from services.portfolio.book import Book, TxIndex
-from services.portfolio.db.repository import PortfolioRow, Repository, TransactionRow
+from services.portfolio.db.repository import LegRow, PortfolioRow, Repository, TransactionRow
 from services.portfolio.ledger_writer import (
     LedgerWriter,
     Outcome,
@@ -351,21 +351,19 @@ class PortfolioApp:
         return with_market(tx, market)
 
 
-def _leg_from_row(row: object) -> Leg:
-    selections: tuple[tuple[str, Decimal], ...] = ()
-    raw = getattr(row, "selections", None)
-    if raw:
-        selections = tuple((lot, Decimal(q)) for lot, q in json.loads(raw))
-    amount = getattr(row, "amount", None)
+def _leg_from_row(row: LegRow) -> Leg:
+    raw = row.selections
+    selections = tuple((lot, Decimal(q)) for lot, q in json.loads(raw)) if raw else ()
+    amount = row.amount
     return Leg(
-        leg=row.leg,  # type: ignore[attr-defined]
-        kind=row.kind,  # type: ignore[attr-defined]
-        asset=row.asset,  # type: ignore[attr-defined]
-        wallet=row.wallet,  # type: ignore[attr-defined]
-        qty=Decimal(row.qty),  # type: ignore[attr-defined]
-        amount=None if amount is None else Decimal(amount),
-        to_wallet=row.to_wallet or "",  # type: ignore[attr-defined]
-        selections=selections,
+        row.leg,
+        row.kind,
+        row.asset,
+        row.wallet,
+        Decimal(row.qty),
+        None if amount is None else Decimal(amount),
+        row.to_wallet or "",
+        selections,
     )
 
 

@@ -147,35 +147,44 @@ class Book:
         self._changed()
 
     def _append(self, entries: Sequence[tuple[TxIndex, str]]) -> None:
-        n = sum(len(e.legs) for e, _ in entries)
-        tx = np.empty(n, np.int64)
-        leg_no = np.empty(n, np.uint8)
-        kind = np.empty(n, np.uint8)
-        time_ms = np.empty(n, np.int64)
-        asset = np.empty(n, np.uint32)
-        wallet = np.empty(n, np.uint32)
-        to_wallet = np.zeros(n, np.uint32)
+        # Plain lists first, one numpy conversion each: per-element writes into
+        # numpy arrays cost more than the rest of this loop.
+        tx: list[int] = []
+        leg_no: list[int] = []
+        kind: list[int] = []
+        time_ms: list[int] = []
+        asset: list[int] = []
+        wallet: list[int] = []
+        to_wallet: list[int] = []
         qty: list[str] = []
         amount: list[str] = []
         selections: dict[int, list[tuple[int, int, str]]] = {}
-        i = 0
+        asset_id, wallet_id = self.assets.id, self.wallets.id
         for entry, _ in entries:
             for leg in entry.legs:
-                tx[i] = entry.seq
-                leg_no[i] = leg.leg
-                kind[i] = leg.kind
-                time_ms[i] = entry.time_ms
-                asset[i] = self.assets.id(leg.asset)
-                wallet[i] = self.wallets.id(leg.wallet)
-                if leg.to_wallet:
-                    to_wallet[i] = self.wallets.id(leg.to_wallet)
-                qty.append(fmt(leg.qty))
-                amount.append(fmt(leg.amount))
                 if leg.selections:
-                    selections[i] = [self._selection(lot, q) for lot, q in leg.selections]
-                i += 1
+                    selections[len(tx)] = [self._selection(lot, q) for lot, q in leg.selections]
+                tx.append(entry.seq)
+                leg_no.append(leg.leg)
+                kind.append(leg.kind)
+                time_ms.append(entry.time_ms)
+                asset.append(asset_id(leg.asset))
+                wallet.append(wallet_id(leg.wallet))
+                to_wallet.append(wallet_id(leg.to_wallet) if leg.to_wallet else 0)
+                # Plain notation (never an exponent); core_rs ignores trailing zeros.
+                qty.append(format(leg.qty, "f"))
+                amount.append("" if leg.amount is None else format(leg.amount, "f"))
         self.ledger.append(
-            tx, leg_no, kind, time_ms, asset, wallet, to_wallet, qty, amount, selections or None
+            np.array(tx, np.int64),
+            np.array(leg_no, np.uint8),
+            np.array(kind, np.uint8),
+            np.array(time_ms, np.int64),
+            np.array(asset, np.uint32),
+            np.array(wallet, np.uint32),
+            np.array(to_wallet, np.uint32),
+            qty,
+            amount,
+            selections or None,
         )
 
     def _selection(self, lot_id: str, qty: Decimal) -> tuple[int, int, str]:
