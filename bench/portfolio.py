@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import os
 import pstats
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -55,6 +54,8 @@ from bench.common import (
     REPO,
     RESULTS_DIR,
     ServerProcess,
+    children_cpu_seconds,
+    cpu_seconds,
     free_port,
     machine_busy_seconds,
     machine_info,
@@ -168,14 +169,10 @@ async def _assets(pricing_target: str, n: int) -> tuple[str, ...]:
 
 
 def _cpu_window(pids: Sequence[int]) -> tuple[float, dict[int, float]]:
-    from bench.common import cpu_seconds  # noqa: PLC0415
-
     return time.perf_counter(), {pid: cpu_seconds(pid) for pid in pids}
 
 
 def _cpu_since(window: tuple[float, dict[int, float]]) -> dict[int, float]:
-    from bench.common import cpu_seconds  # noqa: PLC0415
-
     _, before = window
     return {pid: round(cpu_seconds(pid) - cpu, 3) for pid, cpu in before.items()}
 
@@ -370,11 +367,6 @@ def _book_loaded(log_path: Path) -> dict[str, Any] | None:
 # ----- 2. RecordTransaction under ghz -----------------------------------------------------
 
 
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def ghz_command(
     binary: str,
     target: str,
@@ -422,11 +414,11 @@ def _measured_ghz(command: list[str], seconds: float, servers: Mapping[str, int]
     main_pid = next(iter(servers.values()))
     threads0 = thread_cpu_seconds(main_pid)
     window = _cpu_window(list(servers.values()))
-    ghz0 = _children_cpu_seconds()
+    ghz0 = children_cpu_seconds()
     busy0, own0 = machine_busy_seconds(), time.process_time()
     row = run_ghz(command, seconds)
     wall = time.perf_counter() - window[0]
-    ghz_cpu = _children_cpu_seconds() - ghz0
+    ghz_cpu = children_cpu_seconds() - ghz0
     servers_cpu = _cpu_since(window)
     others = machine_busy_seconds() - busy0 - sum(servers_cpu.values()) - ghz_cpu
     others -= time.process_time() - own0
