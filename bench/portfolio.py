@@ -838,11 +838,12 @@ FINDINGS = """\
   RecordTransaction's own work the largest part is the owner check
   (`PortfolioServicer._portfolio` -> `Repository.get_portfolio`), a full read
   transaction on every call (pool checkout, BEGIN, SELECT, COMMIT, check-in, each a
-  hop to aiosqlite's thread): ~2 ms CPU, more than the rest of the write (see the
+  hop to aiosqlite's thread): 2-2.5 ms CPU, more than the rest of the write (see the
   breakdown). Proposed: answer the owner check from the portfolio's cached
   `PortfolioState.portfolio` when its book is loaded (this process is the only writer
   of the database; update/delete already go through the app and refresh or drop it).
-* **ImportTransactions**: ~300 µs of server CPU per row against a 20 µs budget, and the
+* **ImportTransactions**: 300 µs (40,000 rows) to 445 µs (200,000 rows: the lookup above
+  grows) of server CPU per row against a 20 µs budget, and the
   floor itself, sqlite3 executemany of the same rows into the same schema with the same
   pragmas (synchronous=FULL, four indexes on transactions), is below 50,000 rows/s on this
   machine: the goal cannot be met here by the service as designed. Where the row time
