@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import subprocess
@@ -74,6 +75,12 @@ def service_command(module: str, profile_to: Path | None = None) -> list[str]:
     if profile_to is None:
         return ["-m", module]
     return ["-c", _PROFILED_SERVER, str(profile_to), module]
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds used by this process's finished children (ghz runs, say)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine_busy_seconds() -> float:

@@ -2,8 +2,10 @@
 
 Runs bench.ingest (in-process ingest), bench.publish_ticks (PublishTicks over
 gRPC into a server process), when present bench.fanout (StreamQuotes
-fan-out), bench.indicators (core_rs indicator kernels against TA-Lib) and
-bench.signals (the signals service's regrade, tick-to-event and screen goals),
+fan-out), bench.indicators (core_rs indicator kernels against TA-Lib),
+bench.signals (the signals service's regrade, tick-to-event and screen goals)
+and bench.portfolio (realized gains on a 1M-transaction ledger, RecordTransaction
+under ghz, ImportTransactions),
 each writing its own bench/results/<name>.json and .md, then prints
 a summary table and writes bench/results/bench.json and bench.md.
 
@@ -112,6 +114,11 @@ def _signals() -> Any:
     return importlib.import_module("bench.signals")
 
 
+def _portfolio() -> Any:
+    """bench.portfolio, imported when used (it needs core_rs)."""
+    return importlib.import_module("bench.portfolio")
+
+
 HEADERS = ("benchmark", "case", "result", "goal", "")
 
 
@@ -121,7 +128,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["ingest", "publish_ticks", "fanout", "indicators", "signals"],
+        choices=["ingest", "publish_ticks", "fanout", "indicators", "signals", "portfolio"],
     )
     parser.add_argument("--fanout-args", default=FANOUT_ARGS)
     parser.add_argument(
@@ -146,6 +153,7 @@ def main() -> None:
         ),
         "indicators": lambda: _indicators().measure(quiet_s=args.wait_quiet),
         "signals": lambda: _signals().measure(_signals().BENCH_PLAN, quiet_s=args.wait_quiet),
+        "portfolio": lambda: _portfolio().measure(quiet_s=args.wait_quiet),
     }
     for name, step in steps.items():
         if name in args.skip:
@@ -171,6 +179,8 @@ def main() -> None:
             write_results("indicators", result, _indicators().markdown(result))
         elif name == "signals":
             write_results("signals", result, _signals().markdown(result))
+        elif name == "portfolio":
+            write_results("portfolio", result, _portfolio().markdown(result))
         # bench.fanout writes its own files.
 
     rows: list[list[object]] = []
@@ -184,6 +194,8 @@ def main() -> None:
         rows += _indicators().summary_rows(sections["indicators"])
     if "signals" in sections:
         rows += _signals().summary_rows(sections["signals"])
+    if "portfolio" in sections:
+        rows += _portfolio().summary_rows(sections["portfolio"])
     table = md_table(HEADERS, rows)
     total = round(time.monotonic() - started, 1)
     print(table)
