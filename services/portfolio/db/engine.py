@@ -8,6 +8,7 @@ async driver, tunes SQLite and keeps passwords out of messages.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,21 @@ def create_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> AsyncE
     return create_async_engine(resolved, **options)
 
 
+def _execute_pragma(cursor: Any, pragma: str) -> None:
+    # Switching a new file to WAL takes an exclusive lock without waiting on
+    # the busy timeout: two processes creating the database at the same moment
+    # get "database is locked" at once. The switch is brief and happens once
+    # per file (WAL persists), so retry it for up to a second.
+    for attempt in range(50):
+        try:
+            cursor.execute(pragma)
+            return
+        except Exception as err:  # the adapted driver's OperationalError
+            if "locked" not in str(err) or attempt == 49:
+                raise
+            time.sleep(0.02)
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -135,7 +151,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             for pragma in _SQLITE_PRAGMAS:
-                cursor.execute(pragma)
+                _execute_pragma(cursor, pragma)
         finally:
             cursor.close()
 

@@ -26,14 +26,17 @@ from typing import Any
 import asyncpg
 from sqlalchemy import (
     Select,
+    Text,
     and_,
     bindparam,
+    column,
     delete,
     func,
     insert,
     or_,
     select,
     update,
+    values,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -445,9 +448,22 @@ class Repository:
             return found
         async with self._read() as conn:
             for chunk in _chunks(list(dict.fromkeys(client_ids))):
-                query = select(*_TX_COLUMNS).where(
-                    transactions.c.portfolio_id == portfolio_id,
-                    transactions.c.client_transaction_id.in_(chunk),
+                # A join against the wanted ids, not `client_transaction_id IN
+                # (...)`: with IN, SQLite without fresh statistics searched the
+                # primary key by portfolio (a scan of the whole ledger: 0.4 s
+                # for 25 ids in a million); the join looks each id up in the
+                # unique (portfolio_id, client_transaction_id) index.
+                wanted = (
+                    values(column("cid", Text), name="wanted").data([(c,) for c in chunk]).cte()
+                )
+                query = select(*_TX_COLUMNS).select_from(
+                    wanted.join(
+                        transactions,
+                        and_(
+                            transactions.c.portfolio_id == portfolio_id,
+                            transactions.c.client_transaction_id == wanted.c.cid,
+                        ),
+                    )
                 )
                 for row in await conn.execute(query):
                     tx = TransactionRow(*row)
