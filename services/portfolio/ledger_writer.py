@@ -137,11 +137,14 @@ class LedgerWriter:
         state.pending.extend(items)
         for item in items:
             while not item.future.done():
-                await asyncio.shield(asyncio.ensure_future(self._drain(state)))
+                await asyncio.shield(asyncio.ensure_future(self._drain(state, item)))
 
-    async def _drain(self, state: PortfolioState) -> None:
+    async def _drain(self, state: PortfolioState, item: Pending) -> None:
         async with state.lock:
-            if not state.pending:
+            # Written meanwhile by another caller's batch: nothing to do. (A
+            # drain per waiting caller must not write whatever trickled in
+            # since, or batches shrink to one.)
+            if item.future.done() or not state.pending:
                 return
             batch = state.pending[: self.max_batch]
             del state.pending[: self.max_batch]
