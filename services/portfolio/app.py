@@ -26,7 +26,7 @@ import structlog
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from services.common.validation import now_ms
 from services.portfolio.book import Book, TxIndex
-from services.portfolio.db.repository import LegRow, PortfolioRow, Repository, TransactionRow
+from services.portfolio.db.repository import PortfolioRow, Repository, TransactionRow
 from services.portfolio.ledger_writer import (
     LedgerWriter,
     Outcome,
@@ -163,26 +163,42 @@ class PortfolioApp:
     async def _load(self, portfolio: PortfolioRow) -> PortfolioState:
         book = Book(portfolio.id)
         count = 0
-        async for rows, legs in self.repo.load_ledger(portfolio.id):
+        async for tx_rows, leg_tuples in self.repo.load_book_rows(portfolio.id):
             legs_by_seq: dict[int, list[Leg]] = {}
-            for leg_row in legs:
-                legs_by_seq.setdefault(leg_row.seq, []).append(_leg_from_row(leg_row))
-            entries = []
-            for tx in rows:
-                tx_legs = tuple(legs_by_seq.get(tx.seq, ()))
-                income_kind = 0
-                if tx.kind == 5 and tx.body:
-                    income_kind = json.loads(tx.body).get("income_kind", 0)
-                entries.append(
-                    (
-                        TxIndex(tx.seq, tx.id, tx.kind, tx.time_ms, tx_legs, income_kind),
-                        tx.valuation,
+            for seq, leg, kind, asset, wallet, to_wallet, qty, amount, selections in leg_tuples:
+                legs_by_seq.setdefault(seq, []).append(
+                    Leg(
+                        leg,
+                        kind,
+                        asset,
+                        wallet,
+                        Decimal(qty),
+                        None if amount is None else Decimal(amount),
+                        to_wallet or "",
+                        tuple((lot, Decimal(q)) for lot, q in json.loads(selections))
+                        if selections
+                        else (),
                     )
                 )
-            await asyncio.to_thread(book.add, entries) if len(entries) > 10_000 else book.add(
-                entries
-            )
-            count += len(rows)
+            entries = [
+                (
+                    TxIndex(
+                        seq,
+                        tx_id,
+                        kind,
+                        time_ms,
+                        tuple(legs_by_seq.get(seq, ())),
+                        json.loads(body).get("income_kind", 0) if body else 0,
+                    ),
+                    valuation,
+                )
+                for seq, tx_id, kind, time_ms, valuation, body in tx_rows
+            ]
+            if len(entries) > 10_000:
+                await asyncio.to_thread(book.add, entries)
+            else:
+                book.add(entries)
+            count += len(tx_rows)
         log.info("book loaded", portfolio=portfolio.id, transactions=count, legs=book.leg_count)
         return PortfolioState(portfolio=portfolio, book=book, next_seq=portfolio.next_seq)
 
@@ -349,22 +365,6 @@ class PortfolioApp:
         for key, asset in needs:
             market[key] = await self.market.price_at(asset, tx.time_ms)  # Unavailable propagates
         return with_market(tx, market)
-
-
-def _leg_from_row(row: LegRow) -> Leg:
-    raw = row.selections
-    selections = tuple((lot, Decimal(q)) for lot, q in json.loads(raw)) if raw else ()
-    amount = row.amount
-    return Leg(
-        row.leg,
-        row.kind,
-        row.asset,
-        row.wallet,
-        Decimal(row.qty),
-        None if amount is None else Decimal(amount),
-        row.to_wallet or "",
-        selections,
-    )
 
 
 def portfolio_row(

@@ -6,11 +6,13 @@ read back from the code under test.
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from marketmesh.v1 import portfolio_pb2 as pb
 from tests.portfolio.harness import Client, D, StartPortfolio, ms, set_prices, tx
 from tests.pricing.conftest import StartPricing
+from tests.signals.api_helpers import expect_failure
 
 BUY, SELL, SWAP, INCOME, TRANSFER = (
     pb.TRANSACTION_KIND_BUY,
@@ -303,3 +305,77 @@ async def test_holdings_valued_at_pricing_quotes(service) -> None:  # type: igno
     # Signals is down in this test: no grade, and the response says why.
     assert not rows["BTC"].HasField("trader_grade")
     assert len(h.unavailable) == 1 and h.unavailable[0].startswith("trader_grade: signals at")
+
+
+async def test_a_restart_rebuilds_the_same_book_from_the_database(
+    start_pricing_server: StartPricing, start_portfolio: StartPortfolio
+) -> None:
+    pricing = await start_pricing_server(backfill_days=0, backfill_fine_days=0)
+    first = await start_portfolio(pricing_address=pricing.target)
+    client = Client(first.stub)
+    pid = await client.create(pool=pb.LOT_POOL_PER_WALLET, cost_basis_method=SPECIFIC)
+    lot = await client.record(pid, tx(BUY, "BTC", "2", ms(2024, 1, 1), price="100", wallet="a"))
+    await client.record(pid, tx(BUY, "BTC", "1", ms(2024, 2, 1), price="300", wallet="a"))
+    await client.record(
+        pid, tx(SELL, "BTC", "1.5", ms(2024, 3, 1), price="400", wallet="a", lots=[(lot.id, "1.5")])
+    )
+    await client.record(
+        pid,
+        tx(
+            TRANSFER,
+            "BTC",
+            "1",
+            ms(2024, 4, 1),
+            wallet="a",
+            to_wallet="b",
+            fee=("BTC", "0.1", "40"),
+        ),
+    )
+    await client.record(
+        pid, tx(INCOME, "ETH", "1", ms(2024, 5, 1), value="2000", income_kind=pb.INCOME_KIND_MINING)
+    )
+    unknown = await client.record(
+        pid, tx(INCOME, "SOL", "2", ms(2024, 6, 1), income_kind=pb.INCOME_KIND_AIRDROP)
+    )
+    assert unknown.valuation == "unknown"
+
+    async def snapshot(c: Client) -> tuple:
+        gains = await c.gains(pid, year=2024)
+        lots = await c.lots(pid)
+        holdings = await c.holdings(pid, skip_market=True)
+        return (
+            [
+                (d.transaction_id, d.proceeds, d.cost_basis, [p.lot_id for p in d.lots])
+                for d in gains.disposals
+            ],
+            [(x.id, x.wallet, x.quantity, x.cost_basis) for x in lots],
+            [(h.asset, h.wallet, h.quantity, h.cost_basis) for h in holdings.holdings],
+        )
+
+    before = await snapshot(client)
+    await first.stop()
+    second = await start_portfolio(pricing_address=pricing.target)
+    again = Client(second.stub)
+    assert await snapshot(again) == before
+    # The restarted book still knows lots, balances and the unknown valuation.
+    failure = await expect_failure(
+        again.record(
+            pid, tx(SELL, "BTC", "5", ms(2024, 7, 1), price="1", wallet="b"), client_id="late"
+        )
+    )
+    assert (
+        failure.code == grpc.StatusCode.FAILED_PRECONDITION and "short by 4 BTC" in failure.message
+    )
+    failure = await expect_failure(
+        second.stub.GetIncome(pb.GetIncomeRequest(portfolio_id=pid, year=2024), metadata=again.md)
+    )
+    assert unknown.id in failure.message
+    # By hand: the sale took 1.5 of lot A (2 @ 100), leaving A 0.5 (50) in a.
+    # The transfer moved 1 FIFO from a: A 0.5 (50) and B 0.5 (150) to b; the
+    # 0.1 fee then came out of B's 0.5 left in a (basis 30): B 0.4 (120).
+    btc = sorted((w, q, c) for _, w, q, c in before[1] if (w, q, c) != ("default", "1", "2000"))
+    assert [x for x in btc if x[2]] == [
+        ("a", "0.4", "120"),
+        ("b", "0.5", "150"),
+        ("b", "0.5", "50"),
+    ]
