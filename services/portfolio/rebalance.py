@@ -420,7 +420,14 @@ def _empty(
 def _gap(
     values: Iterable[tuple[Decimal, Decimal]], cash: Decimal, cash_target: Decimal, total: Decimal
 ) -> Decimal:
-    """sum(|weight - target|) / 2 over assets and cash, rounded to 18 places."""
+    """sum(|weight - target|) / 2 over assets and cash, rounded to 18 places.
+
+    A portfolio worth nothing (or less than the smallest amount, after
+    rounding) has every weight 0, as its weight rows say.
+    """
+    if total <= 0:
+        gap = cash_target + sum((target for _, target in values), ZERO)
+        return quantize(gap / 2)
     gap = abs(cash / total - cash_target)
     for value, target in values:
         gap += abs(value / total - target)

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import grpc
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from services.common.errors import FailedPrecondition, InvalidArgument, to_rpc_status
@@ -382,6 +382,15 @@ def portfolios(
 
 @settings(max_examples=300, deadline=None)
 @given(portfolios())
+# Found by CI: a holding worth 1e-19 rounds to a portfolio value of 0.
+@example(
+    (
+        [Position("A", Decimal("1E-18"), Decimal("0.1"))],
+        Decimal(0),
+        {},
+        {"B": Decimal(1), "C": Decimal(1), "D": Decimal(1), "E": Decimal(1)},
+    )
+)
 def test_plan_reaches_the_targets_within_rounding(
     case: tuple[list[Position], Decimal, dict[str, Decimal], dict[str, Decimal]],
 ) -> None:
