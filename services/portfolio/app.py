@@ -214,9 +214,6 @@ class PortfolioApp:
 
     # -- writes -----------------------------------------------------------------
 
-    async def known_asset_check(self) -> frozenset[str]:
-        return await self.market.known_assets()
-
     async def valued(self, tx: TxContent) -> TxContent:
         """``tx`` with the market prices its legs need (None where pricing has none)."""
         needs = market_needs(tx)

@@ -22,7 +22,7 @@ import numpy as np
 
 import core_rs
 from services.portfolio.decimals import ZERO, fmt
-from services.portfolio.legs import ACQUIRE, Leg
+from services.portfolio.legs import Leg, acquire_leg
 
 UNIVERSAL_WALLET_ID = 0
 # A replay of a million legs holds ~100 MB of matches: keep a few.
@@ -190,9 +190,7 @@ class Book:
     def _selection(self, lot_id: str, qty: Decimal) -> tuple[int, int, str]:
         seq = self.seq_of.get(lot_id)
         entry = self.txs.get(seq) if seq is not None else None
-        lot_leg = (
-            next((leg.leg for leg in entry.legs if leg.kind == ACQUIRE), None) if entry else None
-        )
+        lot_leg = acquire_leg(entry.legs) if entry else None
         if seq is None or lot_leg is None:
             raise UnknownLot(lot_id)
         return (seq, lot_leg, fmt(qty))

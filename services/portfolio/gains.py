@@ -245,14 +245,8 @@ def disposal_message(row: DisposalRow, book: Book) -> portfolio_pb2.Disposal:
 
 
 def form_8949_row(row: DisposalRow, book: Book) -> portfolio_pb2.TaxReportRow:
-    entry = book.txs.get(row.seq)
     what = f"{fmt(row.quantity)} {row.asset}"
-    if (
-        entry is not None
-        and row.leg > 0
-        and entry.legs[row.leg].kind == DISPOSE
-        and entry.legs[0].asset != row.asset
-    ):
+    if row.leg > 0:  # a disposal after a transaction's first leg is its fee (legs.py)
         what += " (fee)"
     return portfolio_pb2.TaxReportRow(
         description=what,

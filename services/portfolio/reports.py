@@ -20,7 +20,6 @@ import numpy as np
 
 import core_rs
 from services.common.errors import FailedPrecondition, Unavailable
-from services.common.validation import now_ms
 from services.portfolio import gains, income
 from services.portfolio.app import PortfolioApp
 from services.portfolio.book import Book
@@ -128,7 +127,3 @@ def all_time_realized(replay: core_rs.Replay) -> Decimal:
     idx = idx[~arrays["unknown"][idx]]
     _, _, total = gains.totals(replay, idx)
     return Decimal(total.gain)
-
-
-def now() -> int:
-    return now_ms()

@@ -90,19 +90,19 @@ def _fingerprint(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-def _window(request: object, field_prefix: str = "") -> tuple[int | None, int | None]:
+def _window(request: object) -> tuple[int | None, int | None]:
     """year, or start_time/end_time, or all time."""
     year = request.year  # type: ignore[attr-defined]
     start = optional_timestamp_ms(request, "start_time")  # type: ignore[arg-type]
     end = optional_timestamp_ms(request, "end_time")  # type: ignore[arg-type]
     if year:
         if start is not None or end is not None:
-            raise InvalidArgument(field_prefix + "year", "give a year or a time range, not both")
+            raise InvalidArgument("year", "give a year or a time range, not both")
         if not 1970 <= year <= 9999:
-            raise InvalidArgument(field_prefix + "year", "must be from 1970 to 9999")
+            raise InvalidArgument("year", "must be from 1970 to 9999")
         return gains.year_range(year)
     if start is not None and end is not None and end <= start:
-        raise InvalidArgument(field_prefix + "end_time", "must be after start_time")
+        raise InvalidArgument("end_time", "must be after start_time")
     return start, end
 
 
@@ -490,7 +490,7 @@ class PortfolioServicer:
             f"total,{total.proceeds},{total.cost_basis},{total.gain},{total.count}",
             f"income,{fmt(income_total)},,,",
         ]
-        method = override or _method_of_year(portfolio, request.year)
+        method = override or method_for_year(portfolio, request.year)
         yield portfolio_pb2.GetTaxReportResponse(
             summary=portfolio_pb2.TaxReportSummary(
                 year=request.year,
@@ -545,10 +545,6 @@ class PortfolioServicer:
         if request.portfolio_id.strip():
             portfolio = await self._portfolio(request.portfolio_id)
         return await size_position(self.app, portfolio, request)
-
-
-def _method_of_year(portfolio: PortfolioRow, year: int) -> int:
-    return method_for_year(portfolio, year)
 
 
 def _lot_message(lot: OpenLot, book: Book) -> portfolio_pb2.Lot:

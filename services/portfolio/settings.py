@@ -14,8 +14,7 @@ from services.common.config import (
     env_str,
     load_common_settings,
 )
-
-SQLITE_FILE = "portfolio.sqlite3"
+from services.portfolio.db.engine import DatabaseUrlError, driver_url, redact, resolve_url
 
 
 @dataclass(frozen=True)
@@ -43,15 +42,17 @@ class PortfolioSettings:
 
     @property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{(self.common.data_dir / SQLITE_FILE).resolve()}"
+        """The driver URL: MM_DATABASE_URL, or the SQLite file under MM_DATA_DIR."""
+        return resolve_url(self.database_url, self.common.data_dir)
 
 
 def _database_url(name: str) -> str:
     raw = env_str(name, "")
-    if raw and not raw.startswith(("postgresql://", "postgresql+asyncpg://", "sqlite")):
-        raise ConfigError(name, "<redacted>", "a postgresql://user:password@host:port/db URL")
+    if raw:
+        try:
+            driver_url(raw)  # the same check the engine makes, at start-up
+        except DatabaseUrlError as err:
+            raise ConfigError(name, redact(raw), str(err)) from None
     return raw
 
 
