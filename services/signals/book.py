@@ -86,6 +86,18 @@ REGIME_NAMES = {
 
 
 @dataclass
+class GradedHistories:
+    """Every historic candle of some histories, concatenated in the order
+    given, with its closed grade (NaN before MIN_BARS candles)."""
+
+    starts: np.ndarray  # first row of each history
+    lengths: np.ndarray
+    grades: np.ndarray
+    open_ms: np.ndarray
+    close: np.ndarray
+
+
+@dataclass
 class ClosedUpdate:
     """What one ``apply_closed`` did, per applied candle (skipped ones left out)."""
 
@@ -478,6 +490,30 @@ class IntervalBook:
         new events). Afterwards ``apply_closed`` continues exactly as if
         every candle had been applied one by one.
         """
+        graded = self.grade_histories(sids, histories, context)
+        if graded is None:
+            return FlipLog.empty()
+        sids = _ids(sids)
+        s = self._s
+        lengths, grades = graded.lengths, graded.grades
+        has = lengths > 0
+        hs = sids[has]
+        flips = self._replay(sids, graded.starts, lengths, grades, graded.open_ms, graded.close)
+        # The latest closed grade against every peer in the book, not only those
+        # warmed together (the same number when the whole universe is warmed).
+        latest, _ = self._grade(hs, self._closed_inputs(hs), s["ret_closed"], context)
+        s["ring"][hs, RING["grade"], np.mod(lengths[has] - 1, RING_LEN)] = latest
+        s["closed_grade"][hs] = latest
+        s["grade"][hs] = latest
+        return flips
+
+    def grade_histories(
+        self, sids: np.ndarray, histories: Sequence[CandleSeries], context: MarketContext
+    ) -> GradedHistories | None:
+        """The first half of :meth:`warm`: loads the histories' indicator
+        state and grades every historic candle (None when they are all
+        empty). Backtests call it on a throwaway book: the grades of a
+        history are exactly those ``warm`` replays the direction over."""
         self._peers = None
         s = self._s
         sids = _ids(sids)
@@ -492,7 +528,7 @@ class IntervalBook:
             s[name][sids] = fill
         lengths = np.array([len(h) for h in histories], dtype=np.int64)
         if lengths.sum() == 0:
-            return FlipLog.empty()
+            return None
 
         def cat(name: str) -> np.ndarray:
             return np.concatenate([getattr(h, name) for h in histories])
@@ -567,14 +603,7 @@ class IntervalBook:
         s["high_close"][hs] = np.fmax.reduceat(c, starts[has])
         recent = pos >= (lengths[local] - RISK_LEN)
         s["closes"][row_sid[recent], np.mod(pos[recent], RISK_LEN)] = c[recent]
-        flips = self._replay(sids, starts, lengths, grades, t_ms, c)
-        # The latest closed grade against every peer in the book, not only those
-        # warmed together (the same number when the whole universe is warmed).
-        latest, _ = self._grade(hs, self._closed_inputs(hs), s["ret_closed"], context)
-        s["ring"][hs, RING["grade"], np.mod(lengths[has] - 1, RING_LEN)] = latest
-        s["closed_grade"][hs] = latest
-        s["grade"][hs] = latest
-        return flips
+        return GradedHistories(starts, lengths, grades, t_ms, c)
 
     def _replay(
         self,

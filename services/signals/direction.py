@@ -13,6 +13,7 @@ reading and is not a flip (there was nothing to flip from).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,3 +59,27 @@ def step(
     new = np.where(to_bull, BULLISH, np.where(to_bear, BEARISH, direction)).astype(np.int8)
     changed = new != direction
     return Step(new_score, new, bull, bear, changed, changed & (direction != 0))
+
+
+def direction_series(grades: np.ndarray, confirm_bars: int = DEFAULT_CONFIRM_BARS) -> np.ndarray:
+    """The direction (int8) after each closed candle of one symbol's grade
+    history: :func:`step` applied candle by candle, as a scalar loop (one
+    symbol's history is long and narrow; numpy per candle would cost more
+    than the arithmetic). The float operations are step's, so the two agree
+    exactly."""
+    if confirm_bars < 1:
+        raise ValueError(f"confirm_bars must be at least 1, got {confirm_bars}")
+    out = np.zeros(len(grades), dtype=np.int8)
+    score = math.nan
+    direction = 0
+    bull = bear = 0
+    for i, grade in enumerate(np.asarray(grades, dtype=np.float64).tolist()):
+        score = grade if math.isnan(score) else score + _ALPHA * (grade - score)
+        bull = bull + 1 if score >= ENTER_BULLISH else 0
+        bear = bear + 1 if score <= ENTER_BEARISH else 0
+        if bull >= confirm_bars and direction != BULLISH:
+            direction = BULLISH
+        elif bear >= confirm_bars and direction != BEARISH:
+            direction = BEARISH
+        out[i] = direction
+    return out
