@@ -270,3 +270,14 @@ class SignalsServicer:
             raise InvalidArgument("alert_id", "is required")
         await self.app.delete_alert(request.alert_id, owner)
         return signals_pb2.DeleteAlertResponse()
+
+    # ----- backtests (interim: the engine lands with the next commit) -----
+
+    async def RunBacktest(self, request: object, context: grpc.aio.ServicerContext) -> None:
+        raise Unavailable("backtests are not available in this build yet")
+
+    async def RunPortfolioBacktest(self, request: object, context: grpc.aio.ServicerContext) -> None:
+        raise Unavailable("backtests are not available in this build yet")
+
+    async def SweepBacktest(self, request: object, context: grpc.aio.ServicerContext) -> None:
+        raise Unavailable("backtests are not available in this build yet")
