@@ -383,10 +383,12 @@ def ghz_command(
     concurrency: int,
     seconds: float,
     metadata: Mapping[str, str] | None = None,
+    proto: Path | None = None,
 ) -> list[str]:
     command = [
         binary,
         "--insecure",
+        *(["--proto", str(proto)] if proto else []),
         "--call",
         call,
         "--data",
@@ -437,6 +439,53 @@ def _measured_ghz(command: list[str], seconds: float, servers: Mapping[str, int]
     row["server_threads"] = thread_cpu_split(main_pid, threads0, thread_cpu_seconds(main_pid))
     row["server_cpu_s"] = servers_cpu[main_pid]
     return row
+
+
+# The floor of any unary call on this machine: grpc.aio with nothing but the
+# health service, no interceptors, no logging.
+_BARE_SERVER = """
+import asyncio, sys
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+async def main(port):
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    await server.wait_for_termination()
+asyncio.run(main(int(sys.argv[1])))
+"""
+_HEALTH_PROTO = """syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse { int32 status = 1; }
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+"""
+
+
+def measure_floor(ghz_binary: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    """ghz against a bare grpc.aio server's health Check: what one Python
+    process answers at most here, whatever the method does."""
+    with tempfile.TemporaryDirectory(prefix="mm-bench-bare-") as tmp:
+        tmp_dir = Path(tmp)
+        proto = tmp_dir / "health.proto"
+        proto.write_text(_HEALTH_PROTO)
+        port = free_port()
+        with server_process(["-c", _BARE_SERVER, str(port)], os.environ, port, tmp_dir, 60) as bare:
+            command = ghz_command(
+                ghz_binary,
+                bare.target,
+                "grpc.health.v1.Health/Check",
+                "{}",
+                concurrency,
+                seconds,
+                proto=proto,
+            )
+            run_ghz(command, 2.0)  # connections up
+            row = _measured_ghz(command, seconds, {"bare": bare.pid})
+    return row | {"run": f"health Check on a bare grpc.aio server, {concurrency} concurrent"}
 
 
 def _buy_data(portfolio_id: str) -> str:
@@ -546,6 +595,7 @@ def measure_record(
             {"pricing": pricing.pid, "portfolio": server.pid},
         )
         reference |= {"run": f"GetQuote on pricing, {plan.record_concurrency[0]} concurrent"}
+        floor = measure_floor(ghz_binary, plan.record_concurrency[0], seconds)
         for concurrency in plan.record_concurrency:
             busy_run = wait_quiet(quiet_s, max_busy_cores=QUIET_CORES) if quiet_s else None
             portfolio_id = asyncio.run(_create_portfolio(server.target, f"c{concurrency}"))
@@ -575,12 +625,14 @@ def measure_record(
                 row["server_cpu_s"] / max(committed, 1) * 1000, 3
             )
             row["ratio_to_get_quote"] = round(row["committed_per_s"] / reference["rps"], 3)
+            row["ratio_to_floor"] = round(row["committed_per_s"] / floor["rps"], 3)
             rows.append(row)
     main = rows[0]
     return {
         "seconds_per_run": seconds,
         "busy_cores_before": busy,
         "reference": reference,
+        "floor": floor,
         "results": rows,
         "goal_per_s": GOAL_RECORD_TPS,
         "met": main["committed_per_s"] >= GOAL_RECORD_TPS and not main["errors"],
@@ -1022,14 +1074,18 @@ def _record_markdown(r: dict[str, Any]) -> list[str]:
         "server CPU ms per commit",
         "other load",
         "× GetQuote",
+        "× bare floor",
         "goal",
     )
 
     def shares(row: dict[str, Any]) -> str:
         c = row["cpu_share"]
-        return f"{c.get('portfolio', 0) * 100:.0f}% / {c.get('pricing', 0) * 100:.0f}% / " + (
+        server = c.get("portfolio", c.get("bare", 0))
+        return f"{server * 100:.0f}% / {c.get('pricing', 0) * 100:.0f}% / " + (
             f"{c['ghz'] * 100:.0f}%"
         )
+
+    floor = r.get("floor")
 
     rows = [
         [
@@ -1044,9 +1100,28 @@ def _record_markdown(r: dict[str, Any]) -> list[str]:
             "",
             f"{ref['other_load_cores']:.2f} cores",
             "1",
+            round(ref["rps"] / floor["rps"], 3) if floor else "",
             "",
         ]
     ]
+    if floor:
+        rows.append(
+            [
+                floor["run"] + " (floor)",
+                f"{floor['rps']:,.0f}",
+                "",
+                floor["p50_ms"],
+                floor["p99_ms"],
+                sum(floor["errors"].values()) if floor["errors"] else 0,
+                "",
+                shares(floor),
+                "",
+                f"{floor['other_load_cores']:.2f} cores",
+                round(floor["rps"] / ref["rps"], 3),
+                "1",
+                "",
+            ]
+        )
     for i, row in enumerate(r["results"]):
         rows.append(
             [
@@ -1062,6 +1137,7 @@ def _record_markdown(r: dict[str, Any]) -> list[str]:
                 row["server_cpu_ms_per_commit"],
                 f"{row['other_load_cores']:.2f} cores",
                 row["ratio_to_get_quote"],
+                row.get("ratio_to_floor", ""),
                 f"≥ {GOAL_RECORD_TPS:,.0f}/s: {verdict(r['met'])}" if i == 0 else "",
             ]
         )
