@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import grpc
 import numpy as np
 
-from marketmesh.v1 import signals_pb2
+from marketmesh.v1 import backtest_pb2, signals_pb2
 from services.common.auth import current_owner, require_owner
 from services.common.errors import InvalidArgument, Unavailable
 from services.common.intervals import MS_BY_ENUM
@@ -16,6 +16,11 @@ from services.signals import alerts as alert_rules
 from services.signals import breadth as breadth_mod
 from services.signals import indicator_query, levels
 from services.signals.app import SignalsApp
+from services.signals.backtest import portfolio as portfolio_backtest
+from services.signals.backtest import single as single_backtest
+from services.signals.backtest import sweep as sweep_backtest
+from services.signals.backtest.single import Market
+from services.signals.backtest.spec import parse_run
 from services.signals.candles import CandleSeries
 from services.signals.market_metrics import MetricsTally, ingest_points
 from services.signals.screen import parse_screen, run_screen
@@ -271,13 +276,31 @@ class SignalsServicer:
         await self.app.delete_alert(request.alert_id, owner)
         return signals_pb2.DeleteAlertResponse()
 
-    # ----- backtests (interim: the engine lands with the next commit) -----
+    # ----- backtests ------------------------------------------------------------
 
-    async def RunBacktest(self, request: object, context: grpc.aio.ServicerContext) -> None:
-        raise Unavailable("backtests are not available in this build yet")
+    def _market(self) -> Market:
+        u = self.app.universe
+        btc = u.symbols[u.btc_sid] if u.btc_sid is not None else None
+        return Market(self.app.link, self.app.weights, btc)
 
-    async def RunPortfolioBacktest(self, request: object, context: grpc.aio.ServicerContext) -> None:
-        raise Unavailable("backtests are not available in this build yet")
+    async def RunBacktest(
+        self, request: backtest_pb2.RunBacktestRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[backtest_pb2.RunBacktestResponse]:
+        spec = parse_run(request)
+        async for message in single_backtest.run(spec, self._market()):
+            yield message
 
-    async def SweepBacktest(self, request: object, context: grpc.aio.ServicerContext) -> None:
-        raise Unavailable("backtests are not available in this build yet")
+    async def RunPortfolioBacktest(
+        self, request: backtest_pb2.RunPortfolioBacktestRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[backtest_pb2.RunPortfolioBacktestResponse]:
+        spec = portfolio_backtest.parse(request)
+        self._require_data()
+        async for message in portfolio_backtest.run(spec, self._market(), self.app.universe):
+            yield message
+
+    async def SweepBacktest(
+        self, request: backtest_pb2.SweepBacktestRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[backtest_pb2.SweepBacktestResponse]:
+        spec = sweep_backtest.parse_sweep(request)
+        async for message in sweep_backtest.run(spec, self._market()):
+            yield message
