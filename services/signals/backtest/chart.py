@@ -99,7 +99,7 @@ def single_chart(
     _log_if_wide(top, close)
     _equity_panel(mid, x, equity, buy_and_hold)
     _drawdown_panel(low, x, drawdown)
-    fig.suptitle(_title(f"{symbol} {interval_name}", title_stats), fontsize=12)
+    fig.suptitle(title(f"{symbol} {interval_name}", title_stats), fontsize=12)
     return _png(fig)
 
 
@@ -134,7 +134,7 @@ def portfolio_chart(
     shown = ", ".join(symbols[:TITLE_SYMBOLS])
     if len(symbols) > TITLE_SYMBOLS:
         shown += f" +{len(symbols) - TITLE_SYMBOLS} more"
-    fig.suptitle(_title(f"portfolio {interval_name}: {shown}", title_stats), fontsize=12)
+    fig.suptitle(title(f"portfolio {interval_name}: {shown}", title_stats), fontsize=12)
     return _png(fig)
 
 
@@ -358,7 +358,7 @@ def _rebalance_ticks(ax: Axes, x: np.ndarray, rebalance_bars: np.ndarray) -> Non
     )
 
 
-def _title(head: str, stats: Mapping[str, float]) -> str:
+def title(head: str, stats: Mapping[str, float]) -> str:
     parts = [head]
     for key, label, fmt in TITLE_FIELDS:
         if key not in stats:
