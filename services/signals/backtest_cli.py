@@ -199,55 +199,94 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data")
-    data.add_argument("--symbol", help="BASE-QUOTE (BTC-USD); with --csv a label")
+    data.add_argument("--symbol", metavar="SYMBOL", help="BASE-QUOTE (BTC-USD); with --csv a label")
     data.add_argument("--interval", choices=tuple(ENUM_BY_NAME), help="default 1h (portfolio 1d)")
-    data.add_argument("--start", type=time_arg, help="inclusive, ISO date/time (UTC if no offset)")
-    data.add_argument("--end", type=time_arg, help="exclusive")
     data.add_argument(
-        "--csv", type=Path, help="your own candles: time,open,high,low,close[,volume]"
+        "--start", metavar="TIME", type=time_arg, help="inclusive, ISO date/time (UTC if no offset)"
+    )
+    data.add_argument("--end", metavar="TIME", type=time_arg, help="exclusive")
+    data.add_argument(
+        "--csv",
+        metavar="FILE",
+        type=Path,
+        help="your own candles: time,open,high,low,close[,volume]",
     )
 
     strat = p.add_argument_group("strategy")
-    strat.add_argument("--strategy", choices=tuple(STRATEGIES), default="signal")
-    strat.add_argument("--confirm-bars", type=_whole, help="signal")
-    strat.add_argument("--enter-above", type=_number, help="grade")
-    strat.add_argument("--exit-below", type=_number, help="grade")
-    strat.add_argument("--fast", type=_whole, help="ma-cross")
-    strat.add_argument("--slow", type=_whole, help="ma-cross")
+    strat.add_argument(
+        "--strategy", choices=tuple(STRATEGIES), default="signal", help="default signal"
+    )
+    strat.add_argument("--confirm-bars", metavar="N", type=_whole, help="signal")
+    strat.add_argument("--enter-above", metavar="GRADE", type=_number, help="grade")
+    strat.add_argument("--exit-below", metavar="GRADE", type=_number, help="grade")
+    strat.add_argument("--fast", metavar="N", type=_whole, help="ma-cross")
+    strat.add_argument("--slow", metavar="N", type=_whole, help="ma-cross")
     strat.add_argument("--ma", choices=("sma", "ema"), help="ma-cross")
-    strat.add_argument("--period", type=_whole, help="rsi, bollinger")
-    strat.add_argument("--enter-below", type=_number, help="rsi")
-    strat.add_argument("--exit-above", type=_number, help="rsi")
-    strat.add_argument("--num-std", type=_number, help="bollinger")
+    strat.add_argument("--period", metavar="N", type=_whole, help="rsi, bollinger")
+    strat.add_argument("--enter-below", metavar="RSI", type=_number, help="rsi")
+    strat.add_argument("--exit-above", metavar="RSI", type=_number, help="rsi")
+    strat.add_argument("--num-std", metavar="K", type=_number, help="bollinger")
 
     ex = p.add_argument_group("execution")
-    ex.add_argument("--cash", type=_number, help="starting cash (default 10,000)")
-    ex.add_argument("--fee", type=fraction_arg, help="per fill: 0.001 or 0.1%%")
-    ex.add_argument("--slippage", type=fraction_arg, help="per fill, against you: 0.0005 or 0.05%%")
+    ex.add_argument("--cash", metavar="AMOUNT", type=_number, help="starting cash (default 10,000)")
+    ex.add_argument("--fee", metavar="FRACTION", type=fraction_arg, help="per fill: 0.001 or 0.1%%")
+    ex.add_argument(
+        "--slippage",
+        metavar="FRACTION",
+        type=fraction_arg,
+        help="per fill, against you: 0.0005 or 0.05%%",
+    )
     ex.add_argument("--whole-units", action="store_true", help="trade whole units only")
     ex.add_argument("--short", action="store_true", help="also go short")
-    ex.add_argument("--position-fraction", type=fraction_arg, help="share of equity per entry")
-    ex.add_argument("--stop-loss", type=exit_level_arg, help="5%%, 0.05 or 2atr")
-    ex.add_argument("--take-profit", type=exit_level_arg, help="10%%, 0.1 or 3atr")
+    ex.add_argument(
+        "--position-fraction",
+        metavar="FRACTION",
+        type=fraction_arg,
+        help="share of equity per entry",
+    )
+    ex.add_argument(
+        "--stop-loss", metavar="DISTANCE", type=exit_level_arg, help="5%%, 0.05 or 2atr"
+    )
+    ex.add_argument(
+        "--take-profit", metavar="DISTANCE", type=exit_level_arg, help="10%%, 0.1 or 3atr"
+    )
 
     pf = p.add_argument_group("portfolio")
     pf.add_argument("--portfolio", action="store_true", help="RunPortfolioBacktest")
-    pf.add_argument("--symbols", type=symbols_arg, help="candidates a,b,c (default: every asset)")
-    pf.add_argument("--top-k", type=_whole, help="hold the K best graded (default 5)")
-    pf.add_argument("--rebalance-every", type=_whole, help="bars between rebalances (default 7)")
-    pf.add_argument("--min-grade", type=_number, help="hold only tokens graded at least this")
+    pf.add_argument(
+        "--symbols",
+        metavar="A,B,C",
+        type=symbols_arg,
+        help="candidates a,b,c (default: every asset)",
+    )
+    pf.add_argument("--top-k", metavar="K", type=_whole, help="hold the K best graded (default 5)")
+    pf.add_argument(
+        "--rebalance-every", metavar="N", type=_whole, help="bars between rebalances (default 7)"
+    )
+    pf.add_argument(
+        "--min-grade", metavar="GRADE", type=_number, help="hold only tokens graded at least this"
+    )
     pf.add_argument("--ignore-regime", action="store_true", help="stay invested in BEAR regimes")
-    pf.add_argument("--stablecoin", help="the stablecoin's ticker in the result (default USDC)")
+    pf.add_argument(
+        "--stablecoin",
+        metavar="TICKER",
+        help="the stablecoin's ticker in the result (default USDC)",
+    )
 
     out = p.add_argument_group("connection and output")
     out.add_argument(
         "--address",
         type=address_arg,
+        metavar="HOST:PORT",
         default=os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS,
         help=f"signals host:port (default ${ADDRESS_ENV} or {DEFAULT_ADDRESS})",
     )
-    out.add_argument("--token", help=f"bearer token (default ${TOKEN_ENV}; prefer the variable)")
-    out.add_argument("--out", type=Path, help="chart file (default backtest-<symbol>.png)")
+    out.add_argument(
+        "--token", metavar="TOKEN", help=f"bearer token (default ${TOKEN_ENV}; prefer the variable)"
+    )
+    out.add_argument(
+        "--out", metavar="PNG", type=Path, help="chart file (default backtest-<symbol>.png)"
+    )
     out.add_argument("--no-chart", action="store_true", help="no chart (the service skips it)")
     out.add_argument(
         "--trades",
@@ -719,7 +758,6 @@ def main(argv: list[str] | None = None) -> int:
             check_args(args)
             request = build_request(args)
         except UsageError as exc:
-            parser.print_usage(sys.stderr)
             print(f"{parser.prog}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         return asyncio.run(_run(args, request, resolve_token(args.token)))

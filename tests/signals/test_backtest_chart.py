@@ -294,6 +294,11 @@ def test_title_lists_the_figures() -> None:
         "max drawdown -8.00%  |  trades 1,234"
     )
     assert title("X 1d", {}) == "X 1d"
+    # core_rs.backtest's stat names work too.
+    core = {"return_pct": -1.0, "buy_hold_return_pct": 2.0, "sharpe": 0.5, "n_trades": 3.0}
+    assert title("X 1d", core) == (
+        "X 1d  |  return -1.00%  |  buy & hold +2.00%  |  Sharpe 0.50  |  trades 3"
+    )
 
 
 # ----- portfolio -----

@@ -45,13 +45,14 @@ DRAWDOWN_COLOUR = "#c05080"
 BEAR_COLOUR = "#f4c7a0"
 REBALANCE_COLOUR = "#606060"
 
-# (key in title_stats, label, format); the keys are BacktestStatistics field names.
-TITLE_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("return_pct", "return", "{:+.2f}%"),
-    ("buy_and_hold_return_pct", "buy & hold", "{:+.2f}%"),
-    ("sharpe_ratio", "Sharpe", "{:.2f}"),
-    ("max_drawdown_pct", "max drawdown", "{:.2f}%"),
-    ("trade_count", "trades", "{:,.0f}"),
+# (keys in title_stats, label, format): BacktestStatistics' field name first,
+# then core_rs.backtest's stat name, so either dict can be passed as it is.
+TITLE_FIELDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("return_pct",), "return", "{:+.2f}%"),
+    (("buy_and_hold_return_pct", "buy_hold_return_pct"), "buy & hold", "{:+.2f}%"),
+    (("sharpe_ratio", "sharpe"), "Sharpe", "{:.2f}"),
+    (("max_drawdown_pct",), "max drawdown", "{:.2f}%"),
+    (("trade_count", "n_trades"), "trades", "{:,.0f}"),
 )
 TITLE_SYMBOLS = 6
 MARGINS = {"left": 0.07, "right": 0.99, "top": 0.95, "bottom": 0.065, "hspace": 0.06}
@@ -79,7 +80,9 @@ def single_chart(
     time; that pairing tells a short's exit from a long's. Markers sit on the
     close of their bar. ``drawdown`` is the fraction below the running peak
     (0.25 = 25% down); NaN in the curves (bars outside the tested range) is
-    left out.
+    left out. ``title_stats``: return, buy & hold, Sharpe, max drawdown and
+    trade count, by BacktestStatistics field name (or core_rs.backtest stat
+    name); a missing one is left out of the title, NaN reads "n/a".
     """
     x = _x(time_ms)
     fig, (top, mid, low) = _figure()
@@ -360,8 +363,9 @@ def _rebalance_ticks(ax: Axes, x: np.ndarray, rebalance_bars: np.ndarray) -> Non
 
 def title(head: str, stats: Mapping[str, float]) -> str:
     parts = [head]
-    for key, label, fmt in TITLE_FIELDS:
-        if key not in stats:
+    for keys, label, fmt in TITLE_FIELDS:
+        key = next((k for k in keys if k in stats), None)
+        if key is None:
             continue
         value = float(stats[key])
         parts.append(f"{label} {fmt.format(value) if math.isfinite(value) else 'n/a'}")
