@@ -513,8 +513,9 @@ class Progress:
     """The service's progress messages on stderr: one bar redrawn in place on a
     terminal; elsewhere (a log, a pipe) a line per stage and per 10%."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, min_interval: float = 0.1) -> None:
         self._stream = stream
+        self._min_interval = min_interval  # between redraws of the bar
         self._bar: tqdm | None = None
         self._tty = bool(getattr(stream, "isatty", None) and stream.isatty())
         self._last: tuple[str, int] | None = None
@@ -526,7 +527,9 @@ class Progress:
             if self._bar is None:
                 self._bar = tqdm(
                     total=1000,
+                    desc=stage,
                     file=self._stream,
+                    mininterval=self._min_interval,
                     bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}",
                     leave=False,
                 )

@@ -51,7 +51,7 @@ def _mask(img: np.ndarray, colour: str, tolerance: int = 12) -> np.ndarray:
 
 
 def _curves(n: int, close: np.ndarray) -> dict[str, np.ndarray]:
-    equity = 10_000.0 * close / close[0]
+    equity = 10_000.0 * close / (close[0] if n else 1.0)
     peak = np.fmax.accumulate(equity)
     return {
         "time_ms": T0 + np.arange(n, dtype=np.int64) * HOUR_MS,
@@ -173,6 +173,13 @@ def test_empty_entries_render_without_markers() -> None:
     assert img.shape == (900, 1400, 3)
     assert _mask(img, ENTRY_COLOUR).sum() == 0
     assert _mask(img, EXIT_COLOUR).sum() == 0
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_degenerate_series_render(n: int) -> None:
+    nan = np.full(n, np.nan)  # nothing tested yet: every curve NaN
+    png = _single(n, np.full(n, 5.0), equity=nan, buy_and_hold=nan, drawdown=nan)
+    assert _pixels(png).shape == (900, 1400, 3)
 
 
 # ----- markers in the pixels -----

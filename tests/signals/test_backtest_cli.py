@@ -5,6 +5,7 @@ the printed tables, the chart file, exit codes, and Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import socket
@@ -541,6 +542,28 @@ async def test_ctrl_c_cancels_the_call_and_exits_130(fake: Fake) -> None:
     await asyncio.wait_for(fake.servicer.cancelled.wait(), 10)
     assert b"interrupted" in err and b"Traceback" not in err
     assert out == b""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_is_one_bar_redrawn() -> None:
+    screen = _Terminal()
+    progress = backtest_cli.Progress(screen, min_interval=0.0)
+    for fraction, stage in ((0.0, "fetching candles"), (0.25, "grading"), (0.75, "simulating")):
+        progress.update(
+            backtest_pb2.BacktestProgress(fraction_done=fraction, stage=stage, bars_processed=900)
+        )
+    text = screen.getvalue()
+    assert "\n" not in text  # one line, redrawn after carriage returns
+    frames = [frame for frame in text.split("\r") if frame]
+    assert frames[0].startswith("fetching candles:   0%|")
+    assert frames[-1].startswith("simulating:  75%|")
+    assert frames[-1].endswith("900 bars")
+    progress.close()
+    assert screen.getvalue().split("\r")[-2].strip() == ""  # the bar is wiped at the end
 
 
 # ----- argument parsers -----
