@@ -108,8 +108,17 @@ STRATEGIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "rsi": ("rsi_reversion", ("period", "enter_below", "exit_above")),
     "bollinger": ("bollinger_breakout", ("period", "num_std")),
 }
+DEFAULT_STRATEGY = "signal"
 STRATEGY_FLAGS = tuple(dict.fromkeys(d for _, dests in STRATEGIES.values() for d in dests))
-SINGLE_ONLY = ("csv", "short", "position_fraction", "stop_loss", "take_profit")
+SINGLE_ONLY = (
+    "symbol",
+    "csv",
+    "strategy",
+    "short",
+    "position_fraction",
+    "stop_loss",
+    "take_profit",
+)
 PORTFOLIO_ONLY = ("symbols", "top_k", "rebalance_every", "min_grade", "stablecoin")
 PORTFOLIO_SWITCHES = ("ignore_regime",)
 
@@ -213,9 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     strat = p.add_argument_group("strategy")
-    strat.add_argument(
-        "--strategy", choices=tuple(STRATEGIES), default="signal", help="default signal"
-    )
+    strat.add_argument("--strategy", choices=tuple(STRATEGIES), help="default signal")
     strat.add_argument("--confirm-bars", metavar="N", type=_whole, help="signal")
     strat.add_argument("--enter-above", metavar="GRADE", type=_number, help="grade")
     strat.add_argument("--exit-below", metavar="GRADE", type=_number, help="grade")
@@ -303,33 +310,21 @@ def _flag(dest: str) -> str:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """What argparse cannot see: flags that do not go together. Raises UsageError."""
+    """What argparse cannot see: flags that do not go together. Raises UsageError;
+    fills in the default strategy."""
     dests = (*STRATEGY_FLAGS, *SINGLE_ONLY, *PORTFOLIO_ONLY, *PORTFOLIO_SWITCHES)
-    # Unset options are None, unset switches False.
-    given = [d for d in dests if getattr(args, d) not in (None, False)]
+    # Unset options are None, unset switches False (and 0 is a value).
+    given = [d for d in dests if getattr(args, d) is not None and getattr(args, d) is not False]
     if args.portfolio:
         wrong = [d for d in given if d in SINGLE_ONLY or d in STRATEGY_FLAGS]
         if wrong:
             raise UsageError(
                 f"{', '.join(_flag(d) for d in dict.fromkeys(wrong))}: not for --portfolio "
-                "(it holds the best-graded tokens; stops and shorts apply to single symbols)"
+                "(it holds the best-graded of --symbols; strategies, stops and shorts are "
+                "for single symbols)"
             )
     else:
-        wrong = [d for d in given if d in PORTFOLIO_ONLY or d in PORTFOLIO_SWITCHES]
-        if wrong:
-            raise UsageError(f"{', '.join(_flag(d) for d in wrong)}: only with --portfolio")
-        allowed = STRATEGIES[args.strategy][1]
-        for dest in STRATEGY_FLAGS:
-            if getattr(args, dest) is not None and dest not in allowed:
-                owners = [n for n, (_, dests) in STRATEGIES.items() if dest in dests]
-                raise UsageError(
-                    f"{_flag(dest)} is a parameter of --strategy {' or '.join(owners)}, "
-                    f"not {args.strategy}"
-                )
-        if not args.symbol and args.csv is None:
-            raise UsageError("give --symbol (pricing's history) or --csv FILE (your candles)")
-        if args.csv is not None and (args.start is not None or args.end is not None):
-            raise UsageError("--start/--end select pricing's history; cut the --csv file instead")
+        _check_single(args, given)
     if (
         args.start is not None
         and args.end is not None
@@ -338,6 +333,25 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("--end must be after --start")
     if args.out is not None and not args.no_chart and not args.out.parent.is_dir():
         raise UsageError(f"--out {args.out}: no such directory {args.out.parent}")
+
+
+def _check_single(args: argparse.Namespace, given: list[str]) -> None:
+    wrong = [d for d in given if d in PORTFOLIO_ONLY or d in PORTFOLIO_SWITCHES]
+    if wrong:
+        raise UsageError(f"{', '.join(_flag(d) for d in wrong)}: only with --portfolio")
+    args.strategy = args.strategy or DEFAULT_STRATEGY
+    allowed = STRATEGIES[args.strategy][1]
+    for dest in STRATEGY_FLAGS:
+        if getattr(args, dest) is not None and dest not in allowed:
+            owners = [name for name, (_, own) in STRATEGIES.items() if dest in own]
+            raise UsageError(
+                f"{_flag(dest)} is a parameter of --strategy {' or '.join(owners)}, "
+                f"not {args.strategy}"
+            )
+    if not args.symbol and args.csv is None:
+        raise UsageError("give --symbol (pricing's history) or --csv FILE (your candles)")
+    if args.csv is not None and (args.start is not None or args.end is not None):
+        raise UsageError("--start/--end select pricing's history; cut the --csv file instead")
 
 
 # ----- the candle file -----
