@@ -367,9 +367,10 @@ def read_candles(path: Path) -> backtest_pb2.CandleColumns:
     try:
         frame = pd.read_csv(
             path,
-            dtype=str,
             keep_default_na=False,
+            na_values=[""],  # only an empty cell is missing ("NaN" is not a price)
             skip_blank_lines=False,  # keeps index + 2 == the line in the file
+            skipinitialspace=True,
             encoding="utf-8-sig",
         )
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -382,18 +383,18 @@ def read_candles(path: Path) -> backtest_pb2.CandleColumns:
         raise UsageError(
             f"{path}: header: no {', '.join(need)} column (have: {', '.join(frame.columns)})"
         )
-    frame = frame[(frame != "").any(axis=1)]  # blank lines
+    frame = frame.dropna(how="all")  # blank lines
     if frame.empty:
         raise UsageError(f"{path}: no candles after the header")
 
-    def where(i: int, column: str) -> str:
-        return f"{path}: line {int(frame.index[i]) + 2}: {column}"
+    def where(column: str) -> Callable[[int], str]:
+        return lambda i: f"{path}: line {int(frame.index[i]) + 2}: {column}"
 
-    times = _time_ms(frame[time_col].str.strip(), lambda i: where(i, time_col))
-    columns = {name: _numbers(frame[name], lambda i, n=name: where(i, n)) for name in PRICE_COLUMNS}
+    times = _time_ms(frame[time_col], where(time_col))
+    columns = {name: _numbers(frame[name], where(name)) for name in PRICE_COLUMNS}
     volume = np.empty(0)
-    if "volume" in frame.columns and (frame["volume"].str.strip() != "").any():
-        volume = _numbers(frame["volume"], lambda i: where(i, "volume"))
+    if "volume" in frame.columns and frame["volume"].notna().any():
+        volume = _numbers(frame["volume"], where("volume"))
     if len(times) > 1 and bool(np.all(np.diff(times) < 0)):
         times, volume = times[::-1], volume[::-1]
         columns = {k: v[::-1] for k, v in columns.items()}
@@ -405,31 +406,52 @@ def read_candles(path: Path) -> backtest_pb2.CandleColumns:
 
 
 def _numbers(cells: pd.Series, where: Callable[[int], str]) -> np.ndarray:
-    values = pd.to_numeric(cells.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    # pandas' C parser has already read a clean column as numbers; text is the
+    # exception (a stray word, trailing spaces), parsed here cell by cell.
+    if cells.dtype.kind in "fiu":
+        values = cells.to_numpy(dtype=np.float64)
+    else:
+        text = cells.astype(str).str.strip()
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise UsageError(f"{where(int(bad[0]))}: {cells.iloc[bad[0]]!r} is not a number")
+        cell = cells.iloc[bad[0]]
+        shown = "empty" if pd.isna(cell) else f"{str(cell).strip()!r} is not a number"
+        raise UsageError(f"{where(int(bad[0]))}: {shown}")
     return values
 
 
 def _time_ms(cells: pd.Series, where: Callable[[int], str]) -> np.ndarray:
-    numeric = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
-    is_epoch = np.isfinite(numeric)
-    ms = np.zeros(len(cells), dtype=np.int64)
-    epoch = numeric[is_epoch]
-    ms[is_epoch] = np.round(np.where(np.abs(epoch) >= EPOCH_MS_FROM, epoch, epoch * 1000.0))
-    if not is_epoch.all():
-        text = cells[~is_epoch]
-        parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-        bad = np.flatnonzero(parsed.isna().to_numpy())
+    if cells.dtype.kind in "fiu":
+        numbers = cells.to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(numbers))
         if len(bad):
-            i = int(np.flatnonzero(~is_epoch)[bad[0]])
+            raise UsageError(f"{where(int(bad[0]))}: empty")
+        return _epoch_ms(numbers)
+    text = cells.astype(str).str.strip()
+    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    ms = np.zeros(len(cells), dtype=np.int64)
+    iso = parsed.notna().to_numpy()
+    if iso.any():
+        since = (parsed[iso] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+        ms[iso] = since.to_numpy(dtype=np.int64)
+    if not iso.all():  # epoch numbers among ISO times
+        numbers = pd.to_numeric(text[~iso], errors="coerce").to_numpy(dtype=np.float64)
+        rows = np.flatnonzero(~iso)
+        bad = rows[~np.isfinite(numbers)]
+        if len(bad):
+            i = int(bad[0])
             raise UsageError(
-                f"{where(i)}: {cells.iloc[i]!r} is not an ISO 8601 time or epoch seconds/ms"
+                f"{where(i)}: {text.iloc[i]!r} is not an ISO 8601 time or epoch seconds/ms"
             )
-        since = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-        ms[~is_epoch] = since.to_numpy(dtype=np.int64)
+        ms[rows] = _epoch_ms(numbers)
     return ms
+
+
+def _epoch_ms(numbers: np.ndarray) -> np.ndarray:
+    # Per value, so a file that switches units part way is still read right.
+    ms = np.where(np.abs(numbers) >= EPOCH_MS_FROM, numbers, numbers * 1000.0)
+    return np.round(ms).astype(np.int64)
 
 
 # ----- the request -----

@@ -344,6 +344,9 @@ async def test_csv_newest_first_is_reversed_and_volume_is_optional(
         ("time,open,high,low,close\n1735689600,1,1,1,1\n\n2025-13-01,1,1,1,1\n", "line 4: time"),
         ("time,open,high,low,close\n1735689600,1,1,x,1\n", "line 2: low: 'x' is not a number"),
         ("time,open,high,low,close\n", "no candles"),
+        ("time,open,high,low,close\n1735689600,1,1,,1\n", "line 2: low: empty"),
+        ("time,open,high,low,close\n1735689600,1,1,1,1\n,1,1,1,1\n", "line 3: time: empty"),
+        ("time,open,high,low,close\n2025-01-01,1,1,1,1\nsoon,1,1,1,1\n", "line 3: time: 'soon'"),
     ],
 )
 async def test_bad_csv_exits_2_before_any_call(
