@@ -359,6 +359,23 @@ async def test_bad_csv_exits_2_before_any_call(
     assert fake.servicer.requests == []
 
 
+async def test_a_csv_too_big_for_one_request_is_refused_locally(
+    fake: Fake, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text(
+        "time,open,high,low,close\n"
+        + "".join(f"{1735689600 + 3600 * i},1,1,1,1\n" for i in range(40)),
+        encoding="utf-8",
+    )
+    # 40 candles: 40 open times of 6 varint bytes and 4 x 40 doubles, plus tags.
+    monkeypatch.setattr(backtest_cli, "MAX_REQUEST_BYTES", 1_000)
+    assert await fake.run("--csv", str(path)) == 2
+    err = capsys.readouterr().err
+    assert "40 candles make a 0.0 MiB request" in err
+    assert fake.servicer.requests == []
+
+
 async def test_portfolio_flags_map_to_the_request(fake: Fake) -> None:
     code = await fake.run(
         *("--portfolio", "--symbols", "btc-usd, eth-usd,SOL-USD", "--interval", "1d"),
