@@ -79,17 +79,21 @@ import grpc
 from tqdm import tqdm
 
 from marketmesh.v1 import portfolio_pb2, portfolio_pb2_grpc
-from services.common.config import parse_address
+from services.common.cli import (
+    EXIT_INTERRUPTED,
+    TOKEN_ENV,
+    address_arg,
+    bearer_metadata,
+    resolve_token,
+)
 from services.portfolio.csv_rows import HeaderError, RowError, Scan, parse_rows, scan
 
 DEFAULT_ADDRESS = "127.0.0.1:50053"
 DEFAULT_BATCH = 5_000
 ADDRESS_ENV = "MM_PORTFOLIO_ADDR"
-TOKEN_ENV = "MM_TOKEN"
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 
 class LineMap:
@@ -174,12 +178,6 @@ def _batch_size(text: str) -> int:
     return value
 
 
-def _address(text: str) -> str:
-    if parse_address(text) is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not host:port (e.g. 127.0.0.1:50053)")
-    return text
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m services.portfolio.import_csv",
@@ -191,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--portfolio", required=True, help="the portfolio id")
     parser.add_argument(
         "--address",
-        type=_address,
+        type=address_arg,
         default=os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS,
         help=f"portfolio service host:port (default ${ADDRESS_ENV} or {DEFAULT_ADDRESS})",
     )
@@ -215,7 +213,7 @@ def _print_local_errors(errors: Sequence[RowError]) -> None:
 
 
 async def _send(args: argparse.Namespace, token: str, first_pass: Scan) -> int:
-    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    metadata = bearer_metadata(token)
     with tqdm(total=first_pass.rows, unit="row", desc=args.file.name, file=sys.stderr) as bar:
         stream = _Stream(args.file, args.portfolio, args.batch, first_pass.repeated, bar)
         async with grpc.aio.insecure_channel(args.address) as channel:
@@ -251,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage error (or --help)
         return int(exc.code or 0)
-    # A token pasted with a trailing space or newline would not be a valid header.
-    token = (args.token or os.environ.get(TOKEN_ENV, "")).strip()
+    token = resolve_token(args.token)
     try:
         with args.file.open(newline="", encoding="utf-8-sig") as lines:
             first_pass = scan(lines, validate=args.strict or args.dry_run)
