@@ -232,7 +232,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MM_LOG_FORMAT=json \
-    MM_DATA_DIR=/data
+    MM_DATA_DIR=/data \
+    MPLCONFIGDIR=/tmp/matplotlib
 
 WORKDIR /app
 VOLUME ["/data"]
