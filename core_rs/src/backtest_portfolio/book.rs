@@ -90,8 +90,9 @@ impl<'a> Book<'a> {
             .iter()
             .zip(&self.mark)
             .filter(|(&q, _)| q > 0.0)
-            .map(|(&q, &m)| q * m)
-            .sum()
+            // Not .sum(): an empty f64 sum is -0.0, which would show as a
+            // negative zero exposure.
+            .fold(0.0, |acc, (&q, &m)| acc + q * m)
     }
 
     /// Records one fill of `qty` units (signed) at `price`, fee paid.

@@ -98,7 +98,7 @@ fn check_prices(name: &'static str, m: &Matrix<'_>) -> Result<(), CoreError> {
     if let Some(k) = m
         .data
         .iter()
-        .position(|&p| !p.is_nan() && !(p > 0.0 && p.is_finite()))
+        .position(|&p| !(p.is_nan() || (p > 0.0 && p.is_finite())))
     {
         let (bar, asset) = (k / m.cols.max(1), k % m.cols.max(1));
         return Err(invalid(
