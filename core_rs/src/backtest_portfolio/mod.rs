@@ -15,6 +15,14 @@
 //! eligible at bar i when its score is finite and `>= min_score` and its
 //! close at i is finite.
 //!
+//! # Config
+//!
+//! `cash` (10000.0, > 0), `fee` (fraction of the notional per fill, 0.0),
+//! `slippage` (0.0; both in [0, 1)), `top_k` (required, >= 1),
+//! `rebalance_every` (bars, required, >= 1), `min_score` (0.0),
+//! `whole_units` (false), `start` (0) and `end` (n, exclusive), with
+//! `0 <= start < end <= n`. A refusal names the field or array to fix.
+//!
 //! # The loop
 //!
 //! For i in start..end:
