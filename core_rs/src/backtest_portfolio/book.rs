@@ -51,7 +51,7 @@ struct Episode {
 pub(crate) struct Book<'a> {
     pub cash: f64,
     pub qty: Vec<f64>,
-    /// Last known close (the fill's open before the first one); NaN while
+    /// Last known close (the fill price before the first one); NaN while
     /// nothing is known, which only happens at quantity 0.
     pub mark: Vec<f64>,
     episodes: Vec<Episode>,
