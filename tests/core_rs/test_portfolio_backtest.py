@@ -258,7 +258,7 @@ def replayed_holdings(
     out: dict[str, Any], close: np.ndarray, start: int, end: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cash and holdings at every close, replayed from the fills alone with
-    marks forward-filled from the closes (the fill price before the first)."""
+    marks forward-filled from the closes."""
     n, m = close.shape
     f = out["fills"]
     cash = np.full(n, NAN)
@@ -270,8 +270,6 @@ def replayed_holdings(
             a, q, p = f["asset"][k], f["qty"][k], f["price"][k]
             c -= q * p + f["fee"][k]
             qty[a] += q
-            if np.isnan(mark[a]):
-                mark[a] = p
             k += 1
         mark = np.where(np.isfinite(close[i]), close[i], mark)
         while k < len(f["bar"]) and f["bar"][k] == i:
@@ -370,8 +368,6 @@ def reference(
             qty[a] = max(qty[a] + q, 0.0)
         ep["fees"] += f
         ep["size"] = max(ep["size"], qty[a])
-        if math.isnan(mark[a]):
-            mark[a] = price
         ref.fills.append((i, a, q, price, f, reason))
         if qty[a] == 0.0:
             pnl = ep["s"] - ep["b"] - ep["fees"]

@@ -51,8 +51,8 @@ struct Episode {
 pub(crate) struct Book<'a> {
     pub cash: f64,
     pub qty: Vec<f64>,
-    /// Last known close (the fill price before the first one); NaN while
-    /// nothing is known, which only happens at quantity 0.
+    /// Last known close; NaN until the first, which only happens at
+    /// quantity 0.
     pub mark: Vec<f64>,
     episodes: Vec<Episode>,
     pub fills: Fills,
@@ -122,11 +122,9 @@ impl<'a> Book<'a> {
         ep.fees += fee;
         ep.size = ep.size.max(after);
         self.qty[asset] = after;
-        if self.mark[asset].is_nan() {
-            // Bought at a bar with no close and none before: the fill is all
-            // that is known of its price until its first close.
-            self.mark[asset] = price;
-        }
+        // Only tokens with a close at the decision bar are bought, so every
+        // position has a mark.
+        debug_assert!(!self.mark[asset].is_nan());
         let time = self.time_ms[bar];
         let f = &mut self.fills;
         f.bar.push(bar as i64);

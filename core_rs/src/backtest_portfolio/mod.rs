@@ -36,8 +36,7 @@
 //!    remainder below zero is set to 0). An asset whose `open[i]` is NaN
 //!    cannot trade at i: its order is dropped (the next decision retries).
 //!    Quantities are fractional unless `whole_units`, where targets are
-//!    floored and a scaled-down buy is floored again. An asset bought with
-//!    no known close yet is marked at its fill price until its first close.
+//!    floored and a scaled-down buy is floored again.
 //! 2. **Valuation at the close.** Each asset's mark is its last finite
 //!    close; `equity[i] = cash + sum(qty * mark)`, `exposure[i] =
 //!    sum(qty * mark) / equity[i]` (0 when the equity is 0).
