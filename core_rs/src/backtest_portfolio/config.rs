@@ -93,23 +93,31 @@ fn check_matrix(
     Ok(())
 }
 
+/// NaN (no candle) or a positive finite price.
+#[inline]
+fn usable(p: f64) -> bool {
+    // Non-short-circuit operators keep the scan branch-free (it reads every
+    // price once, so it is as long as the backtest itself otherwise).
+    p.is_nan() | ((p > 0.0) & (p != f64::INFINITY))
+}
+
 fn check_prices(name: &'static str, m: &Matrix<'_>) -> Result<(), CoreError> {
-    // NaN is a missing candle; anything else must be a usable price.
-    if let Some(k) = m
+    let all_usable = m
         .data
-        .iter()
-        .position(|&p| !(p.is_nan() || (p > 0.0 && p.is_finite())))
-    {
-        let (bar, asset) = (k / m.cols.max(1), k % m.cols.max(1));
-        return Err(invalid(
-            name,
-            format!(
-                "prices must be positive and finite, or NaN for no candle; bar {bar} asset {asset} is {}",
-                m.data[k]
-            ),
-        ));
+        .chunks(4096)
+        .all(|c| c.iter().fold(true, |ok, &p| ok & usable(p)));
+    if all_usable {
+        return Ok(());
     }
-    Ok(())
+    let k = m.data.iter().position(|&p| !usable(p)).unwrap_or(0);
+    let (bar, asset) = (k / m.cols.max(1), k % m.cols.max(1));
+    Err(invalid(
+        name,
+        format!(
+            "prices must be positive and finite, or NaN for no candle; bar {bar} asset {asset} is {}",
+            m.data[k]
+        ),
+    ))
 }
 
 impl Config {
