@@ -160,3 +160,50 @@ impl<'a> Book<'a> {
         t.asset.push(asset as i64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_episode_averages_its_fills_and_closes_at_zero() {
+        let cfg = Checked {
+            cash: 1000.0,
+            fee: 0.01,
+            slippage: 0.0,
+            top_k: 1,
+            rebalance_every: 1,
+            min_score: 0.0,
+            whole_units: false,
+            start: 0,
+            end: 5,
+        };
+        let times = [0, 5, 20, 60, 100];
+        let mut book = Book::new(&cfg, 2, &times);
+        book.mark_to(&[2.0, 2.0]);
+        // Buy 10 @ 2 and 10 @ 4, sell 5 @ 5 and 15 @ 6 (fee 1 % of each).
+        book.fill(0, 1, 10.0, 2.0, 1);
+        book.fill(1, 1, 10.0, 4.0, 1);
+        book.fill(2, 1, -5.0, 5.0, 2);
+        assert!(book.trades.pnl.is_empty());
+        book.fill(3, 1, -15.0, 6.0, 4);
+        assert_eq!(book.qty, vec![0.0, 0.0]);
+        let t = &book.trades;
+        // entry (20 + 40) / 20 = 3; exit (25 + 90) / 20 = 5.75; size 20;
+        // fees 0.01 * (20 + 40 + 25 + 90) = 1.75; pnl 115 - 60 - 1.75.
+        assert_eq!((t.entry_bar[0], t.exit_bar[0], t.asset[0]), (0, 3, 1));
+        assert_eq!((t.duration_ms[0], t.exit_reason[0]), (60, 4));
+        assert!((t.entry_price[0] - 3.0).abs() < 1e-12);
+        assert!((t.exit_price[0] - 5.75).abs() < 1e-12);
+        assert_eq!(t.size[0], 20.0);
+        assert!((t.fees[0] - 1.75).abs() < 1e-12);
+        assert!((t.pnl[0] - 53.25).abs() < 1e-12);
+        assert!((t.return_pct[0] - 88.75).abs() < 1e-12);
+        // Cash: 1000 - 60.6 + 24.75 + 89.1.
+        assert!((book.cash - 1053.25).abs() < 1e-12);
+        // A new buy opens a new episode.
+        book.fill(4, 1, 1.0, 7.0, 1);
+        book.fill(4, 1, -1.0, 7.0, 4);
+        assert_eq!(book.trades.entry_bar, vec![0, 4]);
+    }
+}
