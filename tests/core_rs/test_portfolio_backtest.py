@@ -554,6 +554,9 @@ def test_bad_arrays_are_refused_naming_the_array() -> None:
         portfolio_backtest(TIME, OPEN, CLOSE, SCORE, BULL[:5], cfg)
     with pytest.raises(ValueError, match=r"^time_ms: must be strictly ascending; bar 2"):
         portfolio_backtest(TIME[[0, 1, 1, 3, 4, 5]], OPEN, CLOSE, SCORE, BULL, cfg)
+    none = np.zeros((0, 2))
+    with pytest.raises(ValueError, match=r"^time_ms: is empty"):
+        portfolio_backtest(TIME[:0], none, none, none, BULL[:0], cfg)
     bad = OPEN.copy()
     bad[2, 1] = 0.0
     with pytest.raises(ValueError, match=r"^open: prices must be positive .* bar 2 asset 1 is 0"):

@@ -124,6 +124,9 @@ impl Config {
     pub(crate) fn check(&self, inputs: &Inputs<'_>) -> Result<Checked, CoreError> {
         let n = inputs.time_ms.len();
         let m = inputs.open.cols;
+        if n == 0 {
+            return Err(invalid("time_ms", "is empty: there is no bar to backtest"));
+        }
         check_matrix("open", &inputs.open, n, m)?;
         check_matrix("close", &inputs.close, n, m)?;
         check_matrix("score", &inputs.score, n, m)?;

@@ -175,6 +175,19 @@ fn refusals_name_the_field() {
         .unwrap_err()
         .to_string()
         .starts_with("bear "));
+    let empty = Case {
+        time_ms: vec![],
+        open: vec![],
+        close: vec![],
+        score: vec![],
+        bear: vec![],
+        m: 2,
+    };
+    assert!(empty
+        .run(&Config::new(1, 1))
+        .unwrap_err()
+        .to_string()
+        .starts_with("time_ms: is empty"));
     let mut bad = switch_case();
     bad.close[3] = -1.0;
     assert!(bad
