@@ -119,6 +119,7 @@ def test_bear_sends_everything_to_cash_at_the_next_open_and_bull_brings_it_back(
     np.testing.assert_array_equal(out["exposure"], [0, 1, 0, 0, 1, 0])
     np.testing.assert_array_equal(out["rebalance_bars"], [1, 2, 4])
     np.testing.assert_array_equal(out["weights"], [[1, 0], [0, 0], [0, 1]])
+    np.testing.assert_array_equal(out["target_weights"], [[1, 0], [0, 0], [0, 1]])
 
 
 def test_a_bar_that_is_both_a_rebalance_and_a_regime_change_has_both_reasons() -> None:
@@ -197,6 +198,7 @@ def test_top_k_ties_and_min_score() -> None:
     )
     # Asset 2 (30) is below min_score: k = 2, 45 in each of 0 and 1.
     np.testing.assert_allclose(out["weights"], [[0.5, 0.5, 0.0]])
+    np.testing.assert_array_equal(out["target_weights"], [[0.5, 0.5, 0.0]])
     np.testing.assert_allclose(out["fills"]["qty"][:2], [4.5, 4.5])
 
 
@@ -319,6 +321,7 @@ class Ref:
     benchmark: list[float]
     rebalance_bars: list[int] = field(default_factory=list)
     weights: list[list[float]] = field(default_factory=list)
+    target_weights: list[list[float]] = field(default_factory=list)
     fills: list[tuple[int, int, float, float, float, int]] = field(default_factory=list)
     trades: list[dict[str, float]] = field(default_factory=list)
 
@@ -455,6 +458,7 @@ def reference(
         if not bear[i]:
             eligible = [a for a in range(m) if ok(s[i][a]) and s[i][a] >= min_score and ok(c[i][a])]
             chosen = sorted(eligible, key=lambda a: (-s[i][a], a))[:top_k]
+        ref.target_weights.append([1 / len(chosen) if a in chosen else 0.0 for a in range(m)])
         orders = []
         for a in range(m):
             target = 0.0
@@ -488,6 +492,8 @@ def test_agrees_with_the_brute_force_reference(seed: int, n: int, m: int) -> Non
     np.testing.assert_array_equal(out["rebalance_bars"], ref.rebalance_bars)
     want_w = np.array(ref.weights, dtype=np.float64).reshape(-1, m)
     np.testing.assert_allclose(out["weights"], want_w, rtol=1e-6, atol=1e-7)
+    want_t = np.array(ref.target_weights, dtype=np.float32).reshape(-1, m)
+    np.testing.assert_array_equal(out["target_weights"], want_t)
 
     f = out["fills"]
     assert len(ref.fills) > 0  # the random cases do trade

@@ -417,6 +417,7 @@ class _PortfolioResult(TypedDict):
     exposure: NDArray[np.float64]
     benchmark: NDArray[np.float64]
     weights: NDArray[np.float32]
+    target_weights: NDArray[np.float32]
     rebalance_bars: NDArray[np.int64]
     fills: _PortfolioFills
     trades: _PortfolioTrades

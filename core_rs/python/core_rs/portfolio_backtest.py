@@ -38,8 +38,10 @@ Result (a dict of numpy arrays):
   ``benchmark`` (equal-weight buy and hold from ``close[start]``, no costs):
   float64[n], NaN outside ``[start, end)``;
 - ``weights`` float32[r, m]: each asset's share of the equity right after
-  each rebalance's fills (valued at the fill bar's open), and
-  ``rebalance_bars`` int64[r]: those fill bars;
+  each rebalance's fills (valued at the fill bar's open),
+  ``target_weights`` float32[r, m]: what the rebalance aimed at (``1/k`` on
+  the picked tokens, all 0 in BEAR), and ``rebalance_bars`` int64[r]: the
+  fill bars (each decided at the bar before);
 - ``fills``: {bar, time_ms, asset, qty (signed), price, fee, reason};
 - ``trades``: one per position episode, {entry_bar, exit_bar,
   entry_time_ms, exit_time_ms, entry_price, exit_price, size, pnl,

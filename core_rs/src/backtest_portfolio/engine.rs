@@ -18,6 +18,8 @@ pub struct Output {
     pub benchmark: Vec<f64>,
     /// `[rebalance_bars.len(), assets]`, row-major.
     pub weights: Vec<f32>,
+    /// The decisions' target weights, `[rebalance_bars.len(), assets]`.
+    pub target_weights: Vec<f32>,
     pub rebalance_bars: Vec<i64>,
     pub fills: Fills,
     pub trades: Trades,
@@ -65,6 +67,7 @@ impl<'a> Engine<'a> {
                 exposure: vec![f64::NAN; n],
                 benchmark: vec![f64::NAN; n],
                 weights: Vec::new(),
+                target_weights: Vec::new(),
                 rebalance_bars: Vec::new(),
                 fills: Fills::default(),
                 trades: Trades::default(),
@@ -132,6 +135,13 @@ impl<'a> Engine<'a> {
             self.cfg.whole_units,
             &mut self.targets,
         );
+        let row = self.out.target_weights.len();
+        self.out
+            .target_weights
+            .resize(row + self.targets.len(), 0.0);
+        for &a in &self.picks {
+            self.out.target_weights[row + a] = (1.0 / self.picks.len() as f64) as f32;
+        }
         self.orders.clear();
         for (a, (&target, &held)) in self.targets.iter().zip(&self.book.qty).enumerate() {
             let qty = target - held;

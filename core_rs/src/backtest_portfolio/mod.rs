@@ -57,7 +57,8 @@
 //!    Each decision records one row of `weights`: every asset's share of the
 //!    equity right after the decision's fills at bar i+1, valued at
 //!    `open[i+1]` (the mark where the open is NaN), with `rebalance_bars` =
-//!    i+1, the fill bar.
+//!    i+1, the fill bar; and one row of `target_weights`, the weights it
+//!    aimed at (`1/k` on the picked tokens, all 0 in BEAR).
 //!
 //! At `end - 1`, after step 1, every position is closed at its mark (the
 //! close at `end - 1`, or the last known close) less slippage, fee paid,

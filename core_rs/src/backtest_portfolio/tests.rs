@@ -113,6 +113,7 @@ fn top_1_switches_assets_selling_first_with_exact_fee_and_slippage() {
     // Rebalances decided at bars 0 and 3 fill at 1 and 4: all in one asset.
     assert_eq!(out.rebalance_bars, vec![1, 4]);
     assert_eq!(out.weights, vec![1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(out.target_weights, vec![1.0, 0.0, 0.0, 1.0]);
     // Benchmark: 500 in each at close[0]: 50 A and 25 B.
     assert_close!(out.benchmark[5], 50.0 * 14.0 + 25.0 * 25.0);
 }

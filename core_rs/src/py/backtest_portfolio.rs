@@ -153,6 +153,8 @@ fn output<'py>(py: Python<'py>, out: Output, assets: usize) -> PyResult<Bound<'p
     d.set_item("benchmark", out.benchmark.into_pyarray(py))?;
     let weights: Bound<'py, PyArray1<f32>> = out.weights.into_pyarray(py);
     d.set_item("weights", weights.reshape([rows, assets])?)?;
+    let targets: Bound<'py, PyArray1<f32>> = out.target_weights.into_pyarray(py);
+    d.set_item("target_weights", targets.reshape([rows, assets])?)?;
     d.set_item("rebalance_bars", out.rebalance_bars.into_pyarray(py))?;
     d.set_item("fills", fills(py, out.fills)?)?;
     d.set_item("trades", trades(py, out.trades)?)?;
