@@ -372,3 +372,62 @@ class Replay:
         changing anything (``wallet`` is ignored for universal pools; a
         SPECIFIC_LOT preview is FIFO). ValueError "asset <a> wallet <w>
         short by <qty>" when there is not enough."""
+
+# Portfolio backtest (core_rs.portfolio_backtest); TypedDicts for type
+# checkers only, the values are plain dicts.
+
+class _PortfolioConfig(TypedDict, total=False):
+    cash: float
+    fee: float
+    slippage: float
+    top_k: int
+    rebalance_every: int
+    min_score: float
+    whole_units: bool
+    start: int
+    end: int | None
+
+class _PortfolioFills(TypedDict):
+    bar: NDArray[np.int64]
+    time_ms: NDArray[np.int64]
+    asset: NDArray[np.int64]
+    qty: NDArray[np.float64]
+    price: NDArray[np.float64]
+    fee: NDArray[np.float64]
+    reason: NDArray[np.uint8]
+
+class _PortfolioTrades(TypedDict):
+    entry_bar: NDArray[np.int64]
+    exit_bar: NDArray[np.int64]
+    entry_time_ms: NDArray[np.int64]
+    exit_time_ms: NDArray[np.int64]
+    entry_price: NDArray[np.float64]
+    exit_price: NDArray[np.float64]
+    size: NDArray[np.float64]
+    pnl: NDArray[np.float64]
+    return_pct: NDArray[np.float64]
+    fees: NDArray[np.float64]
+    duration_ms: NDArray[np.int64]
+    exit_reason: NDArray[np.uint8]
+    asset: NDArray[np.int64]
+
+class _PortfolioResult(TypedDict):
+    equity: NDArray[np.float64]
+    cash: NDArray[np.float64]
+    exposure: NDArray[np.float64]
+    benchmark: NDArray[np.float64]
+    weights: NDArray[np.float32]
+    target_weights: NDArray[np.float32]
+    rebalance_bars: NDArray[np.int64]
+    fills: _PortfolioFills
+    trades: _PortfolioTrades
+
+def portfolio_backtest(
+    time_ms: NDArray[np.int64],
+    open: NDArray[np.float64],
+    close: NDArray[np.float64],
+    score: NDArray[np.float64],
+    bear: NDArray[np.bool_],
+    config: _PortfolioConfig,
+) -> _PortfolioResult:
+    """The portfolio bar loop; see ``core_rs.portfolio_backtest``."""

@@ -2,6 +2,7 @@
 //! GIL around the kernel and convert results; no arithmetic lives here.
 
 mod arrays;
+mod backtest_portfolio;
 mod bundle;
 mod candle_engine;
 mod indicators;
@@ -28,6 +29,9 @@ mod _core {
 
     #[pymodule_export]
     use super::candle_engine::CandleEngine;
+
+    #[pymodule_export]
+    use super::backtest_portfolio::portfolio_backtest;
 
     #[pymodule_export]
     use super::bundle::{bundle_columns, bundle_run, BundleSet};
