@@ -270,7 +270,7 @@ def build_result(
     )
     bear = out["bear_used"]
     for bar, weights in zip(
-        np.asarray(out["rebalance_bars"]).tolist(), np.asarray(out["weights"]), strict=True
+        np.asarray(out["rebalance_bars"]).tolist(), np.asarray(out["target_weights"]), strict=True
     ):
         decided = max(int(bar) - 1, 0)  # filled at this bar's open, decided at the last close
         r = result.rebalances.add(
