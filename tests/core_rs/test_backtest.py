@@ -125,19 +125,19 @@ def test_whole_units_short_and_window() -> None:
 
 def test_bad_settings_name_the_field() -> None:
     data = random_walk(50, 1)
-    with pytest.raises(ValueError, match="^fast: must be less than slow"):
+    with pytest.raises(ValueError, match=r"^fast: must be less than slow"):
         bt.run_backtest(*data, {"kind": "ma_cross", "fast": 20, "slow": 10}, {})
-    with pytest.raises(ValueError, match="^lower: "):
+    with pytest.raises(ValueError, match=r"^lower: "):
         bt.run_backtest(*data, {"kind": "rsi", "lower": 80, "upper": 70}, {})
-    with pytest.raises(ValueError, match="^k: "):
+    with pytest.raises(ValueError, match=r"^k: "):
         bt.run_backtest(*data, {"kind": "bollinger", "k": 0}, {})
     with pytest.raises(ValueError, match='unknown key "feee"'):
         bt.run_backtest(*data, {"kind": "rsi"}, {"feee": 0.1})
-    with pytest.raises(ValueError, match="^stop_loss: "):
+    with pytest.raises(ValueError, match=r"^stop_loss: "):
         bt.run_backtest(*data, {"kind": "rsi"}, {"stop_loss": ("pct", 1.5)})
-    with pytest.raises(ValueError, match="^series: "):
+    with pytest.raises(ValueError, match=r"^series: "):
         bt.run_backtest(*data, {"kind": "threshold"}, {})
-    with pytest.raises(ValueError, match="^end: "):
+    with pytest.raises(ValueError, match=r"^end: "):
         bt.run_backtest(*data, {"kind": "rsi"}, {"end": 51})
 
 

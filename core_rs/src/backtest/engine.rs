@@ -433,6 +433,15 @@ pub(crate) fn run_checked(
             }
         }
         position.push(acct.size);
+        // Out of money at the close: closed there, and the run ends with
+        // nothing left (backtesting.py's rule).
+        if acct.size != 0.0 && acct.cash + acct.size * (close[i] - acct.entry_price) <= 0.0 {
+            acct.close(i, close[i], ExitReason::End);
+            acct.cash = 0.0;
+            equity.resize(m, 0.0);
+            position.resize(m, 0.0);
+            break;
+        }
         // 3. Decisions on the closed bar; one on the last bar cannot fill.
         if i + 1 < end {
             pending = decide(cond, i, acct.size, cfg.allow_short);

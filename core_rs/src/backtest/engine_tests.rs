@@ -417,3 +417,30 @@ fn settings_are_checked_by_name() {
     .unwrap_err();
     assert!(err.to_string().starts_with("fee: "), "{err}");
 }
+
+#[test]
+fn running_out_of_money_closes_at_the_close_and_ends_the_run() {
+    // Short 100 units at 100; the close 201 marks equity at 10000 - 10100
+    // < 0: closed at 201 there, equity 0 from then on, no more trades.
+    let d = Data::new(&[
+        flat(100.0),
+        flat(100.0),
+        flat(150.0),
+        flat(201.0),
+        flat(50.0),
+        flat(50.0),
+    ]);
+    let mut c = Conditions::new(6);
+    c.enter_short[0] = true;
+    c.enter_short[4] = true;
+    let cfg = Config {
+        allow_short: true,
+        ..Config::default()
+    };
+    let bt = run(&d.bars(), &c, &cfg, None).unwrap();
+    assert_eq!(bt.trades.len(), 1);
+    assert_eq!((bt.trades[0].exit_bar, bt.trades[0].exit_price), (3, 201.0));
+    assert!(close_to(bt.trades[0].pnl, -10_100.0));
+    assert_eq!(bt.equity, vec![10_000.0, 10_000.0, 5_000.0, 0.0, 0.0, 0.0]);
+    assert_eq!(bt.position[3..], [-100.0, 0.0, 0.0]);
+}

@@ -224,7 +224,13 @@ pub(crate) fn compute(
     s.buy_hold_return_pct = (close[m - 1] - close[0]) / close[0] * 100.0;
 
     // Per-bar simple returns stand where backtesting.py has daily ones.
-    let rets: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    // NaN returns (0 -> 0 after running out of money) are dropped, as
+    // pandas' pct_change().dropna() does.
+    let rets: Vec<f64> = equity
+        .windows(2)
+        .map(|w| w[1] / w[0] - 1.0)
+        .filter(|r| !r.is_nan())
+        .collect();
     let n_year = bars_per_year;
     let g = geometric_mean(&rets);
     let ann = (1.0 + g).powf(n_year) - 1.0;

@@ -359,10 +359,10 @@ mod tests {
         }
         .conditions(&close, None, None)
         .unwrap();
-        for i in 0..60 {
-            assert_eq!(c.enter_long[i], r[i] < 30.0);
-            assert_eq!(c.exit_long[i], r[i] > 70.0);
-            assert_eq!(c.enter_short[i], r[i] > 70.0);
+        for (i, &v) in r.iter().enumerate() {
+            assert_eq!(c.enter_long[i], v < 30.0);
+            assert_eq!(c.exit_long[i], v > 70.0);
+            assert_eq!(c.enter_short[i], v > 70.0);
         }
         assert!(!c.enter_long[..14].iter().any(|&b| b) && !c.exit_long[..14].iter().any(|&b| b));
         let b = Strategy::Bollinger { period: 5, k: 1.0 }

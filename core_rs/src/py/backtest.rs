@@ -412,7 +412,7 @@ pub fn statistics<'py>(
         }
     }
     let mut rows = Vec::with_capacity(k);
-    for i in 0..k {
+    for (i, &fee) in fees.iter().enumerate() {
         let (e, x) = (entry.slice()[i], exit.slice()[i]);
         if e < 0 || x < 0 {
             return Err(PyValueError::new_err(format!(
@@ -429,7 +429,7 @@ pub fn statistics<'py>(
             size: f64::NAN,
             pnl: pnl.slice()[i],
             ret: ret.slice()[i],
-            fees: fees[i],
+            fees: fee,
             duration_ms: dur.slice()[i],
             exit_reason: ExitReason::Signal,
         });
