@@ -44,6 +44,31 @@ impl Bars<'_> {
                 });
             }
         }
+        let prices: [(&'static str, &[f64]); 4] = [
+            ("open", self.open),
+            ("high", self.high),
+            ("low", self.low),
+            ("close", self.close),
+        ];
+        for (name, col) in prices {
+            // One branch-free pass; the position is looked up only on failure.
+            if !col
+                .iter()
+                .fold(true, |ok, &p| ok & (p > 0.0) & p.is_finite())
+            {
+                let i = col
+                    .iter()
+                    .position(|&p| !(p > 0.0 && p.is_finite()))
+                    .unwrap_or(0);
+                return Err(CoreError::InvalidArgument {
+                    name,
+                    reason: format!(
+                        "prices must be finite and positive, got {} at bar {i}",
+                        col[i]
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 }

@@ -444,3 +444,17 @@ fn running_out_of_money_closes_at_the_close_and_ends_the_run() {
     assert_eq!(bt.equity, vec![10_000.0, 10_000.0, 5_000.0, 0.0, 0.0, 0.0]);
     assert_eq!(bt.position[3..], [-100.0, 0.0, 0.0]);
 }
+
+#[test]
+fn prices_must_be_finite_and_positive() {
+    let mut d = Data::new(&[flat(100.0), flat(100.0), flat(100.0)]);
+    d.l[1] = f64::NAN;
+    let err = run(&d.bars(), &Conditions::new(3), &Config::default(), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "low: prices must be finite and positive, got NaN at bar 1"
+    );
+    d.l[1] = 100.0;
+    d.o[2] = 0.0;
+    assert!(run(&d.bars(), &Conditions::new(3), &Config::default(), None).is_err());
+}

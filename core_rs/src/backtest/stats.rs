@@ -115,26 +115,150 @@ fn nan_min(xs: impl Iterator<Item = f64>) -> f64 {
     xs.fold(f64::NAN, |m, x| if x < m || m.is_nan() { x } else { m })
 }
 
-/// Drawdown episodes as backtesting.py's `compute_drawdown_duration_peaks`
-/// finds them: from one bar at a peak (drawdown 0) to the next, or to the
-/// last bar; returns (durations in ms, deepest drawdown of each).
-fn drawdown_episodes(time_ms: &[i64], dd: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let m = dd.len();
-    let (mut durations, mut peaks) = (Vec::new(), Vec::new());
-    let mut prev: Option<usize> = None;
-    for j in 0..m {
-        if !(dd[j] == 0.0 || j == m - 1) {
-            continue;
+/// Bars held: the union of every trade's entry..=exit bars.
+fn held_bars(trades: &[Trade], offset: usize) -> usize {
+    let mut spans: Vec<(usize, usize)> = trades
+        .iter()
+        .map(|t| (t.entry_bar - offset, t.exit_bar - offset))
+        .collect();
+    spans.sort_unstable();
+    let (mut held, mut next_free) = (0, 0);
+    for (a, b) in spans {
+        let a = a.max(next_free);
+        if b + 1 > a {
+            held += b + 1 - a;
+            next_free = b + 1;
         }
-        if let Some(p) = prev {
-            if j > p + 1 {
-                durations.push((time_ms[j] - time_ms[p]) as f64);
-                peaks.push(nan_max(dd[p..=j].iter().copied()));
+    }
+    held
+}
+
+/// The per-bar simple returns `E[j] / E[j-1] - 1` in one pass, NaN ones
+/// (0 -> 0 after running out of money) dropped as pandas'
+/// `pct_change().dropna()` does.
+struct BarReturns {
+    /// backtesting.py's `geometric_mean` of the returns.
+    geometric_mean: f64,
+    /// Sample variance (ddof 1).
+    var: f64,
+    /// `mean(min(r, 0)^2)`.
+    downside: f64,
+}
+
+impl BarReturns {
+    fn of(equity: &[f64]) -> BarReturns {
+        let (mut k, mut sum, mut sum_sq, mut down) = (0usize, 0.0, 0.0, 0.0);
+        let mut shift = f64::NAN;
+        let mut all_positive = true;
+        for w in equity.windows(2) {
+            let r = w[1] / w[0] - 1.0;
+            if r.is_nan() {
+                all_positive = false;
+                continue;
+            }
+            if k == 0 {
+                // Sums about the first return keep the variance exact.
+                shift = r;
+            }
+            k += 1;
+            let x = r - shift;
+            sum += x;
+            sum_sq += x * x;
+            down += r.min(0.0) * r.min(0.0);
+            all_positive &= r + 1.0 > 0.0 && r.is_finite();
+        }
+        let kf = k as f64;
+        let var = if k < 2 {
+            f64::NAN
+        } else {
+            (sum_sq - sum * sum / kf) / (kf - 1.0)
+        };
+        let geometric_mean = if k == 0 {
+            f64::NAN
+        } else if all_positive {
+            // The product of the (1 + r) telescopes to E[last] / E[0].
+            ((equity[equity.len() - 1] / equity[0]).ln() / kf).exp() - 1.0
+        } else {
+            let rets: Vec<f64> = equity
+                .windows(2)
+                .map(|w| w[1] / w[0] - 1.0)
+                .filter(|r| !r.is_nan())
+                .collect();
+            geometric_mean(&rets)
+        };
+        BarReturns {
+            geometric_mean,
+            var,
+            downside: if k == 0 { f64::NAN } else { down / kf },
+        }
+    }
+}
+
+/// Drawdown `dd[j] = 1 - E[j] / max(E[..=j])` and its episodes as
+/// backtesting.py's `compute_drawdown_duration_peaks` finds them: between
+/// consecutive bars at a peak (dd 0) or the last bar, at least two apart.
+struct Drawdowns {
+    /// The deepest drawdown, a fraction (0 when there is none).
+    max: f64,
+    avg_depth: f64,
+    max_duration: f64,
+    avg_duration: f64,
+}
+
+impl Drawdowns {
+    fn of(time_ms: &[i64], equity: &[f64]) -> Drawdowns {
+        let m = equity.len();
+        let mut peak = f64::NEG_INFINITY;
+        let mut max = f64::NAN;
+        let (mut nonzero_n, mut nonzero_sum) = (0usize, 0.0);
+        let (mut episodes, mut depth_sum, mut dur_sum, mut dur_max) = (0usize, 0.0, 0.0, f64::NAN);
+        let mut last_flat: Option<usize> = None;
+        let mut deepest_since = f64::NAN;
+        for (j, &e) in equity.iter().enumerate() {
+            peak = peak.max(e);
+            let dd = 1.0 - e / peak;
+            max = nan_max([max, dd].into_iter());
+            if dd != 0.0 && !dd.is_nan() {
+                nonzero_n += 1;
+                nonzero_sum += dd;
+            }
+            deepest_since = nan_max([deepest_since, dd].into_iter());
+            if dd == 0.0 || j == m - 1 {
+                if let Some(p) = last_flat {
+                    if j > p + 1 {
+                        let dur = (time_ms[j] - time_ms[p]) as f64;
+                        episodes += 1;
+                        depth_sum += deepest_since;
+                        dur_sum += dur;
+                        dur_max = nan_max([dur_max, dur].into_iter());
+                    }
+                }
+                last_flat = Some(j);
+                deepest_since = dd;
             }
         }
-        prev = Some(j);
+        let max = if max.is_nan() { 0.0 } else { max };
+        if episodes == 0 {
+            // backtesting.py then averages every non-zero drawdown.
+            let avg_depth = if nonzero_n == 0 {
+                f64::NAN
+            } else {
+                nonzero_sum / nonzero_n as f64
+            };
+            return Drawdowns {
+                max,
+                avg_depth,
+                max_duration: f64::NAN,
+                avg_duration: f64::NAN,
+            };
+        }
+        Drawdowns {
+            max,
+            avg_depth: depth_sum / episodes as f64,
+            max_duration: dur_max,
+            avg_duration: dur_sum / episodes as f64,
+        }
     }
-    (durations, peaks)
 }
 
 /// The statistics of a window: `time_ms`, `equity` and `close` are the
@@ -209,12 +333,7 @@ pub(crate) fn compute(
         ..Stats::default()
     };
 
-    // Exposure: bars from entry to exit inclusive, as a share of the bars.
-    let mut held = vec![false; m];
-    for t in trades {
-        held[t.entry_bar - offset..=t.exit_bar - offset].fill(true);
-    }
-    s.exposure_pct = held.iter().filter(|&&h| h).count() as f64 / m as f64 * 100.0;
+    s.exposure_pct = held_bars(trades, offset) as f64 / m as f64 * 100.0;
 
     let (e0, e_last) = (equity[0], equity[m - 1]);
     s.equity_final = e_last;
@@ -223,21 +342,13 @@ pub(crate) fn compute(
     s.return_pct = (e_last - e0) / e0 * 100.0;
     s.buy_hold_return_pct = (close[m - 1] - close[0]) / close[0] * 100.0;
 
-    // Per-bar simple returns stand where backtesting.py has daily ones.
-    // NaN returns (0 -> 0 after running out of money) are dropped, as
-    // pandas' pct_change().dropna() does.
-    let rets: Vec<f64> = equity
-        .windows(2)
-        .map(|w| w[1] / w[0] - 1.0)
-        .filter(|r| !r.is_nan())
-        .collect();
+    let r = BarReturns::of(equity);
     let n_year = bars_per_year;
-    let g = geometric_mean(&rets);
+    let g = r.geometric_mean;
     let ann = (1.0 + g).powf(n_year) - 1.0;
     s.return_ann_pct = ann * 100.0;
-    let var = var1(&rets);
     s.volatility_ann_pct =
-        ((var + (1.0 + g).powi(2)).powf(n_year) - (1.0 + g).powf(2.0 * n_year)).sqrt() * 100.0;
+        ((r.var + (1.0 + g).powi(2)).powf(n_year) - (1.0 + g).powf(2.0 * n_year)).sqrt() * 100.0;
     let years = s.duration_ms / MS_PER_YEAR;
     s.cagr_pct = if years != 0.0 {
         ((e_last / e0).powf(1.0 / years) - 1.0) * 100.0
@@ -245,33 +356,14 @@ pub(crate) fn compute(
         f64::NAN
     };
     s.sharpe = div_or_nan(s.return_ann_pct, s.volatility_ann_pct);
-    let downside = mean(rets.iter().map(|&r| r.min(0.0).powi(2)));
-    s.sortino = ann / (downside.sqrt() * n_year.sqrt());
+    s.sortino = ann / (r.downside.sqrt() * n_year.sqrt());
 
-    // Drawdown: the fraction below the running peak.
-    let mut peak = f64::NEG_INFINITY;
-    let dd: Vec<f64> = equity
-        .iter()
-        .map(|&e| {
-            peak = peak.max(e);
-            1.0 - e / peak
-        })
-        .collect();
-    let max_dd = nan_max(dd.iter().copied());
-    let max_dd = if max_dd.is_nan() { 0.0 } else { max_dd };
-    s.calmar = div_or_nan(ann, max_dd);
-    s.max_drawdown_pct = -max_dd * 100.0;
-    let (durations, peaks) = drawdown_episodes(time_ms, &dd);
-    if durations.is_empty() {
-        // backtesting.py then averages every non-zero drawdown.
-        s.avg_drawdown_pct = -mean(dd.iter().copied().filter(|&d| d != 0.0 && !d.is_nan())) * 100.0;
-        s.max_drawdown_duration_ms = f64::NAN;
-        s.avg_drawdown_duration_ms = f64::NAN;
-    } else {
-        s.avg_drawdown_pct = -mean(peaks.iter().copied()) * 100.0;
-        s.max_drawdown_duration_ms = nan_max(durations.iter().copied());
-        s.avg_drawdown_duration_ms = mean(durations.iter().copied());
-    }
+    let dd = Drawdowns::of(time_ms, equity);
+    s.calmar = div_or_nan(ann, dd.max);
+    s.max_drawdown_pct = -dd.max * 100.0;
+    s.avg_drawdown_pct = -dd.avg_depth * 100.0;
+    s.max_drawdown_duration_ms = dd.max_duration;
+    s.avg_drawdown_duration_ms = dd.avg_duration;
 
     // Trades.
     let n = trades.len();
@@ -366,6 +458,79 @@ mod tests {
         // CAGR over 3/365.25 years.
         let years = 3.0 / 365.25;
         assert!((s.cagr_pct - (1.21f64.powf(1.0 / years) - 1.0) * 100.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn exposure_counts_each_bar_once() {
+        // Bars 0..=2, 1..=3 and 5 of 8: {0, 1, 2, 3, 5} = 5 bars, 62.5 %.
+        let trades = [
+            trade(1, 3, 1.0, 0.1, 1),
+            trade(0, 2, 1.0, 0.1, 1),
+            trade(5, 5, 1.0, 0.1, 1),
+        ];
+        let t: Vec<i64> = (0..8).collect();
+        let s = statistics(&t, &[1.0; 8], &[1.0; 8], &trades, 0, 365.0).unwrap();
+        assert_eq!(s.exposure_pct, 62.5);
+        // The same trades seen from a window starting at bar 10.
+        let shifted: Vec<Trade> = trades
+            .iter()
+            .map(|t| Trade {
+                entry_bar: t.entry_bar + 10,
+                exit_bar: t.exit_bar + 10,
+                ..*t
+            })
+            .collect();
+        let s = statistics(&t, &[1.0; 8], &[1.0; 8], &shifted, 10, 365.0).unwrap();
+        assert_eq!(s.exposure_pct, 62.5);
+    }
+
+    #[test]
+    fn drawdown_episodes_by_brute_force() {
+        // Episodes between bars at a peak (or the last bar), two or more
+        // apart, found by scanning every pair.
+        // A rising wave: new peaks, then dips of varying depth.
+        let e: Vec<f64> = (0..300)
+            .map(|j| {
+                let j = j as f64;
+                100.0 + 0.2 * j + 8.0 * (j / 7.0).sin() + 3.0 * (j * 1.3).cos()
+            })
+            .collect();
+        let t: Vec<i64> = (0..e.len() as i64).map(|i| i * 10).collect();
+        let mut peak = 0.0f64;
+        let dd: Vec<f64> = e
+            .iter()
+            .map(|&v| {
+                peak = peak.max(v);
+                1.0 - v / peak
+            })
+            .collect();
+        let ends: Vec<usize> = (0..dd.len())
+            .filter(|&j| dd[j] == 0.0 || j == dd.len() - 1)
+            .collect();
+        let eps: Vec<(f64, f64)> = ends
+            .windows(2)
+            .filter(|w| w[1] > w[0] + 1)
+            .map(|w| {
+                (
+                    (t[w[1]] - t[w[0]]) as f64,
+                    dd[w[0]..=w[1]].iter().cloned().fold(0.0, f64::max),
+                )
+            })
+            .collect();
+        assert!(eps.len() > 3);
+        let s = statistics(&t, &e, &e, &[], 0, 365.0).unwrap();
+        let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(
+            (s.avg_drawdown_duration_ms - mean(eps.iter().map(|p| p.0).collect())).abs() < 1e-9
+        );
+        assert!(
+            (s.avg_drawdown_pct + 100.0 * mean(eps.iter().map(|p| p.1).collect())).abs() < 1e-9
+        );
+        let max_dur = eps.iter().map(|p| p.0).fold(0.0, f64::max);
+        assert_eq!(s.max_drawdown_duration_ms, max_dur);
+        assert!(
+            (s.max_drawdown_pct + 100.0 * dd.iter().cloned().fold(0.0, f64::max)).abs() < 1e-12
+        );
     }
 
     #[test]
