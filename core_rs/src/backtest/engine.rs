@@ -51,11 +51,13 @@ impl Bars<'_> {
             ("close", self.close),
         ];
         for (name, col) in prices {
-            // One branch-free pass; the position is looked up only on failure.
-            if !col
-                .iter()
-                .fold(true, |ok, &p| ok & (p > 0.0) & p.is_finite())
-            {
+            // One branch-free pass over the bits (a finite positive double
+            // is 0 < bits < the bits of +inf); the bar is found on failure.
+            const INF_BITS: u64 = 0x7ff0_0000_0000_0000;
+            let bad = col.iter().fold(false, |bad, &p| {
+                bad | (p.to_bits().wrapping_sub(1) >= INF_BITS - 1)
+            });
+            if bad {
                 let i = col
                     .iter()
                     .position(|&p| !(p > 0.0 && p.is_finite()))
@@ -403,18 +405,32 @@ pub fn run(
         }
         None => &[],
     };
-    Ok(run_checked(bars, cond, cfg, atr, start, end))
+    let m = end - start;
+    let (mut equity, mut position) = (vec![0.0; m], vec![0.0; m]);
+    let trades = run_into(bars, cond, cfg, atr, start, end, &mut equity, &mut position);
+    Ok(Backtest {
+        start,
+        end,
+        trades,
+        equity,
+        position,
+    })
 }
 
-/// [`run`] with validated inputs; `atr` may be empty when no stop uses it.
-pub(crate) fn run_checked(
+/// [`run`] with validated inputs, writing the window's equity and position
+/// into `equity` and `position` (each `end - start` long) and returning the
+/// trades; `atr` may be empty when no stop uses it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_into(
     bars: &Bars,
     cond: &Conditions,
     cfg: &Config,
     atr: &[f64],
     start: usize,
     end: usize,
-) -> Backtest {
+    equity: &mut [f64],
+    position: &mut [f64],
+) -> Vec<Trade> {
     let Bars {
         open,
         high,
@@ -434,9 +450,7 @@ pub(crate) fn run_checked(
         target: f64::NAN,
         trades: Vec::new(),
     };
-    let m = end - start;
-    let mut equity = Vec::with_capacity(m);
-    let mut position = Vec::with_capacity(m);
+    assert!(equity.len() == end - start && position.len() == end - start);
     let mut pending = Pending::Nothing;
     let atr_at = |i: usize| atr.get(i).copied().unwrap_or(f64::NAN);
     for i in start..end {
@@ -457,14 +471,15 @@ pub(crate) fn run_checked(
                 acct.close(i, price, reason);
             }
         }
-        position.push(acct.size);
+        let k = i - start;
+        position[k] = acct.size;
         // Out of money at the close: closed there, and the run ends with
         // nothing left (backtesting.py's rule).
         if acct.size != 0.0 && acct.cash + acct.size * (close[i] - acct.entry_price) <= 0.0 {
             acct.close(i, close[i], ExitReason::End);
             acct.cash = 0.0;
-            equity.resize(m, 0.0);
-            position.resize(m, 0.0);
+            equity[k..].fill(0.0);
+            position[k + 1..].fill(0.0);
             break;
         }
         // 3. Decisions on the closed bar; one on the last bar cannot fill.
@@ -479,15 +494,9 @@ pub(crate) fn run_checked(
         } else {
             0.0
         };
-        equity.push(acct.cash + open_pnl);
+        equity[k] = acct.cash + open_pnl;
     }
-    Backtest {
-        start,
-        end,
-        trades: acct.trades,
-        equity,
-        position,
-    }
+    acct.trades
 }
 
 #[inline]

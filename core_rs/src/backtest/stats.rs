@@ -111,6 +111,16 @@ fn nan_max(xs: impl Iterator<Item = f64>) -> f64 {
     xs.fold(f64::NAN, |m, x| if x > m || m.is_nan() { x } else { m })
 }
 
+/// The larger of two values, NaN only when both are (pandas' max).
+#[inline]
+fn max2(a: f64, b: f64) -> f64 {
+    if b > a || a.is_nan() {
+        b
+    } else {
+        a
+    }
+}
+
 fn nan_min(xs: impl Iterator<Item = f64>) -> f64 {
     xs.fold(f64::NAN, |m, x| if x < m || m.is_nan() { x } else { m })
 }
@@ -217,12 +227,12 @@ impl Drawdowns {
         for (j, &e) in equity.iter().enumerate() {
             peak = peak.max(e);
             let dd = 1.0 - e / peak;
-            max = nan_max([max, dd].into_iter());
+            max = max2(max, dd);
             if dd != 0.0 && !dd.is_nan() {
                 nonzero_n += 1;
                 nonzero_sum += dd;
             }
-            deepest_since = nan_max([deepest_since, dd].into_iter());
+            deepest_since = max2(deepest_since, dd);
             if dd == 0.0 || j == m - 1 {
                 if let Some(p) = last_flat {
                     if j > p + 1 {
@@ -230,7 +240,7 @@ impl Drawdowns {
                         episodes += 1;
                         depth_sum += deepest_since;
                         dur_sum += dur;
-                        dur_max = nan_max([dur_max, dur].into_iter());
+                        dur_max = max2(dur_max, dur);
                     }
                 }
                 last_flat = Some(j);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::engine::{atr_series, run_checked, Bars, Config};
+use super::engine::{atr_series, run_into, Bars, Config};
 use super::stats::{compute, STAT_NAMES};
 use super::strategy::Strategy;
 use crate::batch;
@@ -88,36 +88,43 @@ pub fn sweep(
     let k = STAT_NAMES.len();
     let cell = windows.len() * k;
     let mut out = vec![f64::NAN; specs.len() * cell];
+    let longest = windows.iter().map(|&(s, e)| e - s).max().unwrap_or(0);
     let result: Result<(), SweepError> = batch::pool().install(|| {
         out.par_chunks_mut(cell.max(1))
             .zip(specs.par_iter())
             .with_max_len(1)
-            .try_for_each(|(row, spec)| {
-                if control.cancelled() {
-                    return Err(SweepError::Cancelled);
-                }
-                let cond = spec.strategy.conditions(bars.close, series, direction)?;
-                let atr = if spec.config.needs_atr() {
-                    atr_series(bars, spec.config.atr_period)
-                } else {
-                    Vec::new()
-                };
-                for (w, &(start, end)) in windows.iter().enumerate() {
-                    let cfg = windowed(&spec.config, start, end);
-                    let bt = run_checked(bars, &cond, &cfg, &atr, start, end);
-                    let stats = compute(
-                        &bars.time_ms[start..end],
-                        &bt.equity,
-                        &bars.close[start..end],
-                        &bt.trades,
-                        start,
-                        cfg.bars_per_year,
-                    );
-                    row[w * k..(w + 1) * k].copy_from_slice(&stats.to_array());
-                }
-                control.done.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            })
+            // Equity and position buffers reused by each worker's runs.
+            .try_for_each_init(
+                || (vec![0.0; longest], vec![0.0; longest]),
+                |(equity, position), (row, spec)| {
+                    if control.cancelled() {
+                        return Err(SweepError::Cancelled);
+                    }
+                    let cond = spec.strategy.conditions(bars.close, series, direction)?;
+                    let atr = if spec.config.needs_atr() {
+                        atr_series(bars, spec.config.atr_period)
+                    } else {
+                        Vec::new()
+                    };
+                    for (w, &(start, end)) in windows.iter().enumerate() {
+                        let cfg = windowed(&spec.config, start, end);
+                        let m = end - start;
+                        let (eq, pos) = (&mut equity[..m], &mut position[..m]);
+                        let trades = run_into(bars, &cond, &cfg, &atr, start, end, eq, pos);
+                        let stats = compute(
+                            &bars.time_ms[start..end],
+                            eq,
+                            &bars.close[start..end],
+                            &trades,
+                            start,
+                            cfg.bars_per_year,
+                        );
+                        row[w * k..(w + 1) * k].copy_from_slice(&stats.to_array());
+                    }
+                    control.done.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                },
+            )
     });
     result?;
     if control.cancelled() {

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::arrays::{column, real_column, Column};
-use crate::backtest::engine::{atr_series, run_checked};
+use crate::backtest::engine::{atr_series, run_into};
 use crate::backtest::stats::compute;
 use crate::backtest::sweep::SweepError;
 use crate::backtest::{
@@ -324,45 +324,53 @@ pub fn run_backtest<'py>(
     let (start, end) = cfg.validate(n)?;
     let series_s = series.as_ref().map(Column::slice);
     let direction_s = direction.as_ref().map(Column::slice);
-    let (bt, stats) = py.detach(|| -> Result<_, crate::CoreError> {
-        let cond = match (strat, given) {
-            (Some(s), _) => s.conditions(bars.close, series_s, direction_s)?,
-            (None, Some(c)) => c,
-            (None, None) => unreachable!("conditions are read above"),
-        };
-        let bt = run_checked(&bars, &cond, &cfg, &atr, start, end);
-        let stats = compute(
-            &bars.time_ms[start..end],
-            &bt.equity,
-            &bars.close[start..end],
-            &bt.trades,
-            start,
-            cfg.bars_per_year,
-        );
-        Ok((bt, stats))
-    })?;
-    let full = |window: &[f64]| {
-        let mut v = vec![f64::NAN; n];
-        v[start..end].copy_from_slice(window);
-        v.into_pyarray(py)
+    // The equity, drawdown and position columns are written in place:
+    // NaN outside the window.
+    // SAFETY: every element is written below before the arrays are shared.
+    let columns: [Bound<'py, PyArray1<f64>>; 3] =
+        std::array::from_fn(|_| unsafe { PyArray1::<f64>::new(py, n, false) });
+    let (trades, stats) = {
+        // SAFETY: the arrays are new, contiguous and not yet shared.
+        let [equity, drawdown, position] = columns
+            .each_ref()
+            .map(|a| unsafe { a.as_slice_mut() }.expect("contiguous"));
+        py.detach(|| -> Result<_, crate::CoreError> {
+            let cond = match (strat, given) {
+                (Some(s), _) => s.conditions(bars.close, series_s, direction_s)?,
+                (None, Some(c)) => c,
+                (None, None) => unreachable!("conditions are read above"),
+            };
+            for col in [&mut *equity, &mut *drawdown, &mut *position] {
+                col[..start].fill(f64::NAN);
+                col[end..].fill(f64::NAN);
+            }
+            let (eq, pos) = (&mut equity[start..end], &mut position[start..end]);
+            let trades = run_into(&bars, &cond, &cfg, &atr, start, end, eq, pos);
+            let stats = compute(
+                &bars.time_ms[start..end],
+                eq,
+                &bars.close[start..end],
+                &trades,
+                start,
+                cfg.bars_per_year,
+            );
+            let mut peak = f64::NEG_INFINITY;
+            for (d, &e) in drawdown[start..end].iter_mut().zip(eq.iter()) {
+                peak = peak.max(e);
+                *d = 1.0 - e / peak;
+            }
+            Ok((trades, stats))
+        })?
     };
-    let mut peak = f64::NEG_INFINITY;
-    let drawdown: Vec<f64> = bt
-        .equity
-        .iter()
-        .map(|&e| {
-            peak = peak.max(e);
-            1.0 - e / peak
-        })
-        .collect();
+    let [equity, drawdown, position] = columns;
     let out = PyDict::new(py);
-    out.set_item("trades", trades_dict(py, &bt.trades)?)?;
-    out.set_item("equity", full(&bt.equity))?;
-    out.set_item("drawdown", full(&drawdown))?;
-    out.set_item("position", full(&bt.position))?;
+    out.set_item("trades", trades_dict(py, &trades)?)?;
+    out.set_item("equity", equity)?;
+    out.set_item("drawdown", drawdown)?;
+    out.set_item("position", position)?;
     out.set_item("stats", stats_dict(py, &stats.to_array())?)?;
-    let entries: Vec<i64> = bt.trades.iter().map(|t| t.entry_bar as i64).collect();
-    let exits: Vec<i64> = bt.trades.iter().map(|t| t.exit_bar as i64).collect();
+    let entries: Vec<i64> = trades.iter().map(|t| t.entry_bar as i64).collect();
+    let exits: Vec<i64> = trades.iter().map(|t| t.exit_bar as i64).collect();
     out.set_item("entries", entries.into_pyarray(py))?;
     out.set_item("exits", exits.into_pyarray(py))?;
     Ok(out)
