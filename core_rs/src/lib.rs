@@ -2,6 +2,7 @@
 //! slices. The PyO3 bindings live in `py` and are compiled only with the
 //! `python` feature (maturin turns it on), so `cargo test` needs no libpython.
 
+pub mod backtest;
 pub mod backtest_portfolio;
 pub mod batch;
 pub mod bundle;

@@ -1,6 +1,6 @@
 """Type stubs for the Rust extension ``core_rs._core``."""
 
-from typing import Final, Literal, Self, TypedDict
+from typing import Any, Final, Literal, Self, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -431,3 +431,46 @@ def portfolio_backtest(
     config: _PortfolioConfig,
 ) -> _PortfolioResult:
     """The portfolio bar loop; see ``core_rs.portfolio_backtest``."""
+# Backtests (see core_rs.backtest and docs/backtest.md).
+
+def run_backtest(
+    time_ms: NDArray[np.int64],
+    open: NDArray[np.float64],
+    high: NDArray[np.float64],
+    low: NDArray[np.float64],
+    close: NDArray[np.float64],
+    strategy: dict[str, object],
+    config: dict[str, object],
+    series: NDArray[np.float64] | None = None,
+    direction: NDArray[np.int8] | None = None,
+    atr: NDArray[np.float64] | None = None,
+) -> dict[str, Any]: ...
+def statistics(
+    time_ms: NDArray[np.int64],
+    equity: NDArray[np.float64],
+    close: NDArray[np.float64],
+    trades: dict[str, NDArray[Any]],
+    bars_per_year: float,
+) -> dict[str, float]: ...
+def stat_names() -> tuple[str, ...]: ...
+def sweep(
+    time_ms: NDArray[np.int64],
+    open: NDArray[np.float64],
+    high: NDArray[np.float64],
+    low: NDArray[np.float64],
+    close: NDArray[np.float64],
+    kind: str,
+    params: list[dict[str, object]],
+    config: dict[str, object],
+    windows: list[tuple[int, int]],
+    control: SweepControl | None = None,
+    series: NDArray[np.float64] | None = None,
+    direction: NDArray[np.int8] | None = None,
+) -> NDArray[np.float64]: ...
+
+class SweepControl:
+    """Cancellation and progress of a running sweep (any thread)."""
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    def cancelled(self) -> bool: ...
+    def done(self) -> int: ...

@@ -2,6 +2,7 @@
 //! GIL around the kernel and convert results; no arithmetic lives here.
 
 mod arrays;
+mod backtest;
 mod backtest_portfolio;
 mod bundle;
 mod candle_engine;
@@ -41,6 +42,9 @@ mod _core {
 
     #[pymodule_export]
     use super::wire::decode_stream_candles;
+
+    #[pymodule_export]
+    use super::backtest::{run_backtest, stat_names, statistics, sweep, SweepControl};
 
     #[pymodule_export]
     use super::ledger::{Ledger, Replay};
