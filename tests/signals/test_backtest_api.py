@@ -580,3 +580,63 @@ async def test_bad_backtest_requests_name_the_field(
         assert code == INVALID, name
         assert field in fields, (name, fields)
     del pricing
+
+
+async def test_portfolio_holds_the_best_graded_token_and_goes_to_cash_in_a_bear_market(
+    start_pricing_server: StartPricing, start_signals_server: StartSignals
+) -> None:
+    pricing = await start_pricing_server(backfill_days=0)
+    signals = await start_signals_server(pricing.target)
+    start = day_floor(now_ms()) - 40 * DAY_MS
+    n = 700
+    markets = {
+        "SOL-USD": walk(100.0, n, 0.003, 21, noise=0.003),  # up all the way
+        "ADA-USD": walk(1.0, n, -0.003, 22, noise=0.003),  # down all the way
+        "DOT-USD": walk(10.0, n, 0.0, 23, noise=0.003),  # flat
+        "BTC-USD": walk(50_000.0, n, 0.001, 24, noise=0.003),
+    }
+    ticks = [t for symbol, prices in markets.items() for t in hourly_ticks(symbol, start, prices)]
+    await publish(pricing.stub, sorted(ticks, key=lambda t: t.time.ToMilliseconds()))
+    tested_from = start + 300 * HOUR_MS
+    request = B.RunPortfolioBacktestRequest(
+        symbols=["SOL-USD", "ADA-USD", "DOT-USD"],
+        interval=H1,
+        start_time=ms_to_timestamp(tested_from),
+        top_k=1,
+        rebalance_every=24,
+        ignore_regime=True,
+        execution=B.Execution(fee=0.001),
+    )
+    messages = [m async for m in signals.stub.RunPortfolioBacktest(request)]
+    result = messages[-1].result
+    assert [m.WhichOneof("message") for m in messages[:-1]] == ["progress"] * (len(messages) - 1)
+    assert list(result.symbols) == ["SOL-USD", "ADA-USD", "DOT-USD"]
+    assert result.equity.time_unix_ms[0] == tested_from
+    tested = len(result.equity.time_unix_ms)
+    assert tested == n - 300 - 1  # the last hour's candle is still forming
+    # A rebalance every 24 bars from the first tested bar (filled a bar later).
+    assert len(result.rebalances) == (tested - 2) // 24 + 1
+    held = {symbol for r in result.rebalances for symbol, w in r.weights.items() if w > 0}
+    assert held == {"SOL-USD"}, [dict(r.weights) for r in result.rebalances]
+    assert all(not r.bear for r in result.rebalances)
+    s = result.statistics
+    pnl = sum(t.pnl for t in result.trades)
+    assert s.final_equity == pytest.approx(10_000.0 + pnl, rel=1e-9)
+    assert s.return_pct == pytest.approx((s.final_equity / 10_000.0 - 1) * 100, rel=1e-9)
+    assert s.return_pct > 50
+    assert result.trades[-1].exit_reason == B.EXIT_REASON_END_OF_DATA
+    assert result.chart_png.startswith(b"\x89PNG")
+    # Everything falling: the regime turns BEAR and the portfolio sits in cash.
+    falling = {
+        f"{base}-USD": walk(p, n, -0.004, seed, noise=0.002)
+        for base, p, seed in (("LINK", 20.0, 31), ("AVAX", 30.0, 32), ("XRP", 0.5, 33))
+    }
+    ticks = [t for symbol, prices in falling.items() for t in hourly_ticks(symbol, start, prices)]
+    await publish(pricing.stub, sorted(ticks, key=lambda t: t.time.ToMilliseconds()))
+    request.symbols[:] = list(falling)
+    request.ignore_regime = False
+    request.stablecoin = "usdt"
+    result = [m async for m in signals.stub.RunPortfolioBacktest(request)][-1].result
+    bear = [r for r in result.rebalances if r.bear]
+    assert bear and all(dict(r.weights) == {"USDT": 1.0} for r in bear)
+    assert result.statistics.return_pct > result.statistics.buy_and_hold_return_pct + 20

@@ -431,6 +431,7 @@ def portfolio_backtest(
     config: _PortfolioConfig,
 ) -> _PortfolioResult:
     """The portfolio bar loop; see ``core_rs.portfolio_backtest``."""
+
 # Backtests (see core_rs.backtest and docs/backtest.md).
 
 def run_backtest(

@@ -288,9 +288,7 @@ def _contract_reasons(trades: dict[str, Any]) -> dict[str, Any]:
     """core_rs's reason flags (rebalance 1, regime 2, end 4) as ExitReason."""
     reason = np.asarray(trades["exit_reason"])
     end = (reason & portfolio_engine.END) != 0
-    mapped = np.where(
-        end, backtest_pb2.EXIT_REASON_END_OF_DATA, backtest_pb2.EXIT_REASON_REBALANCE
-    )
+    mapped = np.where(end, backtest_pb2.EXIT_REASON_END_OF_DATA, backtest_pb2.EXIT_REASON_REBALANCE)
     return {**trades, "exit_reason": mapped}
 
 

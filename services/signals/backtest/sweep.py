@@ -215,6 +215,7 @@ def combination_params(spec: SweepSpec, combo: Sequence[float]) -> dict[str, Any
     """One core_rs parameter set: the strategy's values plus any execution ones."""
     allowed = _STRATEGY_PARAMS[spec.base.strategy.kind]
     params = spec.base.strategy.engine | _strategy_values(spec.names, combo, allowed)
+    del params["kind"]  # the sweep's, not each set's
     for name, x in zip(spec.names, combo, strict=True):
         if name in _EXECUTION_PARAMS:
             key, level, _ = _EXECUTION_PARAMS[name]
@@ -279,7 +280,9 @@ def _walk_forward(
     for k, winner in enumerate(winners):
         lo, hi = bounds[k + 1], bounds[k + 2]
         params = combination_params(spec, spec.grid[winner])
-        strategy = {key: value for key, value in params.items() if key not in _CONFIG_KEYS}
+        strategy = {"kind": spec.base.strategy.kind} | {
+            key: value for key, value in params.items() if key not in _CONFIG_KEYS
+        }
         config = spec.base.config | {key: params[key] for key in _CONFIG_KEYS if key in params}
         config |= {
             "cash": cash,
