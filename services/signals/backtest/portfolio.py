@@ -262,12 +262,12 @@ def build_result(
         statistics=results.statistics_pb(
             out["stats"], int(times[0]), int(times[-1]), spec.data.bars_per_year
         ),
-        trades=results.trades_pb(_contract_reasons(out["trades"]), panel.symbols),
         equity=results.curve_pb(
             times, equity, np.asarray(out["benchmark"])[tested], results.drawdown_of(equity)
         ),
         chart_png=png,
     )
+    results.add_trades(result.trades, _contract_reasons(out["trades"]), panel.symbols)
     bear = out["bear_used"]
     for bar, weights in zip(
         np.asarray(out["rebalance_bars"]).tolist(), np.asarray(out["target_weights"]), strict=True

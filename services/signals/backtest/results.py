@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from google.protobuf.duration_pb2 import Duration
@@ -69,41 +70,84 @@ def statistics_pb(
     return out
 
 
-def trades_pb(
-    trades: Mapping[str, np.ndarray], symbols: Sequence[str] | None = None
-) -> list[backtest_pb2.BacktestTrade]:
-    """One message per trade; ``symbols`` names a portfolio trade's asset column."""
-    cols = {name: np.asarray(values).tolist() for name, values in trades.items()}
-    out = []
-    for i in range(len(cols["entry_time_ms"])):
-        t = backtest_pb2.BacktestTrade(
-            entry_time=ms_to_timestamp(cols["entry_time_ms"][i]),
-            exit_time=ms_to_timestamp(cols["exit_time_ms"][i]),
-            entry_price=cols["entry_price"][i],
-            exit_price=cols["exit_price"][i],
-            size=cols["size"][i],
-            pnl=cols["pnl"][i],
-            # core_rs keeps backtesting.py's fraction; the contract says percent.
-            return_pct=cols["return_pct"][i] * 100.0,
-            fees=cols["fees"][i],
-            duration=duration_of(cols["duration_ms"][i]),
-            exit_reason=int(cols["exit_reason"][i]),  # type: ignore[arg-type]
-        )
-        if symbols is not None:
-            t.symbol = symbols[int(cols["asset"][i])]
-        out.append(t)
-    return out
+def add_trades(
+    into: Any, trades: Mapping[str, np.ndarray], symbols: Sequence[str] | None = None
+) -> None:
+    """Appends one BacktestTrade per trade to the repeated field ``into``;
+    ``symbols`` names a portfolio trade's asset column. Fields are set in
+    place (no intermediate messages): thousands of trades stay cheap."""
+    n = len(trades["entry_time_ms"])
+    if n == 0:
+        return
+    entry_s, entry_ms = np.divmod(np.asarray(trades["entry_time_ms"], dtype=np.int64), 1000)
+    exit_s, exit_ms = np.divmod(np.asarray(trades["exit_time_ms"], dtype=np.int64), 1000)
+    dur_s, dur_ms = np.divmod(np.asarray(trades["duration_ms"], dtype=np.int64), 1000)
+    # core_rs keeps backtesting.py's fraction; the contract says percent.
+    pct = np.asarray(trades["return_pct"], dtype=np.float64) * 100.0
+    columns = zip(
+        entry_s.tolist(),
+        (entry_ms * 1_000_000).tolist(),
+        exit_s.tolist(),
+        (exit_ms * 1_000_000).tolist(),
+        np.asarray(trades["entry_price"]).tolist(),
+        np.asarray(trades["exit_price"]).tolist(),
+        np.asarray(trades["size"]).tolist(),
+        np.asarray(trades["pnl"]).tolist(),
+        pct.tolist(),
+        np.asarray(trades["fees"]).tolist(),
+        dur_s.tolist(),
+        (dur_ms * 1_000_000).tolist(),
+        np.asarray(trades["exit_reason"]).tolist(),
+        strict=True,
+    )
+    assets = np.asarray(trades["asset"]).tolist() if symbols is not None else None
+    for i, (es, en, xs, xn, ep, xp, size, pnl, ret, fees, ds, dn, reason) in enumerate(columns):
+        t = into.add()
+        t.entry_time.seconds, t.entry_time.nanos = es, en
+        t.exit_time.seconds, t.exit_time.nanos = xs, xn
+        t.entry_price, t.exit_price, t.size = ep, xp, size
+        t.pnl, t.return_pct, t.fees = pnl, ret, fees
+        t.duration.seconds, t.duration.nanos = ds, dn
+        t.exit_reason = reason
+        if assets is not None and symbols is not None:
+            t.symbol = symbols[assets[i]]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        bits, value = value & 0x7F, value >> 7
+        out.append(bits | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def packed_fields(fields: Sequence[tuple[int, np.ndarray]]) -> bytes:
+    """Wire bytes of packed fixed-width repeated fields (double as float64,
+    sfixed64 as int64): each array's little-endian bytes as they are, which
+    is ~20x faster than extending a repeated field from Python numbers."""
+    parts = []
+    for number, values in fields:
+        dtype = "<f8" if values.dtype.kind == "f" else "<i8"
+        raw = np.ascontiguousarray(values, dtype=dtype).tobytes()
+        if raw:
+            parts += [_varint(number << 3 | 2), _varint(len(raw)), raw]
+    return b"".join(parts)
 
 
 def curve_pb(
     time_ms: np.ndarray, equity: np.ndarray, buy_and_hold: np.ndarray, drawdown: np.ndarray
 ) -> backtest_pb2.EquityCurve:
-    curve = backtest_pb2.EquityCurve()
-    curve.time_unix_ms.extend(np.asarray(time_ms, dtype=np.int64).tolist())
-    curve.equity.extend(np.asarray(equity, dtype=np.float64).tolist())
-    curve.buy_and_hold.extend(np.asarray(buy_and_hold, dtype=np.float64).tolist())
-    curve.drawdown.extend(np.asarray(drawdown, dtype=np.float64).tolist())
-    return curve
+    return backtest_pb2.EquityCurve.FromString(
+        packed_fields(
+            [
+                (1, np.asarray(time_ms, dtype=np.int64)),
+                (2, np.asarray(equity, dtype=np.float64)),
+                (3, np.asarray(buy_and_hold, dtype=np.float64)),
+                (4, np.asarray(drawdown, dtype=np.float64)),
+            ]
+        )
+    )
 
 
 def buy_and_hold_curve(close: np.ndarray, cash: float) -> np.ndarray:

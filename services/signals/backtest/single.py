@@ -123,7 +123,7 @@ def build_result(
     times = c.open_ms[tested]
     equity = out["equity"][tested]
     hold = results.buy_and_hold_curve(c.close[tested], spec.config["cash"])
-    return backtest_pb2.BacktestResult(
+    result = backtest_pb2.BacktestResult(
         symbol=bars.symbol,
         interval=bars.interval,  # type: ignore[arg-type]
         strategy=spec.strategy.message,
@@ -131,10 +131,11 @@ def build_result(
         statistics=results.statistics_pb(
             out["stats"], int(times[0]), int(times[-1]), spec.data.bars_per_year
         ),
-        trades=results.trades_pb(out["trades"]),
         equity=results.curve_pb(times, equity, hold, results.drawdown_of(equity)),
         chart_png=png,
     )
+    results.add_trades(result.trades, out["trades"])
+    return result
 
 
 def draw(bars: Bars, spec: BacktestSpec, out: dict[str, Any]) -> bytes:

@@ -249,7 +249,10 @@ def _sweep(bars: Bars, spec: SweepSpec, inputs: dict[str, np.ndarray], control: 
     c = bars.candles
     config = spec.base.config | {"bars_per_year": spec.base.data.bars_per_year}
     params = [combination_params(spec, combo) for combo in spec.grid]
-    bounds = fold_bounds(bars.first, len(c), spec.folds)
+    wanted = windows(fold_bounds(bars.first, len(c), spec.folds))
+    # With one fold its unseen part is the whole out-of-sample stretch: run
+    # each distinct window once.
+    distinct = sorted(set(wanted))
     out, _ = engine.sweep(
         c.open_ms,
         c.open,
@@ -259,11 +262,11 @@ def _sweep(bars: Bars, spec: SweepSpec, inputs: dict[str, np.ndarray], control: 
         spec.base.strategy.kind,
         params,
         config,
-        windows(bounds),
+        distinct,
         control,
         **inputs,
     )
-    return np.asarray(out)
+    return np.asarray(out)[:, [distinct.index(w) for w in wanted]]
 
 
 def _walk_forward(
