@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -640,3 +641,32 @@ async def test_portfolio_holds_the_best_graded_token_and_goes_to_cash_in_a_bear_
     bear = [r for r in result.rebalances if r.bear]
     assert bear and all(dict(r.weights) == {"USDT": 1.0} for r in bear)
     assert result.statistics.return_pct > result.statistics.buy_and_hold_return_pct + 20
+
+
+async def test_the_command_line_tool_against_the_service(
+    start_pricing_server: StartPricing,
+    start_signals_server: StartSignals,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from services.signals import backtest_cli  # noqa: PLC0415
+
+    _, signals = await signals_only(start_pricing_server, start_signals_server)
+    csv = tmp_path / "candles.csv"
+    lines = ["time,open,high,low,close,volume"]
+    for i, (o, c) in enumerate(zip(OPEN, CLOSE, strict=True)):
+        lines.append(f"{T0 + i * DAY_MS},{o},{max(o, c) + 0.2},{min(o, c) - 0.2},{c},100")
+    csv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "chart.png"
+    argv = [
+        "--csv", str(csv), "--symbol", "TEST-USD", "--interval", "1d",
+        "--strategy", "ma-cross", "--fast", "2", "--slow", "3", "--fee", "0.1%",
+        "--out", str(out), "--address", f"127.0.0.1:{signals.running.port}",
+    ]  # fmt: skip
+    assert await asyncio.to_thread(backtest_cli.main, argv) == 0
+    printed = capsys.readouterr().out
+    assert "Trades: 1" in printed
+    assert out.read_bytes().startswith(b"\x89PNG")
+    bad = [*argv[:-2], "--slow", "1", "--address", f"127.0.0.1:{signals.running.port}"]
+    assert await asyncio.to_thread(backtest_cli.main, bad) == 2
+    assert "strategy.moving_average_cross.slow" in capsys.readouterr().err
