@@ -298,3 +298,24 @@ def test_reference_conditions_match_our_strategies() -> None:
             b = run_ours(df, given, cfg)
             assert list(a["trades"]["entry_bar"]) == list(b["trades"]["entry_bar"])
             assert list(a["trades"]["exit_bar"]) == list(b["trades"]["exit_bar"])
+
+
+def test_the_compared_runs_exercise_every_exit() -> None:
+    # The configurations above do reach stops, targets (at the level and
+    # through a gap), reversals and end-of-data exits: the comparison is not
+    # vacuous on any of them.
+    reasons: dict[int, int] = {}
+    gapped = 0
+    for data in ("walk", "trend", "chop"):
+        df = dataset(data)
+        for strategy in STRATEGIES:
+            for config in CONFIGS:
+                tr = run_ours(df, strategy, config)["trades"]
+                for r in tr["exit_reason"]:
+                    reasons[int(r)] = reasons.get(int(r), 0) + 1
+                stops = tr["exit_reason"] == ours.STOP_LOSS
+                opens = df.Open.to_numpy()[tr["exit_bar"][stops]]
+                gapped += int(np.sum(tr["exit_price"][stops] == opens))
+    for reason in (ours.SIGNAL, ours.STOP_LOSS, ours.TAKE_PROFIT, ours.END, ours.REVERSE):
+        assert reasons.get(reason, 0) > 0, reason
+    assert gapped > 0
