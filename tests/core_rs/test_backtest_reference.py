@@ -18,6 +18,11 @@ data of the comparison (docs/backtest.md, "backtesting.py"):
 And one in the data: backtesting.py's ``finalize_trades`` closes at the
 last bar's open, we close at its close, so each data set's last bar opens
 at its close.
+
+Strategies: MA cross (SMA, EMA), RSI reversion, Bollinger breakout, and the
+threshold and direction rules over stand-in grade and direction series.
+Configurations: with and without commission, long only and with shorts
+(reversals), % and ATR stops and targets.
 """
 
 from __future__ import annotations
@@ -50,11 +55,28 @@ def dataset(name: str) -> pd.DataFrame:
         log_c = 0.15 * np.sin(i / 9.0) + rng.normal(0, 0.01, N)
     c = 100 * np.exp(log_c)
     o = np.r_[c[0], c[:-1]] * np.exp(rng.normal(0, 0.006, N))
-    o[-1] = c[-1]
     h = np.maximum(o, c) * (1 + rng.uniform(0, 0.02, N))
     lo = np.minimum(o, c) * (1 - rng.uniform(0, 0.02, N))
+    # The last bar opens at its close (see the module docstring), and at the
+    # previous close, so an entry there is no big gap (backtesting.py
+    # refuses stop levels on the wrong side of the decision bar's close).
+    o[-1] = h[-1] = lo[-1] = c[-1] = c[-2]
     index = pd.date_range("2023-01-01", periods=N, freq="D")
     return pd.DataFrame({"Open": o, "High": h, "Low": lo, "Close": c}, index=index)
+
+
+def grade(df: pd.DataFrame) -> np.ndarray:
+    """A stand-in for the trader grade: 0..100 from the close's RSI, NaN
+    during its warm-up."""
+    return talib.RSI(df.Close.to_numpy(), 10) * 0.6 + 20 * (1 + np.sin(np.arange(len(df)) / 11))
+
+
+def direction(df: pd.DataFrame) -> np.ndarray:
+    """A stand-in for the confirmed direction: the sign of a 5-bar change
+    when it exceeds 3 %, else none."""
+    c = df.Close.to_numpy()
+    change = np.r_[np.zeros(5), c[5:] / c[:-5] - 1]
+    return np.where(change > 0.03, 1, np.where(change < -0.03, -1, 0)).astype(np.int8)
 
 
 # The rules of docs/backtest.md, "Strategies", written again from TA-Lib.
@@ -78,6 +100,13 @@ def reference_signals(strategy: dict, df: pd.DataFrame) -> tuple[np.ndarray, ...
             r = talib.RSI(c, strategy["period"])
             enter, leave = r < strategy["lower"], r > strategy["upper"]
             return enter, leave, leave, enter
+        if kind == "threshold":
+            g = grade(df)
+            enter, leave = g > strategy["enter_above"], g < strategy["exit_below"]
+            return enter, leave, leave, enter
+        if kind == "direction":
+            d = direction(df)
+            return d == 1, d == -1, d == -1, d == 1
         upper, middle, lower = talib.BBANDS(c, strategy["period"], strategy["k"], strategy["k"], 0)
         return c > upper, c < middle, c < lower, c > middle
 
@@ -97,7 +126,8 @@ class Reference(Strategy):
         if rule is None:
             return None
         how, x = rule
-        return fill * (1 + away * d * x) if how == "pct" else fill + away * d * x * self.atr[i]
+        level = fill * (1 + away * d * x) if how == "pct" else fill + away * d * x * self.atr[i]
+        return None if np.isnan(level) else level  # the ATR's warm-up: no level
 
     def order(self, d: float, i: int) -> None:
         fill = self.opens[i + 1]
@@ -162,6 +192,8 @@ def run_ours(df: pd.DataFrame, strategy: dict, config: dict) -> dict:
         df.Close.to_numpy(),
         strategy,
         {**config, "whole_units": True, "bars_per_year": 365.0},
+        series=grade(df) if strategy["kind"] == "threshold" else None,
+        direction=direction(df) if strategy["kind"] == "direction" else None,
     )
 
 
@@ -230,6 +262,8 @@ STRATEGIES = [
     {"kind": "ma_cross", "fast": 8, "slow": 21, "ma": "ema"},
     {"kind": "rsi", "period": 14, "lower": 35, "upper": 65},
     {"kind": "bollinger", "period": 20, "k": 1.5},
+    {"kind": "threshold", "enter_above": 70, "exit_below": 45},
+    {"kind": "direction"},
 ]
 CONFIGS = [
     {"fee": 0.0},
