@@ -473,10 +473,18 @@ pub(crate) fn run_into(
         }
         let k = i - start;
         position[k] = acct.size;
-        // Out of money at the close: closed there, and the run ends with
-        // nothing left (backtesting.py's rule).
-        if acct.size != 0.0 && acct.cash + acct.size * (close[i] - acct.entry_price) <= 0.0 {
-            acct.close(i, close[i], ExitReason::End);
+        // Out of money at the close (a position's loss, or an exit that
+        // left cash at or below zero): an open position is closed there and
+        // the run ends with nothing left (backtesting.py's rule).
+        let marked = if acct.size != 0.0 {
+            acct.cash + acct.size * (close[i] - acct.entry_price)
+        } else {
+            acct.cash
+        };
+        if marked <= 0.0 {
+            if acct.size != 0.0 {
+                acct.close(i, close[i], ExitReason::End);
+            }
             acct.cash = 0.0;
             equity[k..].fill(0.0);
             position[k + 1..].fill(0.0);
