@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -46,12 +47,7 @@ impl<'a, 'py> Kw<'a, 'py> {
             None => Ok(default),
             Some(v) => v.extract::<T>().map_err(|_| {
                 PyValueError::new_err(format!(
-                    "{key}: {} value of the wrong type ({}) in {}",
-                    if self.what == "config" {
-                        "a"
-                    } else {
-                        "a parameter"
-                    },
+                    "{key}: wrong type ({}) in {}",
                     v.get_type().name().map_or("?".into(), |n| n.to_string()),
                     self.what
                 ))
@@ -72,8 +68,6 @@ impl<'a, 'py> Kw<'a, 'py> {
         Ok(())
     }
 }
-
-use pyo3::conversion::FromPyObjectOwned;
 
 fn period(kw: &mut Kw, key: &str, default: usize) -> PyResult<usize> {
     let v: i64 = kw.value(key, default as i64)?;
