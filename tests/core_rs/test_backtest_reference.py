@@ -42,9 +42,9 @@ DAY_MS = 86_400_000
 N = 700
 
 
-def dataset(name: str) -> pd.DataFrame:
+def dataset(name: str, freq: str = "D") -> pd.DataFrame:
     """Daily bars (weekends included): a random walk with opening gaps, a
-    trending and a choppy series."""
+    trending and a choppy series; hourly with ``freq="h"``."""
     rng = np.random.default_rng({"walk": 11, "trend": 12, "chop": 13}[name])
     i = np.arange(N)
     if name == "walk":
@@ -61,7 +61,7 @@ def dataset(name: str) -> pd.DataFrame:
     # previous close, so an entry there is no big gap (backtesting.py
     # refuses stop levels on the wrong side of the decision bar's close).
     o[-1] = h[-1] = lo[-1] = c[-1] = c[-2]
-    index = pd.date_range("2023-01-01", periods=N, freq="D")
+    index = pd.date_range("2023-01-01", periods=N, freq=freq)
     return pd.DataFrame({"Open": o, "High": h, "Low": lo, "Close": c}, index=index)
 
 
@@ -182,7 +182,7 @@ def run_reference(df: pd.DataFrame, strategy: dict, config: dict) -> pd.Series:
     )
 
 
-def run_ours(df: pd.DataFrame, strategy: dict, config: dict) -> dict:
+def run_ours(df: pd.DataFrame, strategy: dict, config: dict, bars_per_year: float = 365.0) -> dict:
     t = df.index.as_unit("ms").asi8.astype(np.int64)
     return ours.run_backtest(
         t,
@@ -191,7 +191,7 @@ def run_ours(df: pd.DataFrame, strategy: dict, config: dict) -> dict:
         df.Low.to_numpy(),
         df.Close.to_numpy(),
         strategy,
-        {**config, "whole_units": True, "bars_per_year": 365.0},
+        {**config, "whole_units": True, "bars_per_year": bars_per_year},
         series=grade(df) if strategy["kind"] == "threshold" else None,
         direction=direction(df) if strategy["kind"] == "direction" else None,
     )
@@ -353,3 +353,46 @@ def test_the_compared_runs_exercise_every_exit() -> None:
     for reason in (ours.SIGNAL, ours.STOP_LOSS, ours.TAKE_PROFIT, ours.END, ours.REVERSE):
         assert reasons.get(reason, 0) > 0, reason
     assert gapped > 0
+
+
+# Statistics that depend on annualization (or are rounded): on hourly bars
+# backtesting.py resamples to days, we use the bars (docs/backtest.md).
+ANNUALIZED_OR_ROUNDED = {
+    "return_ann_pct",
+    "volatility_ann_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "avg_drawdown_duration_ms",
+    "avg_trade_duration_ms",
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("data", ["walk", "chop"])
+@pytest.mark.parametrize("strategy", STRATEGIES[:3], ids=lambda s: f"{s['kind']}-{s.get('ma', '')}")
+def test_hourly_bars_agree_where_annualization_does_not_enter(data: str, strategy: dict) -> None:
+    df = dataset(data, freq="h")
+    config = {"fee": 0.001, "stop_loss": ("pct", 0.04), "take_profit": ("pct", 0.08)}
+    ref = run_reference(df, strategy, config)
+    got = run_ours(df, strategy, config, bars_per_year=8760.0)
+    rt, tr = ref["_trades"], got["trades"]
+    assert list(rt.EntryBar) == list(tr["entry_bar"]) and len(rt) > 0
+    assert list(rt.ExitBar) == list(tr["exit_bar"])
+    np.testing.assert_allclose(tr["pnl"], rt.PnL.to_numpy(), rtol=1e-6, atol=1e-9)
+    hour = 3_600_000
+    bad = []
+    for key, ref_key, _ in STATS:
+        if key in ANNUALIZED_OR_ROUNDED:
+            continue
+        if not same(got["stats"][key], reference_value(ref, ref_key)):
+            bad.append(f"{key}: {got['stats'][key]!r} != {reference_value(ref, ref_key)!r}")
+    # Mean durations: backtesting.py rounds them up to the hour.
+    for key, ref_key in [
+        ("avg_drawdown_duration_ms", "Avg. Drawdown Duration"),
+        ("avg_trade_duration_ms", "Avg. Trade Duration"),
+    ]:
+        mine = np.ceil(got["stats"][key] / hour) * hour
+        if not same(mine, reference_value(ref, ref_key)):
+            bad.append(f"{key}: {mine!r} != {reference_value(ref, ref_key)!r}")
+    assert not bad, "\n".join(bad)
