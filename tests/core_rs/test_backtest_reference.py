@@ -18,6 +18,11 @@ data of the comparison (docs/backtest.md, "backtesting.py"):
 And one in the data: backtesting.py's ``finalize_trades`` closes at the
 last bar's open, we close at its close, so each data set's last bar opens
 at its close.
+
+Strategies: MA cross (SMA, EMA), RSI reversion, Bollinger breakout, and the
+threshold and direction rules over stand-in grade and direction series.
+Configurations: with and without commission, long only and with shorts
+(reversals), % and ATR stops and targets.
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ DAY_MS = 86_400_000
 N = 700
 
 
-def dataset(name: str) -> pd.DataFrame:
+def dataset(name: str, freq: str = "D") -> pd.DataFrame:
     """Daily bars (weekends included): a random walk with opening gaps, a
-    trending and a choppy series."""
+    trending and a choppy series; hourly with ``freq="h"``."""
     rng = np.random.default_rng({"walk": 11, "trend": 12, "chop": 13}[name])
     i = np.arange(N)
     if name == "walk":
@@ -50,11 +55,28 @@ def dataset(name: str) -> pd.DataFrame:
         log_c = 0.15 * np.sin(i / 9.0) + rng.normal(0, 0.01, N)
     c = 100 * np.exp(log_c)
     o = np.r_[c[0], c[:-1]] * np.exp(rng.normal(0, 0.006, N))
-    o[-1] = c[-1]
     h = np.maximum(o, c) * (1 + rng.uniform(0, 0.02, N))
     lo = np.minimum(o, c) * (1 - rng.uniform(0, 0.02, N))
-    index = pd.date_range("2023-01-01", periods=N, freq="D")
+    # The last bar opens at its close (see the module docstring), and at the
+    # previous close, so an entry there is no big gap (backtesting.py
+    # refuses stop levels on the wrong side of the decision bar's close).
+    o[-1] = h[-1] = lo[-1] = c[-1] = c[-2]
+    index = pd.date_range("2023-01-01", periods=N, freq=freq)
     return pd.DataFrame({"Open": o, "High": h, "Low": lo, "Close": c}, index=index)
+
+
+def grade(df: pd.DataFrame) -> np.ndarray:
+    """A stand-in for the trader grade: 0..100 from the close's RSI, NaN
+    during its warm-up."""
+    return talib.RSI(df.Close.to_numpy(), 10) * 0.6 + 20 * (1 + np.sin(np.arange(len(df)) / 11))
+
+
+def direction(df: pd.DataFrame) -> np.ndarray:
+    """A stand-in for the confirmed direction: the sign of a 5-bar change
+    when it exceeds 3 %, else none."""
+    c = df.Close.to_numpy()
+    change = np.r_[np.zeros(5), c[5:] / c[:-5] - 1]
+    return np.where(change > 0.03, 1, np.where(change < -0.03, -1, 0)).astype(np.int8)
 
 
 # The rules of docs/backtest.md, "Strategies", written again from TA-Lib.
@@ -78,6 +100,13 @@ def reference_signals(strategy: dict, df: pd.DataFrame) -> tuple[np.ndarray, ...
             r = talib.RSI(c, strategy["period"])
             enter, leave = r < strategy["lower"], r > strategy["upper"]
             return enter, leave, leave, enter
+        if kind == "threshold":
+            g = grade(df)
+            enter, leave = g > strategy["enter_above"], g < strategy["exit_below"]
+            return enter, leave, leave, enter
+        if kind == "direction":
+            d = direction(df)
+            return d == 1, d == -1, d == -1, d == 1
         upper, middle, lower = talib.BBANDS(c, strategy["period"], strategy["k"], strategy["k"], 0)
         return c > upper, c < middle, c < lower, c > middle
 
@@ -97,7 +126,8 @@ class Reference(Strategy):
         if rule is None:
             return None
         how, x = rule
-        return fill * (1 + away * d * x) if how == "pct" else fill + away * d * x * self.atr[i]
+        level = fill * (1 + away * d * x) if how == "pct" else fill + away * d * x * self.atr[i]
+        return None if np.isnan(level) else level  # the ATR's warm-up: no level
 
     def order(self, d: float, i: int) -> None:
         fill = self.opens[i + 1]
@@ -152,7 +182,7 @@ def run_reference(df: pd.DataFrame, strategy: dict, config: dict) -> pd.Series:
     )
 
 
-def run_ours(df: pd.DataFrame, strategy: dict, config: dict) -> dict:
+def run_ours(df: pd.DataFrame, strategy: dict, config: dict, bars_per_year: float = 365.0) -> dict:
     t = df.index.as_unit("ms").asi8.astype(np.int64)
     return ours.run_backtest(
         t,
@@ -161,7 +191,9 @@ def run_ours(df: pd.DataFrame, strategy: dict, config: dict) -> dict:
         df.Low.to_numpy(),
         df.Close.to_numpy(),
         strategy,
-        {**config, "whole_units": True, "bars_per_year": 365.0},
+        {**config, "whole_units": True, "bars_per_year": bars_per_year},
+        series=grade(df) if strategy["kind"] == "threshold" else None,
+        direction=direction(df) if strategy["kind"] == "direction" else None,
     )
 
 
@@ -230,6 +262,8 @@ STRATEGIES = [
     {"kind": "ma_cross", "fast": 8, "slow": 21, "ma": "ema"},
     {"kind": "rsi", "period": 14, "lower": 35, "upper": 65},
     {"kind": "bollinger", "period": 20, "k": 1.5},
+    {"kind": "threshold", "enter_above": 70, "exit_below": 45},
+    {"kind": "direction"},
 ]
 CONFIGS = [
     {"fee": 0.0},
@@ -298,3 +332,67 @@ def test_reference_conditions_match_our_strategies() -> None:
             b = run_ours(df, given, cfg)
             assert list(a["trades"]["entry_bar"]) == list(b["trades"]["entry_bar"])
             assert list(a["trades"]["exit_bar"]) == list(b["trades"]["exit_bar"])
+
+
+def test_the_compared_runs_exercise_every_exit() -> None:
+    # The configurations above do reach stops, targets (at the level and
+    # through a gap), reversals and end-of-data exits: the comparison is not
+    # vacuous on any of them.
+    reasons: dict[int, int] = {}
+    gapped = 0
+    for data in ("walk", "trend", "chop"):
+        df = dataset(data)
+        for strategy in STRATEGIES:
+            for config in CONFIGS:
+                tr = run_ours(df, strategy, config)["trades"]
+                for r in tr["exit_reason"]:
+                    reasons[int(r)] = reasons.get(int(r), 0) + 1
+                stops = tr["exit_reason"] == ours.STOP_LOSS
+                opens = df.Open.to_numpy()[tr["exit_bar"][stops]]
+                gapped += int(np.sum(tr["exit_price"][stops] == opens))
+    for reason in (ours.SIGNAL, ours.STOP_LOSS, ours.TAKE_PROFIT, ours.END, ours.REVERSE):
+        assert reasons.get(reason, 0) > 0, reason
+    assert gapped > 0
+
+
+# Statistics that depend on annualization (or are rounded): on hourly bars
+# backtesting.py resamples to days, we use the bars (docs/backtest.md).
+ANNUALIZED_OR_ROUNDED = {
+    "return_ann_pct",
+    "volatility_ann_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "avg_drawdown_duration_ms",
+    "avg_trade_duration_ms",
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("data", ["walk", "chop"])
+@pytest.mark.parametrize("strategy", STRATEGIES[:3], ids=lambda s: f"{s['kind']}-{s.get('ma', '')}")
+def test_hourly_bars_agree_where_annualization_does_not_enter(data: str, strategy: dict) -> None:
+    df = dataset(data, freq="h")
+    config = {"fee": 0.001, "stop_loss": ("pct", 0.04), "take_profit": ("pct", 0.08)}
+    ref = run_reference(df, strategy, config)
+    got = run_ours(df, strategy, config, bars_per_year=8760.0)
+    rt, tr = ref["_trades"], got["trades"]
+    assert list(rt.EntryBar) == list(tr["entry_bar"]) and len(rt) > 0
+    assert list(rt.ExitBar) == list(tr["exit_bar"])
+    np.testing.assert_allclose(tr["pnl"], rt.PnL.to_numpy(), rtol=1e-6, atol=1e-9)
+    hour = 3_600_000
+    bad = []
+    for key, ref_key, _ in STATS:
+        if key in ANNUALIZED_OR_ROUNDED:
+            continue
+        if not same(got["stats"][key], reference_value(ref, ref_key)):
+            bad.append(f"{key}: {got['stats'][key]!r} != {reference_value(ref, ref_key)!r}")
+    # Mean durations: backtesting.py rounds them up to the hour.
+    for key, ref_key in [
+        ("avg_drawdown_duration_ms", "Avg. Drawdown Duration"),
+        ("avg_trade_duration_ms", "Avg. Trade Duration"),
+    ]:
+        mine = np.ceil(got["stats"][key] / hour) * hour
+        if not same(mine, reference_value(ref, ref_key)):
+            bad.append(f"{key}: {mine!r} != {reference_value(ref, ref_key)!r}")
+    assert not bad, "\n".join(bad)

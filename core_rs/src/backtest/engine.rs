@@ -453,7 +453,20 @@ pub(crate) fn run_into(
     assert!(equity.len() == end - start && position.len() == end - start);
     let mut pending = Pending::Nothing;
     let atr_at = |i: usize| atr.get(i).copied().unwrap_or(f64::NAN);
-    for i in start..end {
+    let mut i = start;
+    while i < end {
+        if acct.size == 0.0 && pending == Pending::Nothing {
+            // Flat with nothing to fill (cash is then positive): every bar
+            // up to the next entry condition is the same, so skip to it.
+            let j = next_entry(cond, i, end - 1, cfg.allow_short);
+            equity[i - start..=j - start].fill(acct.cash);
+            position[i - start..=j - start].fill(0.0);
+            if j < end - 1 {
+                pending = decide(cond, j, 0.0, cfg.allow_short);
+            }
+            i = j + 1;
+            continue;
+        }
         // 1. The order decided at the previous close fills at this open.
         match pending {
             Pending::Nothing => {}
@@ -473,10 +486,18 @@ pub(crate) fn run_into(
         }
         let k = i - start;
         position[k] = acct.size;
-        // Out of money at the close: closed there, and the run ends with
-        // nothing left (backtesting.py's rule).
-        if acct.size != 0.0 && acct.cash + acct.size * (close[i] - acct.entry_price) <= 0.0 {
-            acct.close(i, close[i], ExitReason::End);
+        // Out of money at the close (a position's loss, or an exit that
+        // left cash at or below zero): an open position is closed there and
+        // the run ends with nothing left (backtesting.py's rule).
+        let marked = if acct.size != 0.0 {
+            acct.cash + acct.size * (close[i] - acct.entry_price)
+        } else {
+            acct.cash
+        };
+        if marked <= 0.0 {
+            if acct.size != 0.0 {
+                acct.close(i, close[i], ExitReason::End);
+            }
             acct.cash = 0.0;
             equity[k..].fill(0.0);
             position[k + 1..].fill(0.0);
@@ -495,8 +516,24 @@ pub(crate) fn run_into(
             0.0
         };
         equity[k] = acct.cash + open_pnl;
+        i += 1;
     }
     acct.trades
+}
+
+/// The first bar in `i..last` with an entry condition, else `last` (where
+/// no decision is taken).
+#[inline]
+fn next_entry(cond: &Conditions, i: usize, last: usize, allow_short: bool) -> usize {
+    let found = if allow_short {
+        cond.enter_long[i..last]
+            .iter()
+            .zip(&cond.enter_short[i..last])
+            .position(|(&l, &s)| l | s)
+    } else {
+        cond.enter_long[i..last].iter().position(|&l| l)
+    };
+    found.map_or(last, |d| i + d)
 }
 
 #[inline]

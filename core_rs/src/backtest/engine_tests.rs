@@ -458,3 +458,30 @@ fn prices_must_be_finite_and_positive() {
     d.o[2] = 0.0;
     assert!(run(&d.bars(), &Conditions::new(3), &Config::default(), None).is_err());
 }
+
+#[test]
+fn a_stop_exit_that_leaves_no_cash_ends_the_run() {
+    // Short 100 units at 100 with a 5 % stop (105); bar 2 gaps to 250:
+    // bought back at the open 250, cash 10000 - 15000 < 0. The run ends
+    // there with equity 0; the entry signal at bar 3 is not taken.
+    let d = Data::new(&[
+        flat(100.0),
+        flat(100.0),
+        flat(250.0),
+        flat(100.0),
+        flat(100.0),
+    ]);
+    let mut c = Conditions::new(5);
+    c.enter_short[0] = true;
+    c.enter_long[3] = true;
+    let cfg = Config {
+        allow_short: true,
+        stop_loss: StopRule::Pct(0.05),
+        ..Config::default()
+    };
+    let bt = run(&d.bars(), &c, &cfg, None).unwrap();
+    assert_eq!(bt.trades.len(), 1);
+    assert_eq!(bt.trades[0].exit_reason, ExitReason::StopLoss);
+    assert_eq!(bt.trades[0].exit_price, 250.0);
+    assert_eq!(bt.equity, vec![10_000.0, 10_000.0, 0.0, 0.0, 0.0]);
+}

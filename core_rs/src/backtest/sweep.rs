@@ -46,6 +46,7 @@ pub struct SweepSpec {
     pub config: Config,
 }
 
+/// Why a sweep returned no results.
 #[derive(Debug, PartialEq)]
 pub enum SweepError {
     Invalid(CoreError),
@@ -82,6 +83,13 @@ pub fn sweep(
         return Err(CoreError::InvalidArgument {
             name: "series",
             reason: "is required by the threshold strategy".into(),
+        }
+        .into());
+    }
+    if specs.iter().any(|s| s.strategy.needs_direction()) && direction.is_none() {
+        return Err(CoreError::InvalidArgument {
+            name: "direction",
+            reason: "is required by the direction strategy".into(),
         }
         .into());
     }
@@ -138,5 +146,134 @@ fn windowed(cfg: &Config, start: usize, end: usize) -> Config {
         start,
         end: Some(end),
         ..cfg.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backtest::engine::run;
+    use crate::backtest::stats::statistics;
+    use crate::backtest::strategy::MaKind;
+    use crate::backtest::StopRule;
+
+    type Columns = (Vec<i64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+
+    fn walk(n: usize) -> Columns {
+        let c: Vec<f64> = (0..n)
+            .map(|i| {
+                let x = i as f64;
+                100.0 + 10.0 * (x / 13.0).sin() + 4.0 * (x / 3.1).cos()
+            })
+            .collect();
+        let o: Vec<f64> = (0..n)
+            .map(|i| if i == 0 { c[0] } else { c[i - 1] })
+            .collect();
+        let h: Vec<f64> = (0..n).map(|i| o[i].max(c[i]) + 0.5).collect();
+        let l: Vec<f64> = (0..n).map(|i| o[i].min(c[i]) - 0.5).collect();
+        ((0..n as i64).map(|i| i * 3_600_000).collect(), o, h, l, c)
+    }
+
+    #[test]
+    fn cells_equal_single_runs_bit_for_bit() {
+        let (t, o, h, l, c) = walk(800);
+        let bars = Bars {
+            time_ms: &t,
+            open: &o,
+            high: &h,
+            low: &l,
+            close: &c,
+        };
+        let base = Config {
+            fee: 0.001,
+            stop_loss: StopRule::Atr(1.5),
+            ..Config::default()
+        };
+        let specs: Vec<SweepSpec> = [(3, 10), (5, 20), (8, 40)]
+            .iter()
+            .map(|&(fast, slow)| SweepSpec {
+                strategy: Strategy::MaCross {
+                    fast,
+                    slow,
+                    kind: MaKind::Ema,
+                },
+                config: base.clone(),
+            })
+            .collect();
+        let windows = [(0, 800), (200, 500)];
+        let out = sweep(&bars, None, None, &specs, &windows, &SweepControl::new()).unwrap();
+        let k = STAT_NAMES.len();
+        for (i, spec) in specs.iter().enumerate() {
+            let cond = spec.strategy.conditions(&c, None, None).unwrap();
+            for (w, &(start, end)) in windows.iter().enumerate() {
+                let cfg = Config {
+                    start,
+                    end: Some(end),
+                    ..spec.config.clone()
+                };
+                let bt = run(&bars, &cond, &cfg, None).unwrap();
+                let s = statistics(
+                    &t[start..end],
+                    &bt.equity,
+                    &c[start..end],
+                    &bt.trades,
+                    start,
+                    cfg.bars_per_year,
+                )
+                .unwrap();
+                let cell = &out[(i * windows.len() + w) * k..][..k];
+                let same = cell
+                    .iter()
+                    .zip(s.to_array())
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "spec {i} window {w}");
+                assert!(s.n_trades > 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_cancelled_sweep_reports_it() {
+        let (t, o, h, l, c) = walk(100);
+        let bars = Bars {
+            time_ms: &t,
+            open: &o,
+            high: &h,
+            low: &l,
+            close: &c,
+        };
+        let spec = SweepSpec {
+            strategy: Strategy::Rsi {
+                period: 14,
+                lower: 30.0,
+                upper: 70.0,
+            },
+            config: Config::default(),
+        };
+        let control = SweepControl::new();
+        control.cancel();
+        let got = sweep(
+            &bars,
+            None,
+            None,
+            std::slice::from_ref(&spec),
+            &[(0, 100)],
+            &control,
+        );
+        assert_eq!(got, Err(SweepError::Cancelled));
+        assert_eq!(control.done(), 0);
+        let direction = SweepSpec {
+            strategy: Strategy::Direction,
+            ..spec
+        };
+        let got = sweep(
+            &bars,
+            None,
+            None,
+            &[direction],
+            &[(0, 100)],
+            &SweepControl::new(),
+        );
+        assert!(matches!(got, Err(SweepError::Invalid(_))));
     }
 }

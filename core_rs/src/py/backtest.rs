@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -46,9 +47,9 @@ impl<'a, 'py> Kw<'a, 'py> {
             None => Ok(default),
             Some(v) => v.extract::<T>().map_err(|_| {
                 PyValueError::new_err(format!(
-                    "{}[{key:?}] has the wrong type ({})",
-                    self.what,
-                    v.get_type().name().map_or("?".into(), |n| n.to_string())
+                    "{key}: wrong type ({}) in {}",
+                    v.get_type().name().map_or("?".into(), |n| n.to_string()),
+                    self.what
                 ))
             }),
         }
@@ -59,7 +60,7 @@ impl<'a, 'py> Kw<'a, 'py> {
             let k: String = key.extract()?;
             if !self.used.contains(&k) {
                 return Err(PyValueError::new_err(format!(
-                    "{} has an unknown key {k:?}",
+                    "{k}: not a {} key (misspelt?)",
                     self.what
                 )));
             }
@@ -67,8 +68,6 @@ impl<'a, 'py> Kw<'a, 'py> {
         Ok(())
     }
 }
-
-use pyo3::conversion::FromPyObjectOwned;
 
 fn period(kw: &mut Kw, key: &str, default: usize) -> PyResult<usize> {
     let v: i64 = kw.value(key, default as i64)?;
@@ -505,12 +504,12 @@ pub fn sweep<'py>(
     let mut specs = Vec::with_capacity(params.len());
     for (i, p) in params.iter().enumerate() {
         let mut kw = Kw::new("params", p);
-        let cfg = read_config(&mut kw, &base)?;
+        let in_set = |e: PyErr| PyValueError::new_err(format!("params[{i}]: {}", e.value(py)));
+        let cfg = read_config(&mut kw, &base).map_err(in_set)?;
         let strat = parse_strategy(kind, &mut kw)
-            .map_err(|e| PyValueError::new_err(format!("params[{i}]: {e}")))?
+            .map_err(in_set)?
             .ok_or_else(|| PyValueError::new_err("kind 'conditions' cannot be swept"))?;
-        kw.finish()
-            .map_err(|e| PyValueError::new_err(format!("params[{i}]: {e}")))?;
+        kw.finish().map_err(in_set)?;
         specs.push(SweepSpec {
             strategy: strat,
             config: cfg,
