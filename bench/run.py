@@ -4,8 +4,9 @@ Runs bench.ingest (in-process ingest), bench.publish_ticks (PublishTicks over
 gRPC into a server process), when present bench.fanout (StreamQuotes
 fan-out), bench.indicators (core_rs indicator kernels against TA-Lib),
 bench.signals (the signals service's regrade, tick-to-event and screen goals)
-and bench.portfolio (realized gains on a 1M-transaction ledger, RecordTransaction
-under ghz, ImportTransactions),
+bench.portfolio (realized gains on a 1M-transaction ledger, RecordTransaction
+under ghz, ImportTransactions) and bench.backtest (one 87,600-bar backtest
+against backtesting.py, a 1,000-combination sweep),
 each writing its own bench/results/<name>.json and .md, then prints
 a summary table and writes bench/results/bench.json and bench.md.
 
@@ -119,6 +120,11 @@ def _portfolio() -> Any:
     return importlib.import_module("bench.portfolio")
 
 
+def _backtest() -> Any:
+    """bench.backtest, imported when used (it needs core_rs and backtesting)."""
+    return importlib.import_module("bench.backtest")
+
+
 HEADERS = ("benchmark", "case", "result", "goal", "")
 
 
@@ -128,7 +134,15 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["ingest", "publish_ticks", "fanout", "indicators", "signals", "portfolio"],
+        choices=[
+            "ingest",
+            "publish_ticks",
+            "fanout",
+            "indicators",
+            "signals",
+            "portfolio",
+            "backtest",
+        ],
     )
     parser.add_argument("--fanout-args", default=FANOUT_ARGS)
     parser.add_argument(
@@ -154,6 +168,7 @@ def main() -> None:
         "indicators": lambda: _indicators().measure(quiet_s=args.wait_quiet),
         "signals": lambda: _signals().measure(_signals().BENCH_PLAN, quiet_s=args.wait_quiet),
         "portfolio": lambda: _portfolio().measure(quiet_s=args.wait_quiet),
+        "backtest": lambda: _backtest().measure(),
     }
     for name, step in steps.items():
         if name in args.skip:
@@ -181,6 +196,8 @@ def main() -> None:
             write_results("signals", result, _signals().markdown(result))
         elif name == "portfolio":
             write_results("portfolio", result, _portfolio().markdown(result))
+        elif name == "backtest":
+            write_results("backtest", result, _backtest().markdown(result))
         # bench.fanout writes its own files.
 
     rows: list[list[object]] = []
@@ -196,6 +213,8 @@ def main() -> None:
         rows += _signals().summary_rows(sections["signals"])
     if "portfolio" in sections:
         rows += _portfolio().summary_rows(sections["portfolio"])
+    if "backtest" in sections:
+        rows += _backtest().summary_rows(sections["backtest"])
     table = md_table(HEADERS, rows)
     total = round(time.monotonic() - started, 1)
     print(table)
