@@ -92,7 +92,8 @@ _MIB = 1024 * 1024
 # The service's receive limit (services.common.server); a bigger --csv request
 # would be refused after the whole upload.
 MAX_REQUEST_BYTES = 16 * _MIB
-# The result carries the curves of every bar: up to 500,000 bars is ~15 MiB.
+# The result carries the curves of every bar (the service takes up to 200,000
+# bars) and every trade: allow more than the default 4 MiB.
 CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", 64 * _MIB),
     ("grpc.max_send_message_length", 64 * _MIB),

@@ -22,7 +22,9 @@ from services.common.validation import optional_timestamp_ms, parse_symbol
 from services.signals.direction import DEFAULT_CONFIRM_BARS
 
 YEAR_MS = 365 * 86_400_000  # crypto trades every day of the year
-MAX_BARS = 500_000
+# The result carries four curve points per bar: 200,000 bars is ~6.4 MB of
+# curves, well inside the 16 MiB message limit with the trades and the chart.
+MAX_BARS = 200_000
 DEFAULT_BARS = 1_000
 MIN_BARS = 2
 MAX_PERIOD = 1_000
