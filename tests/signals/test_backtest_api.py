@@ -484,6 +484,7 @@ async def test_bad_backtest_requests_name_the_field(
         "fee negative": (req(execution=ex(fee=-0.1)), "execution.fee"),
         "fee nan": (req(execution=ex(fee=math.nan)), "execution.fee"),
         "slippage": (req(execution=ex(slippage=0.6)), "execution.slippage"),
+        "fee too high": (req(execution=ex(fee=0.2)), "execution.fee"),
         "cash": (req(execution=ex(cash=0)), "execution.cash"),
         "fraction": (req(execution=ex(position_fraction=1.5)), "execution.position_fraction"),
         "stop fraction": (

@@ -29,6 +29,8 @@ DEFAULT_BARS = 1_000
 MIN_BARS = 2
 MAX_PERIOD = 1_000
 DEFAULT_CASH = 10_000.0
+# Fee and slippage per fill, as core_rs accepts them (10% is no market).
+MAX_COST_FRACTION = 0.1
 MAX_CASH = 1e15
 
 # Strategy kinds as core_rs names them; GRADE and SIGNAL need the grade series.
@@ -247,9 +249,10 @@ def parse_execution(
     for name in ("fee", "slippage"):
         value = getattr(msg, name)
         v.check(
-            math.isfinite(value) and 0 <= value < 0.5,
+            math.isfinite(value) and 0 <= value < MAX_COST_FRACTION,
             f"{p}.{name}",
-            f"must be a fraction from 0 to below 0.5 (0.001 = 0.1%); got {value:g}",
+            f"must be a fraction from 0 to below {MAX_COST_FRACTION:g} (0.001 = 0.1%); "
+            f"got {value:g}",
         )
     stop = _exit_level(v, msg.stop_loss, "stop_loss", 1.0)
     take = _exit_level(v, msg.take_profit, "take_profit", 100.0)
