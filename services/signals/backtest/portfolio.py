@@ -26,7 +26,7 @@ from services.common.errors import InvalidArgument
 from services.common.intervals import NAME_BY_ENUM
 from services.common.validation import ms_to_timestamp, now_ms, parse_symbol
 from services.signals import breadth
-from services.signals.backtest import chart, results
+from services.signals.backtest import results
 from services.signals.backtest.data import GRADE_WARMUP_BARS, Bars, fetch_bars
 from services.signals.backtest.grades import engine_direction, grade_histories
 from services.signals.backtest.single import Market
@@ -293,6 +293,9 @@ def _contract_reasons(trades: dict[str, Any]) -> dict[str, Any]:
 
 
 def draw(panel: Panel, spec: PortfolioSpec, out: dict[str, Any]) -> bytes:
+    # matplotlib takes ~2 s to import: only a call that draws pays for it.
+    from services.signals.backtest import chart  # noqa: PLC0415
+
     tested = slice(panel.first, len(panel.time_ms))
     equity = np.asarray(out["equity"])[tested]
     return chart.portfolio_chart(

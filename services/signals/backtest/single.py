@@ -16,7 +16,7 @@ import numpy as np
 from core_rs import backtest as engine
 from marketmesh.v1 import backtest_pb2
 from services.common.intervals import NAME_BY_ENUM
-from services.signals.backtest import chart, results
+from services.signals.backtest import results
 from services.signals.backtest.data import GRADE_WARMUP_BARS, Bars, fetch_bars, inline_bars
 from services.signals.backtest.grades import engine_direction, grade_histories
 from services.signals.backtest.spec import (
@@ -139,6 +139,10 @@ def build_result(
 
 
 def draw(bars: Bars, spec: BacktestSpec, out: dict[str, Any]) -> bytes:
+    # matplotlib takes ~2 s to import: only a call that draws pays for it, not
+    # every start of the signals service.
+    from services.signals.backtest import chart  # noqa: PLC0415
+
     c = bars.candles
     tested = slice(bars.first, len(c))
     first = bars.first
