@@ -237,13 +237,18 @@ class Book:
         )
 
     def replay(
-        self, methods: Sequence[tuple[int, int]], per_wallet: bool, allow_negative: bool
+        self,
+        methods: Sequence[tuple[int, int]],
+        per_wallet: bool,
+        allow_negative: bool,
+        until_ms: int | None = None,
     ) -> core_rs.Replay:
-        """Replay (cached until the next change). Runs with the GIL released."""
-        key = (tuple(methods), per_wallet, allow_negative)
+        """Replay (cached until the next change), of the legs up to
+        ``until_ms`` when given. Runs with the GIL released."""
+        key = (tuple(methods), per_wallet, allow_negative, until_ms)
         cached = self._replays.get(key)
         if cached is None:
-            cached = self.ledger.replay(list(methods), per_wallet, allow_negative)
+            cached = self.ledger.replay(list(methods), per_wallet, allow_negative, until_ms)
             if len(self._replays) >= MAX_CACHED_REPLAYS:
                 self._replays.clear()
             self._replays[key] = cached

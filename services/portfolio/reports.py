@@ -42,10 +42,16 @@ def unknown_error(book: Book, seqs: list[int], what: str) -> FailedPrecondition:
     )
 
 
-async def replay_of(state: PortfolioState, override: int = 0) -> core_rs.Replay:
+async def replay_of(
+    state: PortfolioState, override: int = 0, until_ms: int | None = None
+) -> core_rs.Replay:
     p = state.portfolio
     return await asyncio.to_thread(
-        state.book.replay, replay_methods(p, override), p.pool == PER_WALLET, p.allow_negative
+        state.book.replay,
+        replay_methods(p, override),
+        p.pool == PER_WALLET,
+        p.allow_negative,
+        until_ms,
     )
 
 
@@ -98,7 +104,9 @@ async def lots_of(
     *,
     asset: str | None = None,
     wallet: str | None = None,
+    as_of_ms: int | None = None,
 ) -> tuple[list[OpenLot], Book, core_rs.Replay]:
+    """The open lots now, or as of a past time (the legs up to it replayed)."""
     state = await app.state(portfolio)
     async with state.lock:
         if state.book.unknown and time.monotonic() - state.revalued_at > REVALUE_EVERY_S:
@@ -106,7 +114,7 @@ async def lots_of(
             state.revalued_at = time.monotonic()
             with contextlib.suppress(Unavailable):
                 await app.revalue_unknown(state, sorted(state.book.unknown))
-        replay = await replay_of(state)
+        replay = await replay_of(state, until_ms=as_of_ms)
         book = state.book
     if portfolio.pool != PER_WALLET:
         wallet = None

@@ -307,15 +307,16 @@ class PortfolioServicer:
         self, request: portfolio_pb2.ListLotsRequest, context: grpc.aio.ServicerContext
     ) -> portfolio_pb2.ListLotsResponse:
         portfolio = await self._portfolio(request.portfolio_id)
-        if request.HasField("as_of"):
-            raise InvalidArgument(
-                "as_of", "lots as of a past time are not supported yet; leave it unset"
-            )
+        as_of = optional_timestamp_ms(request, "as_of")
+        if as_of is not None and as_of >= now_ms():
+            as_of = None  # the lots now: nothing after now is in the ledger
         asset = (
             parse_asset(request.asset, "asset", BASE_CURRENCY) if request.asset.strip() else None
         )
         wallet = parse_wallet(request.wallet, "wallet", default="") or None
-        lots, book, _ = await reports.lots_of(self.app, portfolio, asset=asset, wallet=wallet)
+        lots, book, _ = await reports.lots_of(
+            self.app, portfolio, asset=asset, wallet=wallet, as_of_ms=as_of
+        )
         return portfolio_pb2.ListLotsResponse(lots=[_lot_message(lot, book) for lot in lots])
 
     async def GetHoldings(

@@ -205,11 +205,13 @@ class Client:
             metadata=self.md,
         )
 
-    async def lots(self, pid: str, asset: str = "", wallet: str = "") -> list[portfolio_pb2.Lot]:
-        response = await self.stub.ListLots(
-            portfolio_pb2.ListLotsRequest(portfolio_id=pid, asset=asset, wallet=wallet),
-            metadata=self.md,
-        )
+    async def lots(
+        self, pid: str, asset: str = "", wallet: str = "", as_of_ms: int | None = None
+    ) -> list[portfolio_pb2.Lot]:
+        request = portfolio_pb2.ListLotsRequest(portfolio_id=pid, asset=asset, wallet=wallet)
+        if as_of_ms is not None:
+            request.as_of.FromMilliseconds(as_of_ms)
+        response = await self.stub.ListLots(request, metadata=self.md)
         return list(response.lots)
 
 

@@ -379,3 +379,29 @@ async def test_a_restart_rebuilds_the_same_book_from_the_database(
         ("b", "0.5", "150"),
         ("b", "0.5", "50"),
     ]
+
+
+async def test_lots_as_of_a_past_time(service) -> None:  # type: ignore[no-untyped-def]
+    _, portfolio = service
+    client = Client(portfolio.stub)
+    pid = await client.create(cost_basis_method=FIFO)
+    await three_buys_and_a_sale(client, pid)
+
+    def shown(lots: list[pb.Lot]) -> list[tuple[str, str, str]]:
+        return [
+            (lot.acquired_time.ToJsonString()[:10], lot.quantity, lot.cost_basis) for lot in lots
+        ]
+
+    # Before anything: no lots. After the second buy: A (1, 100) and B (2, 260).
+    assert await client.lots(pid, as_of_ms=ms(2024, 1, 1)) == []
+    assert shown(await client.lots(pid, as_of_ms=ms(2024, 2, 20))) == [
+        ("2024-01-10", "1", "100"),
+        ("2024-02-10", "2", "260"),
+    ]
+    # The day of the sale counts (the sale is at midnight): FIFO took A and 1.5 of
+    # B, leaving B 0.5 (260 x 0.5 / 2 = 65) and C (1, 110); the same as now.
+    after = shown(await client.lots(pid, as_of_ms=ms(2024, 6, 10)))
+    assert after == [("2024-02-10", "0.5", "65"), ("2024-03-10", "1", "110")]
+    assert shown(await client.lots(pid)) == after
+    # A time in the future is now.
+    assert shown(await client.lots(pid, as_of_ms=ms(2100))) == after

@@ -318,9 +318,16 @@ class Ledger:
         goes below zero (ACQUIRE +, DISPOSE/REMOVE -, MOVE - wallet and +
         to_wallet): (tx, asset, wallet, time_ms, shortfall > 0), or None."""
     def replay(
-        self, methods: list[tuple[int, int]], per_wallet: bool, allow_negative: bool
+        self,
+        methods: list[tuple[int, int]],
+        per_wallet: bool,
+        allow_negative: bool,
+        until_ms: int | None = None,
     ) -> Replay:
         """Matches every disposal, removal and (per wallet) move to lots.
+
+        ``until_ms``: replay only the legs at or before that time (the open
+        lots as of then); None replays every leg.
 
         ``methods``: [(from_year, method)], years strictly increasing; a
         leg uses the method of its UTC calendar year (years before the first

@@ -63,6 +63,9 @@ pub struct ReplayOptions {
     pub methods: Vec<(i64, Method)>,
     pub per_wallet: bool,
     pub allow_negative: bool,
+    /// Replay only the legs at or before this time (lots as of a past
+    /// moment); None: every leg.
+    pub until_ms: Option<i64>,
 }
 
 impl ReplayOptions {
@@ -89,7 +92,14 @@ impl ReplayOptions {
             methods,
             per_wallet,
             allow_negative,
+            until_ms: None,
         })
+    }
+
+    /// The same options, stopping after the last leg at or before `until_ms`.
+    pub fn until(mut self, until_ms: Option<i64>) -> Self {
+        self.until_ms = until_ms;
+        self
     }
 
     fn method_at(&self, time_ms: i64) -> Method {
@@ -215,7 +225,12 @@ pub fn replay(ledger: &mut Ledger, opts: &ReplayOptions) -> Result<ReplayResult,
         rows: Vec::with_capacity(takes * 3),
     };
     let mut pieces: Vec<Piece> = Vec::new();
-    for leg in legs {
+    // Legs are in replay order (time, tx, leg): a cut-off is a prefix.
+    let end = match opts.until_ms {
+        Some(until) => legs.partition_point(|l| l.time_ms <= until),
+        None => legs.len(),
+    };
+    for leg in &legs[..end] {
         apply(&mut book, &mut m, &mut pieces, leg, opts)
             .map_err(|e| e.context(format!("tx {}", leg.tx)))?;
     }

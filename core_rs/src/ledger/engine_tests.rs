@@ -583,3 +583,38 @@ fn preview_realizes_without_changing_anything() {
     assert_eq!(r.lots.len(), 2);
     assert_eq!(r.book.pools[0].qty, q("3"));
 }
+
+#[test]
+fn replay_until_a_time_gives_the_lots_as_of_then() {
+    // Buy 1 @ 100 on day 10 and 1 @ 200 on day 20; sell 1.5 for 450 on day 30 (FIFO).
+    let legs = || {
+        vec![
+            buy(1, 10, "1", "100"),
+            buy(2, 20, "1", "200"),
+            sell(3, 30, "1.5", "450"),
+        ]
+    };
+    let until = |day: i64| {
+        let mut l = Ledger::new();
+        l.append(legs()).unwrap();
+        let opts = ReplayOptions::new(&[(0, Method::Fifo as i64)], false, false)
+            .unwrap()
+            .until(Some(day * MS_PER_DAY));
+        replay(&mut l, &opts).unwrap()
+    };
+    // Day 15: only the first lot; no sale yet.
+    let r = until(15);
+    assert_eq!(open(&r), vec![lot(1, 0, "1", "100", "1")]);
+    assert!(r.matches.rows.is_empty());
+    // Day 20 (inclusive): both lots.
+    assert_eq!(
+        open(&until(20)),
+        vec![lot(1, 0, "1", "100", "1"), lot(2, 0, "1", "200", "1")]
+    );
+    // Day 30: the sale took lot 1 and half of lot 2 (basis 100 left of 200).
+    let r = until(30);
+    assert_eq!(open(&r), vec![lot(2, 0, "0.5", "100", "1")]);
+    assert_eq!(r.matches.rows.len(), 2);
+    // Day 5: nothing yet.
+    assert!(until(5).lots.is_empty());
+}

@@ -189,14 +189,16 @@ impl Ledger {
     }
 
     /// Matches disposals against lots; see the stub for the rules.
+    #[pyo3(signature = (methods, per_wallet, allow_negative, until_ms=None))]
     fn replay(
         &self,
         py: Python<'_>,
         methods: Vec<(i64, i64)>,
         per_wallet: bool,
         allow_negative: bool,
+        until_ms: Option<i64>,
     ) -> PyResult<Replay> {
-        let opts = ReplayOptions::new(&methods, per_wallet, allow_negative)?;
+        let opts = ReplayOptions::new(&methods, per_wallet, allow_negative)?.until(until_ms);
         let result = py.detach(|| {
             let mut l = self.lock();
             engine::replay(&mut l, &opts)
