@@ -92,6 +92,9 @@ class Book:
     version: int = 0
     leg_count: int = 0
     _replays: dict[tuple[object, ...], core_rs.Replay] = field(default_factory=dict)
+    # GetHoldings' all-time realized gain and the replay it was taken from (the
+    # same cached Replay object until the next change).
+    realized_for: tuple[core_rs.Replay, Decimal] | None = None
 
     # -- changes -----------------------------------------------------------
 
@@ -224,6 +227,7 @@ class Book:
     def _changed(self) -> None:
         self.version += 1
         self._replays.clear()
+        self.realized_for = None
 
     # -- questions -----------------------------------------------------------
 

@@ -129,9 +129,16 @@ async def tax_rows(
         await asyncio.sleep(0)  # let other calls run between chunks
 
 
-def all_time_realized(replay: core_rs.Replay) -> Decimal:
+def all_time_realized(book: Book, replay: core_rs.Replay) -> Decimal:
+    """The realized gain of every known disposal, once per replay: holdings
+    are read far more often than the ledger changes."""
+    cached = book.realized_for
+    if cached is not None and cached[0] is replay:
+        return cached[1]
     arrays = replay.match_arrays()
     idx = gains.taxable_rows(arrays, gains.Window())
     idx = idx[~arrays["unknown"][idx]]
     _, _, total = gains.totals(replay, idx)
-    return Decimal(total.gain)
+    value = Decimal(total.gain)
+    book.realized_for = (replay, value)
+    return value

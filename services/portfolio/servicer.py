@@ -357,7 +357,9 @@ class PortfolioServicer:
             )
         response = portfolio_pb2.GetHoldingsResponse(
             total_cost_basis=fmt(total_cost),
-            total_realized_gain=fmt(await asyncio.to_thread(reports.all_time_realized, replay)),
+            total_realized_gain=fmt(
+                await asyncio.to_thread(reports.all_time_realized, book, replay)
+            ),
             as_of=ms_to_timestamp(now_ms()),
             unavailable=unavailable,
         )

@@ -85,6 +85,13 @@ async def test_each_method_on_a_hand_worked_ledger(service, method: int) -> None
         ("BTC", D("1.5"), D(left))
     ]
     assert D(holdings.total_realized_gain) == D(gain)
+    # Asked again: the same. Selling what is left (1.5 @ 200 = 300, against
+    # the cost still open, whatever the method) moves the total.
+    again = await client.holdings(pid, skip_market=True)
+    assert D(again.total_realized_gain) == D(gain)
+    await client.record(pid, tx(SELL, "BTC", "1.5", ms(2024, 7, 10), price="200"))
+    final = await client.holdings(pid, skip_market=True)
+    assert D(final.total_realized_gain) == D(gain) + D("300") - D(left)
 
 
 async def test_fifo_pieces_and_method_override(service) -> None:  # type: ignore[no-untyped-def]
