@@ -262,10 +262,14 @@ def build_result(
         statistics=results.statistics_pb(
             out["stats"], int(times[0]), int(times[-1]), spec.data.bars_per_year
         ),
-        equity=results.curve_pb(
-            times, equity, np.asarray(out["benchmark"])[tested], results.drawdown_of(equity)
-        ),
         chart_png=png,
+    )
+    results.fill_curve(
+        result.equity,
+        times,
+        equity,
+        np.asarray(out["benchmark"])[tested],
+        results.drawdown_of(equity),
     )
     results.add_trades(result.trades, _contract_reasons(out["trades"]), panel.symbols)
     bear = out["bear_used"]

@@ -116,26 +116,28 @@ def simulate(bars: Bars, spec: BacktestSpec, inputs: dict[str, np.ndarray]) -> d
 
 
 def build_result(
-    bars: Bars, spec: BacktestSpec, out: dict[str, Any], png: bytes
-) -> backtest_pb2.BacktestResult:
+    into: backtest_pb2.BacktestResult,
+    bars: Bars,
+    spec: BacktestSpec,
+    out: dict[str, Any],
+    png: bytes,
+) -> None:
+    """Fills ``into`` in place: the result is megabytes, a copy costs."""
     c = bars.candles
     tested = slice(bars.first, len(c))
     times = c.open_ms[tested]
     equity = out["equity"][tested]
     hold = results.buy_and_hold_curve(c.close[tested], spec.config["cash"])
-    result = backtest_pb2.BacktestResult(
-        symbol=bars.symbol,
-        interval=bars.interval,  # type: ignore[arg-type]
-        strategy=spec.strategy.message,
-        execution=spec.execution,
-        statistics=results.statistics_pb(
-            out["stats"], int(times[0]), int(times[-1]), spec.data.bars_per_year
-        ),
-        equity=results.curve_pb(times, equity, hold, results.drawdown_of(equity)),
-        chart_png=png,
+    into.symbol = bars.symbol
+    into.interval = bars.interval  # type: ignore[assignment]
+    into.strategy.CopyFrom(spec.strategy.message)
+    into.execution.CopyFrom(spec.execution)
+    into.statistics.CopyFrom(
+        results.statistics_pb(out["stats"], int(times[0]), int(times[-1]), spec.data.bars_per_year)
     )
-    results.add_trades(result.trades, out["trades"])
-    return result
+    results.fill_curve(into.equity, times, equity, hold, results.drawdown_of(equity))
+    into.chart_png = png
+    results.add_trades(into.trades, out["trades"])
 
 
 def draw(bars: Bars, spec: BacktestSpec, out: dict[str, Any]) -> bytes:
@@ -181,4 +183,6 @@ async def run(spec: BacktestSpec, market: Market) -> AsyncIterator[Response]:
     if spec.chart:
         yield progress("charting", 0.8, n)
         png = await asyncio.to_thread(draw, bars, spec, out)
-    yield Response(result=build_result(bars, spec, out, png))
+    response = Response()
+    build_result(response.result, bars, spec, out, png)
+    yield response
