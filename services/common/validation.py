@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf import message as protobuf_message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -72,3 +75,34 @@ def ms_to_timestamp(ms: int) -> Timestamp:
     # Floor division keeps nanos in 0..999_999_999 for times before 1970 too.
     seconds, millis = divmod(ms, 1000)
     return Timestamp(seconds=seconds, nanos=millis * 1_000_000)
+
+
+@dataclass
+class Violations:
+    """Every violation of one request, so the caller can fix them in one go:
+    parsers run under :meth:`guard`, checks :meth:`check`, and
+    :meth:`raise_any` raises one InvalidArgument listing them all."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, name: str, reason: str) -> None:
+        self.items.append((name, reason))
+
+    def check(self, ok: bool, name: str, reason: str) -> None:
+        if not ok:
+            self.add(name, reason)
+
+    def guard(self, parse: Callable[[], Any], fallback: Any = None) -> Any:
+        """``parse()``, or ``fallback`` with its violations recorded."""
+        try:
+            return parse()
+        except InvalidArgument as err:
+            self.items.extend(err.violations)
+            return fallback
+
+    def has(self, *names: str) -> bool:
+        return any(name in names for name, _ in self.items)
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise InvalidArgument.many(self.items)

@@ -20,7 +20,7 @@ from typing import Any
 
 from marketmesh.v1 import portfolio_pb2
 from services.common.errors import InvalidArgument
-from services.common.validation import ms_to_timestamp, timestamp_to_ms
+from services.common.validation import Violations, ms_to_timestamp, timestamp_to_ms
 from services.portfolio.decimals import fmt, parse_decimal
 
 K = portfolio_pb2.TransactionKind
@@ -79,19 +79,9 @@ class TxContent:
         return bool(self.fee_asset) and self.fee_amount is not None and self.fee_amount > 0
 
 
-@dataclass
-class _Violations:
-    items: list[tuple[str, str]] = field(default_factory=list)
-
-    def add(self, field_name: str, reason: str) -> None:
-        self.items.append((field_name, reason))
-
+class _Violations(Violations):
     def decimal(self, text: str, field_name: str, **checks: bool) -> Decimal | None:
-        try:
-            return parse_decimal(text, field_name, required=False, **checks)
-        except InvalidArgument as err:
-            self.items.extend(err.violations)
-            return None
+        return self.guard(lambda: parse_decimal(text, field_name, required=False, **checks))
 
 
 def parse_asset(text: str, field_name: str, base_currency: str) -> str:
@@ -153,21 +143,15 @@ def parse_transaction(
     if not msg.HasField("time"):
         v.add(p + "time", "is required")
     else:
-        try:
-            time_ms = timestamp_to_ms(msg.time, p + "time")
-        except InvalidArgument as err:
-            v.items.extend(err.violations)
-        else:
+        parsed_ms = v.guard(lambda: timestamp_to_ms(msg.time, p + "time"))
+        if parsed_ms is not None:
+            time_ms = parsed_ms
             if time_ms > now_ms + future_skew_ms:
                 v.add(p + "time", "is in the future; a ledger records what already happened")
 
     def asset_field(text: str, name: str) -> str:
-        try:
-            asset = parse_asset(text, p + name, base_currency)
-        except InvalidArgument as err:
-            v.items.extend(err.violations)
-            return ""
-        if not known_asset(asset):
+        asset: str = v.guard(lambda: parse_asset(text, p + name, base_currency), "")
+        if asset and not known_asset(asset):
             v.add(p + name, f"unknown asset {asset}: pricing has no {asset}-{base_currency} market")
         return asset
 
@@ -184,7 +168,7 @@ def parse_transaction(
         kind in NEEDS_OWN_VALUE
         and price is None
         and value is None
-        and not _has_error(v, p + "price", p + "value")
+        and not v.has(p + "price", p + "value")
     ):
         v.add(p + "price", f"a {KIND_NAMES[kind]} needs its price or value")
     if kind in (TRANSFER, GIFT_OUT) and (price is not None or value is not None):
@@ -208,10 +192,10 @@ def parse_transaction(
     if fee_asset == base_currency and fee_value is not None:
         v.add(p + "fee.value", "is only for fees paid in a crypto asset")
 
-    wallet = _field(v, lambda: parse_wallet(msg.wallet, p + "wallet"), DEFAULT_WALLET)
+    wallet = v.guard(lambda: parse_wallet(msg.wallet, p + "wallet"), DEFAULT_WALLET)
     to_wallet = ""
     if kind == TRANSFER:
-        to_wallet = _field(v, lambda: parse_wallet(msg.to_wallet, p + "to_wallet", default=""), "")
+        to_wallet = v.guard(lambda: parse_wallet(msg.to_wallet, p + "to_wallet", default=""), "")
         if not msg.to_wallet.strip():
             v.add(p + "to_wallet", "is required for a TRANSFER")
         elif to_wallet == wallet:
@@ -277,8 +261,7 @@ def parse_transaction(
     if len(note) > NOTE_MAX:
         v.add(p + "note", f"at most {NOTE_MAX:,} characters")
 
-    if v.items:
-        raise InvalidArgument.many(v.items)
+    v.raise_any()
     assert quantity is not None
     return TxContent(
         kind=kind,
@@ -298,18 +281,6 @@ def parse_transaction(
         lots=tuple(lots),
         note=note,
     )
-
-
-def _has_error(v: _Violations, *fields: str) -> bool:
-    return any(f in fields for f, _ in v.items)
-
-
-def _field(v: _Violations, parse: Callable[[], str], fallback: str) -> str:
-    try:
-        return parse()
-    except InvalidArgument as err:
-        v.items.extend(err.violations)
-        return fallback
 
 
 def _content_dict(tx: TxContent) -> dict[str, Any]:

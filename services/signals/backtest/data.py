@@ -45,19 +45,25 @@ def inline_bars(spec: DataSpec) -> Bars:
     return Bars(spec.symbol, spec.interval, series, 0)
 
 
-async def fetch_bars(spec: DataSpec, link: PricingLink, warmup: int) -> Bars:
-    """pricing's closed candles over the spec's range plus ``warmup`` bars before it.
+def tested_from(spec: DataSpec, default_bars: int = DEFAULT_BARS) -> int:
+    """The first tested time: start_time, else ``default_bars`` bars before
+    end_time (or now)."""
+    if spec.start_ms is not None:
+        return spec.start_ms
+    width = spec.interval_ms
+    end = spec.end_ms if spec.end_ms is not None else now_ms()
+    return end // width * width - default_bars * width
 
-    Unset start: the DEFAULT_BARS bars before end (or now)."""
+
+async def fetch_bars(spec: DataSpec, link: PricingLink, warmup: int) -> Bars:
+    """pricing's closed candles over the spec's range (see :func:`tested_from`)
+    plus ``warmup`` bars before it."""
     width = spec.interval_ms
     end = spec.end_ms
-    if spec.start_ms is None:
-        tested_from = (end if end is not None else now_ms()) // width * width - DEFAULT_BARS * width
-    else:
-        tested_from = spec.start_ms
+    first_ms = tested_from(spec)
     try:
         history = await link.candles(
-            spec.symbol, spec.interval, start_ms=tested_from - warmup * width, end_ms=end
+            spec.symbol, spec.interval, start_ms=first_ms - warmup * width, end_ms=end
         )
     except grpc.aio.AioRpcError as err:
         if err.code() == grpc.StatusCode.NOT_FOUND:
@@ -73,7 +79,7 @@ async def fetch_bars(spec: DataSpec, link: PricingLink, warmup: int) -> Bars:
         raise InvalidArgument(
             "start_time", f"at most {MAX_BARS:,} bars per backtest; narrow the range"
         )
-    first = int(np.searchsorted(candles.open_ms, tested_from))
+    first = int(np.searchsorted(candles.open_ms, first_ms))
     if len(candles) - first < MIN_BARS:
         raise InvalidArgument(
             "start_time",

@@ -24,18 +24,18 @@ from core_rs import portfolio_backtest as portfolio_engine
 from marketmesh.v1 import backtest_pb2, common_pb2
 from services.common.errors import InvalidArgument
 from services.common.intervals import NAME_BY_ENUM
-from services.common.validation import ms_to_timestamp, now_ms, parse_symbol
+from services.common.validation import ms_to_timestamp, parse_symbol
 from services.signals import breadth
 from services.signals.backtest import results
-from services.signals.backtest.data import GRADE_WARMUP_BARS, Bars, fetch_bars
+from services.signals.backtest.data import GRADE_WARMUP_BARS, Bars, fetch_bars, tested_from
 from services.signals.backtest.grades import engine_direction, grade_histories
 from services.signals.backtest.single import Market
 from services.signals.backtest.spec import (
     DataSpec,
     Violations,
-    parse_data,
     parse_execution,
     parse_interval,
+    parse_range,
 )
 from services.signals.direction import DEFAULT_CONFIRM_BARS
 from services.signals.universe import SignalsUniverse
@@ -74,14 +74,9 @@ def parse(request: backtest_pb2.RunPortfolioBacktestRequest) -> PortfolioSpec:
         if symbol is not None and symbol not in symbols:
             symbols.append(symbol)
     interval = v.guard(lambda: parse_interval(request.interval, common_pb2.INTERVAL_1D))
-    data = None
+    start = end = None
     if interval is not None:
-        probe = backtest_pb2.RunBacktestRequest(symbol="X-USD", interval=interval)
-        if request.HasField("start_time"):
-            probe.start_time.CopyFrom(request.start_time)
-        if request.HasField("end_time"):
-            probe.end_time.CopyFrom(request.end_time)
-        data = parse_data(probe, v)
+        start, end = parse_range(request, interval, v)
     top_k = request.top_k if request.HasField("top_k") else DEFAULT_TOP_K
     v.check(1 <= top_k <= MAX_TOP_K, "top_k", f"must be between 1 and {MAX_TOP_K}; got {top_k}")
     every = request.rebalance_every if request.HasField("rebalance_every") else DEFAULT_REBALANCE
@@ -100,8 +95,7 @@ def parse(request: backtest_pb2.RunPortfolioBacktestRequest) -> PortfolioSpec:
     )
     config, _ = parse_execution(request.execution, v, single=False)
     v.raise_any()
-    assert data is not None
-    spec_data = DataSpec("", data.interval, data.start_ms, data.end_ms)
+    spec_data = DataSpec("", interval, start, end)
     return PortfolioSpec(
         tuple(symbols),
         spec_data,
@@ -164,7 +158,7 @@ def build_panel(
     universe: SignalsUniverse,
     market: Market,
     interval_ms: int,
-    tested_from: int,
+    first_ms: int,
 ) -> Panel:
     histories = [b.candles for b in bars] + ([btc.candles] if btc is not None else [])
     names = symbols + ([btc.symbol] if btc is not None else [])
@@ -190,7 +184,7 @@ def build_panel(
         score[rows, j] = grades[j]
         direction[rows, j] = engine_direction(grades[j], DEFAULT_CONFIRM_BARS)
     bear = regime_bear(direction, np.isfinite(score))
-    first = int(np.searchsorted(times, tested_from))
+    first = int(np.searchsorted(times, first_ms))
     return Panel(symbols, times, open_, close, score, bear, first)
 
 
@@ -207,14 +201,6 @@ async def fetch_all(
 
     for task in asyncio.as_completed([one(i) for i in range(len(symbols))]):
         yield await task
-
-
-def tested_from(spec: PortfolioSpec) -> int:
-    width = spec.data.interval_ms
-    if spec.data.start_ms is not None:
-        return spec.data.start_ms
-    end = spec.data.end_ms if spec.data.end_ms is not None else now_ms()
-    return end // width * width - DEFAULT_BARS * width
 
 
 def simulate(panel: Panel, spec: PortfolioSpec) -> dict[str, Any]:
@@ -315,30 +301,24 @@ def draw(panel: Panel, spec: PortfolioSpec, out: dict[str, Any]) -> bytes:
     )
 
 
-def _progress(stage: str, fraction: float, bars: int = 0) -> Response:
-    return Response(
-        progress=backtest_pb2.BacktestProgress(
-            stage=stage, fraction_done=fraction, bars_processed=bars
-        )
-    )
-
-
 async def run(
     spec: PortfolioSpec, market: Market, universe: SignalsUniverse
 ) -> AsyncIterator[Response]:
     symbols = candidates(spec, universe)
-    start = tested_from(spec)
+    start = tested_from(spec.data, DEFAULT_BARS)
     dated = replace(spec, data=replace(spec.data, start_ms=start))
-    yield _progress("fetching candles", 0.0)
+    yield Response(progress=results.progress("fetching candles", 0.0))
     fetched: dict[int, Bars] = {}
     async for i, bars in fetch_all(symbols, dated, market):
         fetched[i] = bars
-        yield _progress("fetching candles", 0.5 * len(fetched) / len(symbols))
+        yield Response(
+            progress=results.progress("fetching candles", 0.5 * len(fetched) / len(symbols))
+        )
     btc = None
     if market.btc_symbol and market.btc_symbol not in symbols:
         btc_data = DataSpec(market.btc_symbol, spec.data.interval, start, spec.data.end_ms)
         btc = await fetch_bars(btc_data, market.link, GRADE_WARMUP_BARS)
-    yield _progress("grading", 0.5)
+    yield Response(progress=results.progress("grading", 0.5))
     panel = await asyncio.to_thread(
         build_panel,
         symbols,
@@ -350,10 +330,10 @@ async def run(
         start,
     )
     n = len(panel.time_ms)
-    yield _progress("simulating", 0.7, n)
+    yield Response(progress=results.progress("simulating", 0.7, n))
     out = await asyncio.to_thread(simulate, panel, spec)
     png = b""
     if spec.chart:
-        yield _progress("charting", 0.85, n)
+        yield Response(progress=results.progress("charting", 0.85, n))
         png = await asyncio.to_thread(draw, panel, spec, out)
     yield Response(result=build_result(panel, spec, out, png))

@@ -164,3 +164,12 @@ def buy_and_hold_curve(close: np.ndarray, cash: float) -> np.ndarray:
 def drawdown_of(equity: np.ndarray) -> np.ndarray:
     peak = np.maximum.accumulate(equity)
     return 1.0 - equity / peak
+
+
+def progress(
+    stage: str, fraction: float, bars: int = 0, done: int = 0
+) -> backtest_pb2.BacktestProgress:
+    """A progress message of any of the three backtest streams."""
+    return backtest_pb2.BacktestProgress(
+        stage=stage, fraction_done=fraction, bars_processed=bars, combinations_done=done
+    )

@@ -59,14 +59,6 @@ class Market:
     btc_symbol: str | None
 
 
-def progress(stage: str, fraction: float, bars: int = 0) -> Response:
-    return Response(
-        progress=backtest_pb2.BacktestProgress(
-            stage=stage, fraction_done=fraction, bars_processed=bars
-        )
-    )
-
-
 async def load(data: DataSpec, strategy: StrategySpec, market: Market) -> tuple[Bars, Bars | None]:
     """The symbol's bars, and BTC's over the same range when the grade needs them."""
     if data.inline is not None:
@@ -169,19 +161,19 @@ def draw(bars: Bars, spec: BacktestSpec, out: dict[str, Any]) -> bytes:
 
 async def run(spec: BacktestSpec, market: Market) -> AsyncIterator[Response]:
     """Progress messages, then the result."""
-    yield progress("fetching candles", 0.0)
+    yield Response(progress=results.progress("fetching candles", 0.0))
     bars, btc = await load(spec.data, spec.strategy, market)
     n = len(bars)
     if spec.strategy.needs_grades:
-        yield progress("grading", 0.3, 0)
+        yield Response(progress=results.progress("grading", 0.3, 0))
     inputs = await asyncio.to_thread(
         strategy_inputs, bars, btc, spec.strategy, market.weights, spec.data.interval_ms
     )
-    yield progress("simulating", 0.6, n)
+    yield Response(progress=results.progress("simulating", 0.6, n))
     out = await asyncio.to_thread(simulate, bars, spec, inputs)
     png = b""
     if spec.chart:
-        yield progress("charting", 0.8, n)
+        yield Response(progress=results.progress("charting", 0.8, n))
         png = await asyncio.to_thread(draw, bars, spec, out)
     response = Response()
     build_result(response.result, bars, spec, out, png)

@@ -9,8 +9,7 @@ config dict (see ``core_rs.backtest``), defaults filled in.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from marketmesh.v1 import backtest_pb2, common_pb2
 from services.common.errors import InvalidArgument
 from services.common.intervals import MS_BY_ENUM
-from services.common.validation import optional_timestamp_ms, parse_symbol
+from services.common.validation import Violations, optional_timestamp_ms, parse_symbol
 from services.signals.direction import DEFAULT_CONFIRM_BARS
 
 YEAR_MS = 365 * 86_400_000  # crypto trades every day of the year
@@ -83,29 +82,6 @@ class BacktestSpec:
     config: dict[str, Any]
     execution: backtest_pb2.Execution
     chart: bool = True
-
-
-@dataclass
-class Violations:
-    items: list[tuple[str, str]] = field(default_factory=list)
-
-    def add(self, name: str, reason: str) -> None:
-        self.items.append((name, reason))
-
-    def check(self, ok: bool, name: str, reason: str) -> None:
-        if not ok:
-            self.add(name, reason)
-
-    def guard(self, parse: Callable[[], Any], fallback: Any = None) -> Any:
-        try:
-            return parse()
-        except InvalidArgument as err:
-            self.items.extend(err.violations)
-            return fallback
-
-    def raise_any(self) -> None:
-        if self.items:
-            raise InvalidArgument.many(self.items)
 
 
 def _int_param(
@@ -347,23 +323,33 @@ def parse_data(
     symbol = ""
     if request.symbol.strip() or not inline:
         symbol = v.guard(lambda: parse_symbol(request.symbol), "")
-    start = v.guard(lambda: optional_timestamp_ms(request, "start_time"))
-    end = v.guard(lambda: optional_timestamp_ms(request, "end_time"))
     if inline:
-        for name, value in (("start_time", start), ("end_time", end)):
-            v.check(value is None, name, "applies to pricing's history, not to inline candles")
+        for name in ("start_time", "end_time"):
+            v.check(
+                not request.HasField(name),
+                name,
+                "applies to pricing's history, not to inline candles",
+            )
         columns = parse_inline(request.candles, v)
         if interval is None or columns is None:
             return None
         return DataSpec(symbol or "CUSTOM", interval, inline=columns)
     if interval is None:
         return None
+    start, end = parse_range(request, interval, v)
+    return DataSpec(symbol, interval, start, end)
+
+
+def parse_range(request: Any, interval: int, v: Violations) -> tuple[int | None, int | None]:
+    """``start_time`` and ``end_time`` of a history request (None: unset)."""
+    start = v.guard(lambda: optional_timestamp_ms(request, "start_time"))
+    end = v.guard(lambda: optional_timestamp_ms(request, "end_time"))
     if start is not None and end is not None:
         if end <= start:
             v.add("end_time", "must be after start_time")
         elif (end - start) // MS_BY_ENUM[interval] > MAX_BARS:
             v.add("start_time", f"at most {MAX_BARS:,} bars per backtest; narrow the range")
-    return DataSpec(symbol, interval, start, end)
+    return start, end
 
 
 def parse_run(request: backtest_pb2.RunBacktestRequest) -> BacktestSpec:

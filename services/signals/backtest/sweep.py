@@ -24,6 +24,7 @@ import numpy as np
 from core_rs import backtest as engine
 from marketmesh.v1 import backtest_pb2
 from services.common.errors import InvalidArgument
+from services.common.validation import ms_to_timestamp
 from services.signals.backtest import results
 from services.signals.backtest.data import Bars
 from services.signals.backtest.single import Market, load, strategy_inputs
@@ -70,14 +71,15 @@ _EXECUTION_PARAMS: dict[str, tuple[str, str, float]] = {
     "stop_loss_atr": ("stop_loss", "atr", 100.0),
     "take_profit_atr": ("take_profit", "atr", 100.0),
 }
-_METRICS: dict[int, tuple[str, str]] = {
-    backtest_pb2.SWEEP_METRIC_UNSPECIFIED: ("sharpe", "Sharpe"),
-    backtest_pb2.SWEEP_METRIC_SHARPE: ("sharpe", "Sharpe"),
-    backtest_pb2.SWEEP_METRIC_RETURN: ("return_pct", "return"),
-    backtest_pb2.SWEEP_METRIC_SORTINO: ("sortino", "Sortino"),
-    backtest_pb2.SWEEP_METRIC_CALMAR: ("calmar", "Calmar"),
-    backtest_pb2.SWEEP_METRIC_PROFIT_FACTOR: ("profit_factor", "profit factor"),
-    backtest_pb2.SWEEP_METRIC_SQN: ("sqn", "SQN"),
+# SweepMetric -> the core_rs statistic it ranks by.
+_METRICS: dict[int, str] = {
+    backtest_pb2.SWEEP_METRIC_UNSPECIFIED: "sharpe",
+    backtest_pb2.SWEEP_METRIC_SHARPE: "sharpe",
+    backtest_pb2.SWEEP_METRIC_RETURN: "return_pct",
+    backtest_pb2.SWEEP_METRIC_SORTINO: "sortino",
+    backtest_pb2.SWEEP_METRIC_CALMAR: "calmar",
+    backtest_pb2.SWEEP_METRIC_PROFIT_FACTOR: "profit_factor",
+    backtest_pb2.SWEEP_METRIC_SQN: "sqn",
 }
 
 
@@ -316,10 +318,13 @@ _CONFIG_KEYS = ("stop_loss", "take_profit")
 
 
 def build_result(
-    bars: Bars, spec: SweepSpec, table: np.ndarray, wf: dict[str, float]
+    bars: Bars,
+    spec: SweepSpec,
+    table: np.ndarray,
+    winners: Sequence[int],
+    wf: dict[str, float],
 ) -> backtest_pb2.SweepResult:
-    metric_key, _ = _METRICS[spec.metric]
-    m = engine.STAT_NAMES.index(metric_key)
+    m = _metric_index(spec)
     folds = spec.folds
     ins = table[:, :folds, m]
     outs = table[:, folds : 2 * folds, m]
@@ -340,15 +345,13 @@ def build_result(
         metric=spec.metric or backtest_pb2.SWEEP_METRIC_SHARPE,  # type: ignore[arg-type]
         combinations=len(spec.grid),
     )
-    for k in range(folds):
-        col = table[:, k, m]
-        best = min(range(len(spec.grid)), key=lambda i: (_ranking_key(col[i]), i))
+    for k, best in enumerate(winners):
         fold = result.folds.add()
-        fold.in_sample_start.CopyFrom(results.ms_to_timestamp(t(bounds[0])))
-        fold.out_of_sample_start.CopyFrom(results.ms_to_timestamp(t(bounds[k + 1])))
-        fold.out_of_sample_end.CopyFrom(results.ms_to_timestamp(t(bounds[k + 2] - 1)))
+        fold.in_sample_start.CopyFrom(ms_to_timestamp(t(bounds[0])))
+        fold.out_of_sample_start.CopyFrom(ms_to_timestamp(t(bounds[k + 1])))
+        fold.out_of_sample_end.CopyFrom(ms_to_timestamp(t(bounds[k + 2] - 1)))
         fold.best_parameters.update(dict(zip(spec.names, spec.grid[best], strict=True)))
-        fold.best_in_sample = float(col[best])
+        fold.best_in_sample = float(table[best, k, m])
         fold.best_out_of_sample = float(table[best, folds + k, m])
     for rank, i in enumerate(order[: spec.top], start=1):
         combo = result.ranked.add(
@@ -369,25 +372,21 @@ def build_result(
     return result
 
 
+def _metric_index(spec: SweepSpec) -> int:
+    return engine.STAT_NAMES.index(_METRICS[spec.metric])
+
+
 def winners_of(table: np.ndarray, spec: SweepSpec) -> list[int]:
-    metric_key, _ = _METRICS[spec.metric]
-    m = engine.STAT_NAMES.index(metric_key)
+    """Each fold's in-sample winner (ties: the first combination)."""
+    m = _metric_index(spec)
     return [
         min(range(len(spec.grid)), key=lambda i: (_ranking_key(table[i, k, m]), i))
         for k in range(spec.folds)
     ]
 
 
-def _progress(stage: str, fraction: float, bars: int = 0, done: int = 0) -> Response:
-    return Response(
-        progress=backtest_pb2.BacktestProgress(
-            stage=stage, fraction_done=fraction, bars_processed=bars, combinations_done=done
-        )
-    )
-
-
 async def run(spec: SweepSpec, market: Market) -> AsyncIterator[Response]:
-    yield _progress("fetching candles", 0.0)
+    yield Response(progress=results.progress("fetching candles", 0.0))
     bars, btc = await load(spec.base.data, spec.base.strategy, market)
     n = len(bars)
     inputs = await asyncio.to_thread(
@@ -404,13 +403,18 @@ async def run(spec: SweepSpec, market: Market) -> AsyncIterator[Response]:
     try:
         while not task.done():
             done = control.done()
-            yield _progress("combinations", 0.1 + 0.8 * done / total, n, done)
+            yield Response(
+                progress=results.progress("combinations", 0.1 + 0.8 * done / total, n, done)
+            )
             await asyncio.wait([task], timeout=POLL_S)
         table = task.result()
-        yield _progress("walk-forward", 0.9, n, total)
+        yield Response(progress=results.progress("walk-forward", 0.9, n, total))
         winners = winners_of(table, spec)
         wf = await asyncio.to_thread(_walk_forward, bars, spec, inputs, winners, bounds)
-        yield Response(result=build_result(bars, spec, table, wf))
+        yield Response(result=build_result(bars, spec, table, winners, wf))
     finally:
-        # A caller who cancels stops the sweep between combinations.
+        # A caller who cancels stops the sweep between combinations; its
+        # ValueError("cancelled") is expected and read here, not logged later
+        # as an exception nobody retrieved.
         control.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
