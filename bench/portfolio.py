@@ -90,7 +90,7 @@ LEDGER_YEARS = 6
 LAST_YEAR = LEDGER_START.year + LEDGER_YEARS - 1
 # Bump when the generator or the stored format changes: cached ledgers are
 # keyed on it.
-LEDGER_FORMAT = 1
+LEDGER_FORMAT = 2
 CACHE_DIR = REPO / "var" / "bench-cache"
 QUIET_CORES = 0.3
 BREAKDOWN_ROWS = 20_000
@@ -651,13 +651,14 @@ def _import_contents(n: int, assets: tuple[str, ...]) -> list[Any]:
 
 
 def sqlite_reference(contents: Sequence[Any], batch: int) -> dict[str, Any]:
-    """Plain sqlite3 executemany of the same rows and legs into tables of the
+    """Plain sqlite3 executemany of the same rows (legs inline) into tables of the
     service's schema, with its pragmas, one commit per `batch` rows."""
     from sqlalchemy.dialects import sqlite as sqlite_dialect  # noqa: PLC0415
     from sqlalchemy.schema import CreateIndex, CreateTable  # noqa: PLC0415
 
     from bench.portfolio_ledger import ledger_rows  # noqa: PLC0415
     from services.portfolio.db.engine import _SQLITE_PRAGMAS  # noqa: PLC0415
+    from services.portfolio.db.repository import encode_legs  # noqa: PLC0415
     from services.portfolio.db.schema import metadata  # noqa: PLC0415
 
     rows = ledger_rows("pf_reference", contents, 1, 0)
@@ -675,24 +676,19 @@ def sqlite_reference(contents: Sequence[Any], batch: int) -> dict[str, Any]:
                 "INSERT INTO portfolios VALUES "
                 "('pf_reference', 'bench', 'ref', 'USD', 1, '[]', 1, 0, 0, 0, 1)"
             )
-            tx_sql = f"INSERT INTO transactions VALUES ({', '.join('?' * 14)})"
-            leg_sql = f"INSERT INTO legs VALUES ({', '.join('?' * 11)})"
-            tx_tuples = [_values(tx) for tx, _ in rows]
-            leg_tuples = [[_values(leg) for leg in legs] for _, legs in rows]
+            tx_sql = f"INSERT INTO transactions VALUES ({', '.join('?' * 15)})"
+            tx_tuples = [(*_values(tx), encode_legs(legs)) for tx, legs in rows]
             t0 = time.perf_counter()
             for lo in range(0, len(rows), batch):
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany(tx_sql, tx_tuples[lo : lo + batch])
-                db.executemany(
-                    leg_sql, [leg for legs in leg_tuples[lo : lo + batch] for leg in legs]
-                )
                 db.execute("COMMIT")
             seconds = time.perf_counter() - t0
         finally:
             db.close()
     return {
         "rows": len(rows),
-        "legs": sum(len(legs) for legs in leg_tuples),
+        "legs": sum(len(legs) for _, legs in rows),
         "seconds": round(seconds, 3),
         "rows_per_s": round(len(rows) / seconds, 1),
     }
@@ -1201,8 +1197,9 @@ def _import_markdown(i: dict[str, Any]) -> list[str]:
         f"the call: event loop {t['main_thread_cpu_s']} s, busiest other thread "
         f"{t['busiest_other_thread_cpu_s']} s, the rest {t['remaining_threads_cpu_s']} s), "
         f"{i['batches']} commits. The reference inserts the same {ref['rows']:,} rows and "
-        f"{ref['legs']:,} legs (built by the service's functions beforehand) into tables "
-        "created from the service's schema with its pragmas (WAL, synchronous=FULL), one "
+        f"{ref['legs']:,} legs (built by the service's functions beforehand, the legs as "
+        "each row's JSON column) into tables created from the service's schema with its "
+        "pragmas (WAL, synchronous=FULL), one "
         f"transaction per {i['rows_per_message']:,} rows: the floor any implementation pays "
         "on this database.",
     ]

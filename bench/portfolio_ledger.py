@@ -13,6 +13,7 @@ straightforward pure-Python FIFO the service's replay is compared with.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sqlite3
@@ -243,11 +244,15 @@ def read_legs(db_path: Path, portfolio_id: str) -> list[RefLeg]:
     """The portfolio's legs in replay order, parsed (outside any timing)."""
     with sqlite3.connect(db_path) as db:
         rows = db.execute(
-            "SELECT time_ms, kind, asset, qty, amount FROM legs WHERE portfolio_id = ? "
-            "ORDER BY time_ms, seq, leg",
+            "SELECT time_ms, legs FROM transactions WHERE portfolio_id = ? ORDER BY time_ms, seq",
             (portfolio_id,),
         ).fetchall()
-    return [(t, k, a, Decimal(q), Decimal(m or "0")) for t, k, a, q, m in rows]
+    # Each row's legs: [leg, kind, asset, wallet, to_wallet, qty, amount, selections].
+    return [
+        (t, g[1], g[2], Decimal(g[5]), Decimal(g[6] or "0"))
+        for t, legs in rows
+        for g in json.loads(legs)
+    ]
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import time
 from collections.abc import Sequence
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
 from services.portfolio.db import migrate
+from services.portfolio.db.engine import create_engine
 from services.portfolio.db.repository import (
     DuplicateClientId,
     LegRow,
@@ -27,8 +30,9 @@ from services.portfolio.db.repository import (
     Repository,
     StaleWrite,
     TransactionRow,
+    _portfolio_values,
 )
-from services.portfolio.db.schema import legs, metadata, portfolios, transactions
+from services.portfolio.db.schema import metadata, portfolios, transactions
 
 OWNER = "alice"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -117,6 +121,10 @@ async def count(repo: Repository, table: object, pid: str) -> int:
         return int(await conn.scalar(select(func.count()).select_from(table).where(column == pid)))
 
 
+async def leg_count(repo: Repository, pid: str) -> int:
+    return len((await all_ledger(repo, pid))[1])
+
+
 async def all_ledger(
     repo: Repository, pid: str, chunk: int = 50_000
 ) -> tuple[list[TransactionRow], list[LegRow]]:
@@ -132,17 +140,73 @@ async def all_ledger(
 
 
 async def test_migrations_build_exactly_the_schema(repository: Repository) -> None:
-    """0001_initial.py is hand-written: Alembic's own comparison finds no
+    """The migrations are hand-written: Alembic's own comparison finds no
     difference between what it built and schema.py (columns, types,
     nullability, indexes, unique constraints, foreign keys)."""
 
     def diff(sync_conn: object) -> list[object]:
         context = MigrationContext.configure(sync_conn, opts={"compare_type": True})  # type: ignore[arg-type]
-        return [d for d in compare_metadata(context, metadata) if d[0] != "remove_table"]
+        # remove_table: alembic_version (and nothing else: 0002 drops legs).
+        return [
+            d
+            for d in compare_metadata(context, metadata)
+            if d[0] != "remove_table" or d[1].name != "alembic_version"
+        ]
 
     async with repository.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
     assert await migrate.current_revision(repository.engine) == migrate.head_revision()
+
+
+async def test_0002_moves_the_legs_of_an_existing_ledger_into_its_rows(
+    database_url: str,
+) -> None:
+    """A ledger written under 0001 (legs in their own table) reads the same
+    after 0002, and going back down restores the legs table row for row."""
+    pid = "pf_" + "7" * 24
+    rows = [tx(pid, 1), tx(pid, 2, kind=2, to_asset="ETH"), tx(pid, 3, valuation="unknown")]
+    old_legs = [
+        *(leg(rows[0], 0),),
+        *(leg(rows[1], n) for n in range(2)),
+        leg(rows[2], 0, qty="0.000000000000000001", amount=None),
+    ]
+    engine = create_engine(database_url)
+    try:
+        await migrate.upgrade(engine, "0001")
+        async with engine.begin() as conn:
+            await conn.execute(portfolios.insert().values(_portfolio_values(portfolio(pid))))
+            for row in rows:
+                await conn.execute(
+                    text(
+                        "INSERT INTO transactions VALUES (:portfolio_id, :seq, :id, "
+                        ":client_transaction_id, :content_hash, :kind, :time_ms, :asset, "
+                        ":wallet, :to_asset, :to_wallet, :body, :valuation, :record_ms)"
+                    ),
+                    dataclasses.asdict(row),
+                )
+            for g in old_legs:
+                await conn.execute(
+                    text(
+                        "INSERT INTO legs VALUES (:portfolio_id, :seq, :leg, :kind, :time_ms, "
+                        ":asset, :wallet, :to_wallet, :qty, :amount, :selections)"
+                    ),
+                    dataclasses.asdict(g),
+                )
+        await migrate.upgrade(engine)
+        repo = Repository(engine)
+        assert await all_ledger(repo, pid) == (rows, old_legs)
+
+        def down(sync_conn: object) -> list[tuple[object, ...]]:
+            config = migrate.alembic_config()
+            config.attributes["connection"] = sync_conn
+            command.downgrade(config, "0001")
+            return list(sync_conn.execute(text("SELECT * FROM legs ORDER BY seq, leg")))  # type: ignore[attr-defined]
+
+        async with engine.begin() as conn:
+            restored = await conn.run_sync(down)
+        assert [LegRow(*r) for r in restored] == old_legs
+    finally:
+        await engine.dispose()
 
 
 async def test_migrating_twice_is_a_no_op(database_url: str) -> None:
@@ -161,7 +225,7 @@ async def test_migrating_twice_is_a_no_op(database_url: str) -> None:
         loaded = await again.get_portfolio(OWNER, pid, with_count=True)
         assert loaded is not None
         assert (loaded.next_seq, loaded.transaction_count) == (3, 2)
-        assert await count(again, legs, pid) == 2
+        assert await leg_count(again, pid) == 2
     finally:
         await again.close()
 
@@ -259,11 +323,11 @@ async def test_delete_portfolio_cascades(repository: Repository) -> None:
     assert await repository.delete_portfolio(OWNER, pid) is True
     assert await repository.get_portfolio(OWNER, pid) is None
     assert await count(repository, transactions, pid) == 0
-    assert await count(repository, legs, pid) == 0
+    assert await leg_count(repository, pid) == 0
     assert await repository.delete_portfolio(OWNER, pid) is False
     # The neighbour is untouched.
     assert await count(repository, transactions, other) == 2
-    assert await count(repository, legs, other) == 4
+    assert await leg_count(repository, other) == 4
 
 
 async def test_foreign_keys_cascade_in_the_database(repository: Repository) -> None:
@@ -274,7 +338,7 @@ async def test_foreign_keys_cascade_in_the_database(repository: Repository) -> N
     async with repository.engine.begin() as conn:
         await conn.execute(portfolios.delete().where(portfolios.c.id == pid))
     assert await count(repository, transactions, pid) == 0
-    assert await count(repository, legs, pid) == 0
+    assert await leg_count(repository, pid) == 0
 
 
 # -- writing transactions ------------------------------------------------------
@@ -335,7 +399,7 @@ async def test_duplicate_client_id_leaves_nothing_written(repository: Repository
 
     got = await repository.get_portfolio(OWNER, pid, with_count=True)
     assert got is not None and (got.next_seq, got.transaction_count) == (3, 2)
-    assert await count(repository, legs, pid) == 2
+    assert await leg_count(repository, pid) == 2
     assert await repository.find_client_ids(pid, [f"client-{s}" for s in range(3, 10)]) == {}
 
 

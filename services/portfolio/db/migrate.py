@@ -45,12 +45,13 @@ def head_revision() -> str:
     return head
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Run every pending migration in one transaction; nothing when already at head."""
+async def upgrade(engine: AsyncEngine, target: str = "head") -> None:
+    """Run every pending migration up to ``target`` in one transaction;
+    nothing when already there."""
     async with engine.connect() as conn:
         await conn.execution_options(**{WRITE_LOCK: True})
         async with conn.begin():
-            await conn.run_sync(_upgrade)
+            await conn.run_sync(_upgrade, target)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -61,7 +62,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         )
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, target: str) -> None:
     if connection.dialect.name == "postgresql":
         # Held to the end of the transaction: a second process waits here and
         # then finds the schema at head.
@@ -69,4 +70,4 @@ def _upgrade(connection: Connection) -> None:
     config = alembic_config()
     # env.py runs on this connection instead of opening its own.
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, target)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from services.portfolio.db.engine import (
     create_engine,
     redact,
 )
-from services.portfolio.db.schema import legs, portfolios, transactions
+from services.portfolio.db.schema import portfolios, transactions
 
 # Bound parameters per IN (...) query: far below SQLite's 32,766 and
 # PostgreSQL's 32,767 limits, and small enough for the statement cache to help.
@@ -136,7 +136,8 @@ class TransactionRow:
 
 @dataclass(frozen=True, slots=True)
 class LegRow:
-    """One row of ``legs``: a movement of one asset by a transaction."""
+    """One leg of a transaction: a movement of one asset. Stored in its
+    transaction's row (the ``legs`` JSON column, see :func:`encode_legs`)."""
 
     portfolio_id: str
     seq: int
@@ -153,10 +154,32 @@ class LegRow:
     selections: str | None
 
 
-_TX_FIELDS = tuple(c.name for c in transactions.columns)
-_LEG_FIELDS = tuple(c.name for c in legs.columns)
+_TX_FIELDS = tuple(f.name for f in fields(TransactionRow))
+# What an insert writes: the row's fields, then its legs' JSON.
+_INSERT_FIELDS = (*_TX_FIELDS, "legs")
+assert set(_INSERT_FIELDS) == {c.name for c in transactions.columns}
 _tx_values = attrgetter(*_TX_FIELDS)
-_leg_values = attrgetter(*_LEG_FIELDS)
+
+
+def encode_legs(tx_legs: Sequence[LegRow]) -> str:
+    """The ``legs`` column: ``[[leg, kind, asset, wallet, to_wallet, qty,
+    amount, selections], ...]`` in leg order (amount, selections may be null)."""
+    return json.dumps(
+        [
+            [g.leg, g.kind, g.asset, g.wallet, g.to_wallet, g.qty, g.amount, g.selections]
+            for g in tx_legs
+        ],
+        separators=(",", ":"),
+    )
+
+
+def decode_legs(portfolio_id: str, seq: int, time_ms: int, text: str) -> list[LegRow]:
+    return [
+        LegRow(portfolio_id, seq, leg, kind, time_ms, asset, wallet, to_wallet, qty, amount, sel)
+        for leg, kind, asset, wallet, to_wallet, qty, amount, sel in json.loads(text)
+    ]
+
+
 # Columns of a portfolio a settings change may rewrite (never id, owner,
 # create_ms, or next_seq, which only write_batch moves).
 _PORTFOLIO_SETTINGS = (
@@ -192,7 +215,7 @@ _REPLACE_TX = (
         transactions.c.portfolio_id == bindparam("k_portfolio_id"),
         transactions.c.seq == bindparam("k_seq"),
     )
-    .values({name: bindparam("v_" + name) for name in _TX_FIELDS[2:]})
+    .values({name: bindparam("v_" + name) for name in _INSERT_FIELDS[2:]})
 )
 _SET_VALUATION = (
     update(transactions)
@@ -200,7 +223,7 @@ _SET_VALUATION = (
         transactions.c.portfolio_id == bindparam("k_portfolio_id"),
         transactions.c.seq == bindparam("k_seq"),
     )
-    .values(body=bindparam("v_body"), valuation=bindparam("v_valuation"))
+    .values(body=bindparam("v_body"), valuation=bindparam("v_valuation"), legs=bindparam("v_legs"))
 )
 
 
@@ -317,12 +340,10 @@ class Repository:
         self._pg = engine.dialect.name == "postgresql"
         dialect = engine.dialect
         self._insert_tx = _DriverSql.compile(
-            insert(transactions), dialect, _TX_FIELDS, table="transactions"
+            insert(transactions), dialect, _INSERT_FIELDS, table="transactions"
         )
-        self._insert_leg = _DriverSql.compile(insert(legs), dialect, _LEG_FIELDS, table="legs")
         # The tuples are built straight from the rows in field order.
-        assert self._insert_tx.keys == _TX_FIELDS, self._insert_tx.keys
-        assert self._insert_leg.keys == _LEG_FIELDS, self._insert_leg.keys
+        assert self._insert_tx.keys == _INSERT_FIELDS, self._insert_tx.keys
         self._replace_tx = _DriverSql.compile(_REPLACE_TX, dialect)
         self._set_valuation = _DriverSql.compile(_SET_VALUATION, dialect)
 
@@ -433,17 +454,16 @@ class Repository:
                 raise PortfolioNotFound(row.id)
 
     async def delete_portfolio(self, owner: str, portfolio_id: str) -> bool:
-        """Delete the portfolio with its transactions and legs; False when the
-        owner has no such portfolio."""
+        """Delete the portfolio with its transactions; False when the owner has
+        no such portfolio."""
         async with self._write() as conn:
-            # Children first, by their primary-key prefix: the same result as
-            # the ON DELETE CASCADE, without a per-row cascade on SQLite.
+            # Transactions first, by their primary-key prefix: the same result
+            # as the ON DELETE CASCADE, without a per-row cascade on SQLite.
             owned = (
                 select(portfolios.c.id)
                 .where(portfolios.c.id == portfolio_id, portfolios.c.owner == owner)
                 .scalar_subquery()
             )
-            await conn.execute(delete(legs).where(legs.c.portfolio_id == owned))
             await conn.execute(delete(transactions).where(transactions.c.portfolio_id == owned))
             result = await conn.execute(
                 delete(portfolios).where(
@@ -481,9 +501,9 @@ class Repository:
     ) -> None:
         """Apply a batch in ONE database transaction, all or nothing.
 
-        In order: ``deletes`` (by seq; their legs go too), ``replaces`` (the
-        transaction row rewritten by seq, its legs swapped for the given ones),
-        ``inserts`` (new rows and legs), and portfolios.next_seq = ``next_seq``.
+        In order: ``deletes`` (by seq), ``replaces`` (the transaction row and
+        its legs rewritten by seq), ``inserts`` (new rows with their legs), and
+        portfolios.next_seq = ``next_seq``.
 
         DuplicateClientId(client_id) when an inserted or replaced row's
         client_transaction_id is already another transaction's (or twice in
@@ -507,12 +527,6 @@ class Repository:
                     conn, portfolio_id, [*deletes, *(tx.seq for tx, _ in replaces)]
                 )
                 for chunk in _chunks(list(deletes)):
-                    # Legs first: cascading row by row is slower on SQLite.
-                    await conn.execute(
-                        delete(legs).where(
-                            legs.c.portfolio_id == portfolio_id, legs.c.seq.in_(chunk)
-                        )
-                    )
                     await conn.execute(
                         delete(transactions).where(
                             transactions.c.portfolio_id == portfolio_id,
@@ -523,11 +537,10 @@ class Repository:
                     await self._replace(conn, portfolio_id, replaces)
                 if inserts:
                     await self._bulk_insert(
-                        conn, self._insert_tx, [_tx_values(tx) for tx, _ in inserts]
+                        conn,
+                        self._insert_tx,
+                        [(*_tx_values(tx), encode_legs(tx_legs)) for tx, tx_legs in inserts],
                     )
-                    leg_rows = [_leg_values(leg) for _, tx_legs in inserts for leg in tx_legs]
-                    if leg_rows:
-                        await self._bulk_insert(conn, self._insert_leg, leg_rows)
         except IntegrityError as err:
             raise await self._explain_conflict(portfolio_id, written, set(deletes), err) from err
 
@@ -593,7 +606,7 @@ class Repository:
         :meth:`load_ledger`; this is its fast path for a book of a million
         transactions (row objects cost as much as the reads).
         """
-        t, g = transactions.c, legs.c
+        t = transactions.c
         after = 0
         async with self._read(snapshot=True) as conn:
             while True:
@@ -605,33 +618,20 @@ class Repository:
                         t.time_ms,
                         t.valuation,
                         case((t.kind == 5, t.body), else_=""),
+                        t.legs,
                     )
                     .where(t.portfolio_id == portfolio_id, t.seq > after)
                     .order_by(t.seq)
                     .limit(chunk)
                 )
-                tx_rows = list((await conn.execute(query)).all())
-                if not tx_rows:
+                rows = (await conn.execute(query)).all()
+                if not rows:
                     return
-                first, after = tx_rows[0][0], tx_rows[-1][0]
-                leg_query = (
-                    select(
-                        g.seq,
-                        g.leg,
-                        g.kind,
-                        g.asset,
-                        g.wallet,
-                        g.to_wallet,
-                        g.qty,
-                        g.amount,
-                        g.selections,
-                    )
-                    .where(g.portfolio_id == portfolio_id, g.seq >= first, g.seq <= after)
-                    .order_by(g.seq, g.leg)
-                )
-                leg_rows = list((await conn.execute(leg_query)).all())
-                yield tx_rows, leg_rows
-                if len(tx_rows) < chunk:
+                after = rows[-1][0]
+                loads = json.loads
+                leg_rows = [(row[0], *leg) for row in rows for leg in loads(row[6])]
+                yield [row[:6] for row in rows], leg_rows
+                if len(rows) < chunk:
                     return
 
     async def load_ledger(
@@ -641,36 +641,29 @@ class Repository:
         ``chunk`` transactions ordered by seq, with the legs of exactly those
         transactions (ordered by seq, leg). For rebuilding the in-memory ledger.
 
-        The rows carry their body: leaving it out was measured no faster
-        (SQLite reads whole rows of the clustered table either way; on
-        PostgreSQL the bodies are a small part of the cost). All chunks come
-        from one snapshot: a write committed while the caller iterates is not
-        seen. The snapshot holds a pooled connection until the iteration ends;
-        close an abandoned iterator with ``contextlib.aclosing``.
+        All chunks come from one snapshot: a write committed while the caller
+        iterates is not seen. The snapshot holds a pooled connection until the
+        iteration ends; close an abandoned iterator with ``contextlib.aclosing``.
         """
         after = 0
         async with self._read(snapshot=True) as conn:
             while True:
                 query = (
-                    select(*_TX_COLUMNS)
+                    select(*_TX_COLUMNS, transactions.c.legs)
                     .where(transactions.c.portfolio_id == portfolio_id, transactions.c.seq > after)
                     .order_by(transactions.c.seq)
                     .limit(chunk)
                 )
-                tx_rows = [TransactionRow(*row) for row in (await conn.execute(query)).all()]
-                if not tx_rows:
+                rows = (await conn.execute(query)).all()
+                if not rows:
                     return
-                first, after = tx_rows[0].seq, tx_rows[-1].seq
-                leg_query = (
-                    select(legs)
-                    .where(
-                        legs.c.portfolio_id == portfolio_id,
-                        legs.c.seq >= first,
-                        legs.c.seq <= after,
-                    )
-                    .order_by(legs.c.seq, legs.c.leg)
-                )
-                leg_rows = [LegRow(*row) for row in (await conn.execute(leg_query)).all()]
+                tx_rows = [TransactionRow(*row[:-1]) for row in rows]
+                after = tx_rows[-1].seq
+                leg_rows = [
+                    leg
+                    for tx, row in zip(tx_rows, rows, strict=True)
+                    for leg in decode_legs(portfolio_id, tx.seq, tx.time_ms, row[-1])
+                ]
                 yield tx_rows, leg_rows
                 if len(tx_rows) < chunk:
                     return
@@ -714,16 +707,12 @@ class Repository:
                             "k_seq": seq,
                             "v_body": body,
                             "v_valuation": v,
+                            "v_legs": encode_legs(seq_legs),
                         }
                     )
-                    for seq, body, v, _ in updates
+                    for seq, body, v, seq_legs in updates
                 ],
             )
-            new_legs = [leg for *_, seq_legs in updates for leg in seq_legs]
-            try:
-                await self._swap_legs(conn, portfolio_id, seqs, new_legs)
-            except IntegrityError as err:
-                raise StorageError(f"set_valuations: {_reason(err)}") from err
 
     # -- helpers ------------------------------------------------------------
 
@@ -808,27 +797,12 @@ class Repository:
                     "k_portfolio_id": portfolio_id,
                     "k_seq": tx.seq,
                     **{"v_" + k: v for k, v in zip(_TX_FIELDS, _tx_values(tx), strict=True)},
+                    "v_legs": encode_legs(tx_legs),
                 }
             )
-            for tx, _ in replaces
+            for tx, tx_legs in replaces
         ]
         await conn.exec_driver_sql(statement.sql, params)
-        await self._swap_legs(
-            conn,
-            portfolio_id,
-            [tx.seq for tx, _ in replaces],
-            [leg for _, tx_legs in replaces for leg in tx_legs],
-        )
-
-    async def _swap_legs(
-        self, conn: AsyncConnection, portfolio_id: str, seqs: Sequence[int], new_legs: list[LegRow]
-    ) -> None:
-        for chunk in _chunks(sorted(set(seqs))):
-            await conn.execute(
-                delete(legs).where(legs.c.portfolio_id == portfolio_id, legs.c.seq.in_(chunk))
-            )
-        if new_legs:
-            await self._bulk_insert(conn, self._insert_leg, [_leg_values(leg) for leg in new_legs])
 
     async def _explain_conflict(
         self,
