@@ -96,9 +96,7 @@ def _postgres() -> bool:
 
 
 def upgrade() -> None:
-    op.add_column(
-        "transactions", sa.Column("legs", sa.Text(), nullable=False, server_default="[]")
-    )
+    op.add_column("transactions", sa.Column("legs", sa.Text(), nullable=False, server_default="[]"))
     op.execute(_FILL_PG if _postgres() else _FILL_SQLITE)
     op.drop_table("legs")
     op.drop_index("ix_transactions_asset", table_name="transactions")
