@@ -225,7 +225,7 @@ class LedgerWriter:
 
         admitted = self._admit(state, fresh)
         if admitted:
-            inserts = [(row, leg_rows(row, index.legs)) for _, index, row in admitted]
+            inserts = [(row, legs_json(index.legs)) for _, index, row in admitted]
             next_seq = max(index.seq for _, index, _ in admitted) + 1
             try:
                 await self.repository.write_batch(pid, next_seq, inserts)
@@ -383,6 +383,10 @@ def _conflict(item: Pending) -> ServiceError:
     )
 
 
+def _selections_text(leg: Leg) -> str | None:
+    return json.dumps([[lot, fmt(q)] for lot, q in leg.selections]) if leg.selections else None
+
+
 def leg_rows(row: TransactionRow, legs: Sequence[Leg]) -> list[LegRow]:
     return [
         LegRow(
@@ -396,9 +400,28 @@ def leg_rows(row: TransactionRow, legs: Sequence[Leg]) -> list[LegRow]:
             to_wallet=leg.to_wallet,
             qty=fmt(leg.qty),
             amount=None if leg.amount is None else fmt(leg.amount),
-            selections=json.dumps([[lot, fmt(q)] for lot, q in leg.selections])
-            if leg.selections
-            else None,
+            selections=_selections_text(leg),
         )
         for leg in legs
     ]
+
+
+def legs_json(legs: Sequence[Leg]) -> str:
+    """The stored legs column of ``legs``: what Repository.encode_legs makes of
+    :func:`leg_rows`, without the row objects (the insert path of every write)."""
+    return json.dumps(
+        [
+            [
+                leg.leg,
+                leg.kind,
+                leg.asset,
+                leg.wallet,
+                leg.to_wallet,
+                fmt(leg.qty),
+                None if leg.amount is None else fmt(leg.amount),
+                _selections_text(leg),
+            ]
+            for leg in legs
+        ],
+        separators=(",", ":"),
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import heapq
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
@@ -231,9 +233,12 @@ class PortfolioServicer:
     ) -> portfolio_pb2.ImportTransactionsResponse:
         owner = require_owner()
         importer = _Import(self, owner)
-        async for message in request_iterator:
-            await importer.message(message)
-        await importer.flush()
+        try:
+            async for message in request_iterator:
+                await importer.message(message)
+            await importer.flush()
+        finally:
+            await importer.abandon()
         return importer.response()
 
     async def ListTransactions(
@@ -576,6 +581,10 @@ class _Import:
         self.accepted = self.duplicates = self.rejected = self.batches = 0
         self.results: list[portfolio_pb2.ImportRowResult] = []
         self.shown = 0
+        self.rejections: list[tuple[int, portfolio_pb2.ImportRowResult]] = []
+        # The batch being written while the next message is parsed (one at a
+        # time: batches still commit in order, each all or nothing).
+        self.writing: asyncio.Future[None] | None = None
 
     async def message(self, message: portfolio_pb2.ImportTransactionsRequest) -> None:
         if self.portfolio is None:
@@ -620,15 +629,37 @@ class _Import:
         for (row, client_id, _), tx in zip(parsed, valued, strict=True):
             self.batch.append((row, self.app.pending(client_id, tx, f"transactions[{row}]")))
         if len(self.batch) >= self.app.settings.max_batch:
-            await self.flush()
+            await self._write_next()
 
     async def flush(self) -> None:
+        """Write what is left and wait for every batch."""
+        await self._write_next()
+        await self._written()
+
+    async def abandon(self) -> None:
+        """The call ended (or failed): let the batch in flight finish, so no
+        write outlives the call unobserved. Its error, if any, is the call's
+        only when nothing else failed first."""
+        if self.writing is not None and not self.writing.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(self.writing)
+
+    async def _written(self) -> None:
+        writing, self.writing = self.writing, None
+        if writing is not None:
+            await writing
+
+    async def _write_next(self) -> None:
+        await self._written()
         if not self.batch or self.portfolio is None:
             return
         batch, self.batch = self.batch, []
+        self.writing = asyncio.ensure_future(self._write(self.portfolio, batch))
+
+    async def _write(self, portfolio: PortfolioRow, batch: list[tuple[int, Pending]]) -> None:
         # Written in time order: a ledger exported newest-first still imports in one pass.
         batch.sort(key=lambda item: (item[1].content.time_ms, item[0]))
-        await self.app.record_many(self.portfolio, [p for _, p in batch])
+        await self.app.record_many(portfolio, [p for _, p in batch])
         self.batches += 1
         for row, pending in sorted(batch, key=lambda item: item[0]):
             err = pending.future.exception()
@@ -657,7 +688,9 @@ class _Import:
 
     def _reject(self, row: int, client_id: str, err: Exception) -> None:
         self.rejected += 1
-        if self.rejected > IMPORT_REJECTIONS_SHOWN:
+        # Rejections arrive out of row order (a message is parsed while the
+        # batch before it is written): keep the lowest rows, in a max-heap.
+        if len(self.rejections) >= IMPORT_REJECTIONS_SHOWN and -self.rejections[0][0] < row:
             return
         field, reason = "", str(err)
         if isinstance(err, InvalidArgument):
@@ -666,15 +699,17 @@ class _Import:
                 reason += "; " + "; ".join(f"{f}: {r}" for f, r in err.violations[1:])
         elif isinstance(err, ServiceError):
             reason = err.message
-        self.results.append(
-            portfolio_pb2.ImportRowResult(
-                row=row,
-                client_transaction_id=client_id,
-                status=portfolio_pb2.IMPORT_ROW_STATUS_REJECTED,
-                field=field,
-                reason=reason,
-            )
+        result = portfolio_pb2.ImportRowResult(
+            row=row,
+            client_transaction_id=client_id,
+            status=portfolio_pb2.IMPORT_ROW_STATUS_REJECTED,
+            field=field,
+            reason=reason,
         )
+        if len(self.rejections) < IMPORT_REJECTIONS_SHOWN:
+            heapq.heappush(self.rejections, (-row, result))
+        else:
+            heapq.heapreplace(self.rejections, (-row, result))
 
     def response(self) -> portfolio_pb2.ImportTransactionsResponse:
         if self.portfolio is None:
@@ -683,6 +718,6 @@ class _Import:
             accepted=self.accepted,
             duplicates=self.duplicates,
             rejected=self.rejected,
-            results=sorted(self.results, key=lambda r: r.row),
+            results=sorted([*self.results, *(r for _, r in self.rejections)], key=lambda r: r.row),
             batches=self.batches,
         )

@@ -173,6 +173,14 @@ def encode_legs(tx_legs: Sequence[LegRow]) -> str:
     )
 
 
+# A transaction's legs as rows, or already encoded (encode_legs' format).
+Legs = Sequence[LegRow] | str
+
+
+def _legs_text(legs: Legs) -> str:
+    return legs if isinstance(legs, str) else encode_legs(legs)
+
+
 def decode_legs(portfolio_id: str, seq: int, time_ms: int, text: str) -> list[LegRow]:
     return [
         LegRow(portfolio_id, seq, leg, kind, time_ms, asset, wallet, to_wallet, qty, amount, sel)
@@ -495,8 +503,8 @@ class Repository:
         self,
         portfolio_id: str,
         next_seq: int,
-        inserts: Sequence[tuple[TransactionRow, Sequence[LegRow]]],
-        replaces: Sequence[tuple[TransactionRow, Sequence[LegRow]]] = (),
+        inserts: Sequence[tuple[TransactionRow, Legs]],
+        replaces: Sequence[tuple[TransactionRow, Legs]] = (),
         deletes: Sequence[int] = (),
     ) -> None:
         """Apply a batch in ONE database transaction, all or nothing.
@@ -539,7 +547,7 @@ class Repository:
                     await self._bulk_insert(
                         conn,
                         self._insert_tx,
-                        [(*_tx_values(tx), encode_legs(tx_legs)) for tx, tx_legs in inserts],
+                        [(*_tx_values(tx), _legs_text(tx_legs)) for tx, tx_legs in inserts],
                     )
         except IntegrityError as err:
             raise await self._explain_conflict(portfolio_id, written, set(deletes), err) from err
@@ -788,7 +796,7 @@ class Repository:
         self,
         conn: AsyncConnection,
         portfolio_id: str,
-        replaces: Sequence[tuple[TransactionRow, Sequence[LegRow]]],
+        replaces: Sequence[tuple[TransactionRow, Legs]],
     ) -> None:
         statement = self._replace_tx
         params = [
@@ -797,7 +805,7 @@ class Repository:
                     "k_portfolio_id": portfolio_id,
                     "k_seq": tx.seq,
                     **{"v_" + k: v for k, v in zip(_TX_FIELDS, _tx_values(tx), strict=True)},
-                    "v_legs": encode_legs(tx_legs),
+                    "v_legs": _legs_text(tx_legs),
                 }
             )
             for tx, tx_legs in replaces
@@ -807,7 +815,7 @@ class Repository:
     async def _explain_conflict(
         self,
         portfolio_id: str,
-        written: Sequence[tuple[TransactionRow, Sequence[LegRow]]],
+        written: Sequence[tuple[TransactionRow, Legs]],
         deleted: set[int],
         err: IntegrityError,
     ) -> StorageError:
@@ -834,14 +842,15 @@ def _make_sqlite_dir(engine: AsyncEngine) -> None:
 def _check_batch(
     portfolio_id: str,
     next_seq: int,
-    written: Sequence[tuple[TransactionRow, Sequence[LegRow]]],
+    written: Sequence[tuple[TransactionRow, Legs]],
 ) -> None:
     for tx, tx_legs in written:
         if tx.portfolio_id != portfolio_id:
             raise ValueError(f"transaction seq {tx.seq} belongs to {tx.portfolio_id!r}")
         if not 1 <= tx.seq < next_seq:
             raise ValueError(f"transaction seq {tx.seq} is outside 1..next_seq-1 ({next_seq - 1})")
-        _check_legs(portfolio_id, tx.seq, tx_legs)
+        if not isinstance(tx_legs, str):
+            _check_legs(portfolio_id, tx.seq, tx_legs)
 
 
 def _check_legs(portfolio_id: str, seq: int, tx_legs: Sequence[LegRow]) -> None:
