@@ -14,7 +14,6 @@ memory); run one portfolio process per database.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ from services.portfolio.ledger_writer import (
     leg_rows,
     shortfall_error,
 )
-from services.portfolio.legs import Leg, build_legs, market_needs
+from services.portfolio.legs import build_legs, market_needs
 from services.portfolio.market import MarketLink
 from services.portfolio.methods import replay_methods
 from services.portfolio.settings import PortfolioSettings
@@ -163,42 +162,12 @@ class PortfolioApp:
     async def _load(self, portfolio: PortfolioRow) -> PortfolioState:
         book = Book(portfolio.id)
         count = 0
-        async for tx_rows, leg_tuples in self.repo.load_book_rows(portfolio.id):
-            legs_by_seq: dict[int, list[Leg]] = {}
-            for seq, leg, kind, asset, wallet, to_wallet, qty, amount, selections in leg_tuples:
-                legs_by_seq.setdefault(seq, []).append(
-                    Leg(
-                        leg,
-                        kind,
-                        asset,
-                        wallet,
-                        Decimal(qty),
-                        None if amount is None else Decimal(amount),
-                        to_wallet or "",
-                        tuple((lot, Decimal(q)) for lot, q in json.loads(selections))
-                        if selections
-                        else (),
-                    )
-                )
-            entries = [
-                (
-                    TxIndex(
-                        seq,
-                        tx_id,
-                        kind,
-                        time_ms,
-                        tuple(legs_by_seq.get(seq, ())),
-                        json.loads(body).get("income_kind", 0) if body else 0,
-                    ),
-                    valuation,
-                )
-                for seq, tx_id, kind, time_ms, valuation, body in tx_rows
-            ]
-            if len(entries) > 10_000:
-                await asyncio.to_thread(book.add, entries)
+        async for rows in self.repo.load_book_rows(portfolio.id):
+            if len(rows) > 10_000:
+                await asyncio.to_thread(book.load, rows)
             else:
-                book.add(entries)
-            count += len(tx_rows)
+                book.load(rows)
+            count += len(rows)
         log.info("book loaded", portfolio=portfolio.id, transactions=count, legs=book.leg_count)
         return PortfolioState(portfolio=portfolio, book=book, next_seq=portfolio.next_seq)
 
@@ -348,7 +317,7 @@ class PortfolioApp:
             for new_row, legs in updates:
                 previous = state.book.remove(new_row.seq)
                 assert previous is not None
-                state.book.add([(replace(previous, legs=tuple(legs)), new_row.valuation)])
+                state.book.add([(previous.with_legs(tuple(legs)), new_row.valuation)])
             log.info(
                 "transactions valued from market history",
                 portfolio=state.portfolio.id,

@@ -13,6 +13,7 @@ running balance over the whole ledger instead.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,12 @@ import numpy as np
 
 import core_rs
 from services.portfolio.decimals import ZERO, fmt
-from services.portfolio.legs import Leg, acquire_leg
+from services.portfolio.legs import Leg, acquire_leg, legs_from_json
 
 UNIVERSAL_WALLET_ID = 0
+# A transaction as Repository.load_book_rows gives it: (seq, id, kind,
+# time_ms, valuation, body (INCOME only, else ""), legs JSON).
+StoredTx = tuple[int, str, int, int, str, str, str]
 # A replay of a million legs holds ~100 MB of matches: keep a few.
 MAX_CACHED_REPLAYS = 3
 
@@ -56,16 +60,52 @@ class Interner:
         return self.names[ident]
 
 
-@dataclass(frozen=True)
 class TxIndex:
-    """What a book remembers of each transaction besides its legs."""
+    """What a book remembers of each transaction besides its legs in core_rs.
 
-    seq: int
-    tx_id: str
-    kind: int
-    time_ms: int
-    legs: tuple[Leg, ...]
-    income_kind: int = 0
+    A transaction loaded from the database keeps its legs as their stored
+    JSON until something asks for them: a million tuples of Decimals cost
+    more than the rest of a book's load, and most are never looked at.
+    """
+
+    __slots__ = ("_legs", "_stored", "income_kind", "kind", "seq", "time_ms", "tx_id")
+
+    def __init__(
+        self,
+        seq: int,
+        tx_id: str,
+        kind: int,
+        time_ms: int,
+        legs: tuple[Leg, ...],
+        income_kind: int = 0,
+    ) -> None:
+        self.seq = seq
+        self.tx_id = tx_id
+        self.kind = kind
+        self.time_ms = time_ms
+        self.income_kind = income_kind
+        self._legs: tuple[Leg, ...] | None = legs
+        self._stored = ""
+
+    @classmethod
+    def stored(
+        cls, seq: int, tx_id: str, kind: int, time_ms: int, legs_text: str, income_kind: int
+    ) -> TxIndex:
+        entry = cls(seq, tx_id, kind, time_ms, (), income_kind)
+        entry._legs, entry._stored = None, legs_text
+        return entry
+
+    def with_legs(self, legs: tuple[Leg, ...]) -> TxIndex:
+        return TxIndex(self.seq, self.tx_id, self.kind, self.time_ms, legs, self.income_kind)
+
+    @property
+    def legs(self) -> tuple[Leg, ...]:
+        if self._legs is None:
+            self._legs, self._stored = legs_from_json(self._stored), ""
+        return self._legs
+
+    def __repr__(self) -> str:
+        return f"TxIndex(seq={self.seq}, tx_id={self.tx_id!r}, kind={self.kind})"
 
 
 @dataclass
@@ -85,8 +125,10 @@ class Book:
     wallets: Interner = field(default_factory=Interner)
     txs: dict[int, TxIndex] = field(default_factory=dict)
     seq_of: dict[str, int] = field(default_factory=dict)
-    balances: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    last_ms: dict[tuple[str, str], int] = field(default_factory=dict)
+    _balances: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    _last_ms: dict[tuple[str, str], int] = field(default_factory=dict)
+    # False after a bulk load: the two above are recomputed by core_rs on use.
+    _settled: bool = True
     unknown: set[int] = field(default_factory=set)
     # Bumped on every change: replays are cached per version.
     version: int = 0
@@ -95,6 +137,30 @@ class Book:
     # GetHoldings' all-time realized gain and the replay it was taken from (the
     # same cached Replay object until the next change).
     realized_for: tuple[core_rs.Replay, Decimal] | None = None
+
+    @property
+    def balances(self) -> dict[tuple[str, str], Decimal]:
+        """Balance per (asset, wallet) after every transaction."""
+        if not self._settled:
+            self._settle()
+        return self._balances
+
+    @property
+    def last_ms(self) -> dict[tuple[str, str], int]:
+        """Per (asset, wallet): the time of its latest transaction (an upper bound)."""
+        if not self._settled:
+            self._settle()
+        return self._last_ms
+
+    def _settle(self) -> None:
+        balances: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        last_ms: dict[tuple[str, str], int] = {}
+        asset, wallet = self.assets.name, self.wallets.name
+        for a, w, balance, last in self.ledger.balances():
+            key = (asset(a), wallet(w))
+            balances[key] = Decimal(balance)
+            last_ms[key] = last
+        self._balances, self._last_ms, self._settled = balances, last_ms, True
 
     # -- changes -----------------------------------------------------------
 
@@ -147,6 +213,76 @@ class Book:
         for entry, valuation in entries:
             self._index(entry, valuation)
         self.leg_count += sum(len(e.legs) for e, _ in entries)
+        self._changed()
+
+    def load(self, rows: Sequence[StoredTx]) -> None:
+        """Add transactions as stored (Repository.load_book_rows), in seq order.
+
+        The first fill of a book: the same result as :meth:`add`, straight
+        from the stored JSON (no Leg objects, no Decimal round trips for the
+        ledger). All or nothing: on an error nothing of ``rows`` stays.
+        """
+        loads = json.loads
+        tx: list[int] = []
+        leg_no: list[int] = []
+        kind: list[int] = []
+        time_ms: list[int] = []
+        asset: list[int] = []
+        wallet: list[int] = []
+        to_wallet: list[int] = []
+        qty: list[str] = []
+        amount: list[str] = []
+        named: list[tuple[int, str]] = []
+        entries: list[TxIndex] = []
+        asset_id, wallet_id = self.assets.id, self.wallets.id
+        # One parse for the whole chunk: a call per row costs more than its parsing.
+        every_legs = loads("[" + ",".join(row[6] for row in rows) + "]")
+        for (seq, tx_id, tx_kind, t, _, body, legs_text), tx_legs in zip(
+            rows, every_legs, strict=True
+        ):
+            income_kind = loads(body).get("income_kind", 0) if body else 0
+            entries.append(TxIndex.stored(seq, tx_id, tx_kind, t, legs_text, income_kind))
+            for g_leg, g_kind, g_asset, g_wallet, g_to, g_qty, g_amount, g_sel in tx_legs:
+                if g_sel:
+                    named.append((len(tx), g_sel))
+                tx.append(seq)
+                leg_no.append(g_leg)
+                kind.append(g_kind)
+                time_ms.append(t)
+                asset.append(asset_id(g_asset))
+                wallet.append(wallet_id(g_wallet))
+                to_wallet.append(wallet_id(g_to) if g_to else 0)
+                qty.append(g_qty)
+                amount.append("" if g_amount is None else g_amount)
+        fresh = [e.seq for e in entries if e.seq not in self.txs]
+        for entry in entries:
+            self.txs[entry.seq] = entry
+            self.seq_of[entry.tx_id] = entry.seq
+        try:
+            selections = {
+                position: [self._selection(lot, Decimal(q)) for lot, q in loads(text)]
+                for position, text in named
+            }
+            self.ledger.append(
+                np.array(tx, np.int64),
+                np.array(leg_no, np.uint8),
+                np.array(kind, np.uint8),
+                np.array(time_ms, np.int64),
+                np.array(asset, np.uint32),
+                np.array(wallet, np.uint32),
+                np.array(to_wallet, np.uint32),
+                qty,
+                amount,
+                selections or None,
+            )
+        except BaseException:
+            for seq in fresh:
+                self.seq_of.pop(self.txs.pop(seq).tx_id, None)
+            raise
+        # Summed by core_rs when first needed, over every leg at once.
+        self._settled = False
+        self.unknown.update(seq for seq, _, _, _, valuation, _, _ in rows if valuation == "unknown")
+        self.leg_count += len(tx)
         self._changed()
 
     def _append(self, entries: Sequence[tuple[TxIndex, str]]) -> None:

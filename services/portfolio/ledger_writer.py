@@ -18,7 +18,6 @@ the commit fails, so memory never runs ahead of the database.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -48,7 +47,7 @@ from services.portfolio.db.repository import (
     TransactionRow,
 )
 from services.portfolio.decimals import fmt
-from services.portfolio.legs import Leg
+from services.portfolio.legs import Leg, legs_json, selections_text
 from services.portfolio.methods import replay_methods
 from services.portfolio.transactions import TxContent
 
@@ -383,10 +382,6 @@ def _conflict(item: Pending) -> ServiceError:
     )
 
 
-def _selections_text(leg: Leg) -> str | None:
-    return json.dumps([[lot, fmt(q)] for lot, q in leg.selections]) if leg.selections else None
-
-
 def leg_rows(row: TransactionRow, legs: Sequence[Leg]) -> list[LegRow]:
     return [
         LegRow(
@@ -400,28 +395,7 @@ def leg_rows(row: TransactionRow, legs: Sequence[Leg]) -> list[LegRow]:
             to_wallet=leg.to_wallet,
             qty=fmt(leg.qty),
             amount=None if leg.amount is None else fmt(leg.amount),
-            selections=_selections_text(leg),
+            selections=selections_text(leg),
         )
         for leg in legs
     ]
-
-
-def legs_json(legs: Sequence[Leg]) -> str:
-    """The stored legs column of ``legs``: what Repository.encode_legs makes of
-    :func:`leg_rows`, without the row objects (the insert path of every write)."""
-    return json.dumps(
-        [
-            [
-                leg.leg,
-                leg.kind,
-                leg.asset,
-                leg.wallet,
-                leg.to_wallet,
-                fmt(leg.qty),
-                None if leg.amount is None else fmt(leg.amount),
-                _selections_text(leg),
-            ]
-            for leg in legs
-        ],
-        separators=(",", ":"),
-    )

@@ -32,11 +32,12 @@ the amount fails naming it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
-from services.portfolio.decimals import ZERO, mul
+from services.portfolio.decimals import ZERO, fmt, mul
 from services.portfolio.transactions import (
     BUY,
     GIFT_IN,
@@ -183,3 +184,50 @@ def acquire_leg(legs: Sequence[Leg]) -> int | None:
         if leg.kind == ACQUIRE:
             return leg.leg
     return None
+
+
+# -- the stored form ----------------------------------------------------------------
+# A transaction's legs are stored in its row as JSON (db/repository.py
+# encode_legs): [[leg, kind, asset, wallet, to_wallet, qty, amount, selections], ...]
+# with amount null while unknown and selections null or the JSON text
+# [[lot_id, qty], ...]. These two write and read it straight from Legs.
+
+
+def selections_text(leg: Leg) -> str | None:
+    return json.dumps([[lot, fmt(q)] for lot, q in leg.selections]) if leg.selections else None
+
+
+def legs_json(legs: Sequence[Leg]) -> str:
+    """The stored legs of a transaction (what encode_legs makes of its LegRows)."""
+    return json.dumps(
+        [
+            [
+                leg.leg,
+                leg.kind,
+                leg.asset,
+                leg.wallet,
+                leg.to_wallet,
+                fmt(leg.qty),
+                None if leg.amount is None else fmt(leg.amount),
+                selections_text(leg),
+            ]
+            for leg in legs
+        ],
+        separators=(",", ":"),
+    )
+
+
+def legs_from_json(text: str) -> tuple[Leg, ...]:
+    return tuple(
+        Leg(
+            leg,
+            kind,
+            asset,
+            wallet,
+            Decimal(qty),
+            None if amount is None else Decimal(amount),
+            to_wallet or "",
+            tuple((lot, Decimal(q)) for lot, q in json.loads(selections)) if selections else (),
+        )
+        for leg, kind, asset, wallet, to_wallet, qty, amount, selections in json.loads(text)
+    )

@@ -6,10 +6,23 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.portfolio.db.repository import TransactionRow, decode_legs, encode_legs
-from services.portfolio.ledger_writer import leg_rows, legs_json
-from services.portfolio.legs import ACQUIRE, DISPOSE, MOVE, Leg
+import numpy as np
 
+from bench.portfolio_ledger import LedgerSpec, generate
+from services.portfolio.book import Book, TxIndex
+from services.portfolio.db.repository import TransactionRow, decode_legs, encode_legs
+from services.portfolio.ledger_writer import leg_rows
+from services.portfolio.legs import (
+    ACQUIRE,
+    DISPOSE,
+    MOVE,
+    Leg,
+    build_legs,
+    legs_from_json,
+    legs_json,
+)
+
+T0 = 1_546_300_800_000  # 2019-01-01
 ROW = TransactionRow(
     portfolio_id="pf_x",
     seq=7,
@@ -52,3 +65,34 @@ def test_legs_json_is_the_repository_encoding_of_the_rows() -> None:
         rows = leg_rows(ROW, legs)
         assert legs_json(legs) == encode_legs(rows)
         assert decode_legs(ROW.portfolio_id, ROW.seq, ROW.time_ms, legs_json(legs)) == rows
+        assert legs_from_json(legs_json(legs)) == tuple(legs)
+
+
+def test_a_book_loaded_from_stored_rows_equals_one_built_from_its_transactions() -> None:
+    """Book.load (the restart path: stored JSON, balances summed by core_rs)
+    against Book.add (the write path: Leg objects, balances in Python)."""
+    assets = ("BTC", "ETH", "SOL", "ADA")
+    contents = list(generate(LedgerSpec(3_000, assets, T0, years=2, seed=5)))
+    built, loaded = Book("pf_x"), Book("pf_x")
+    entries, stored = [], []
+    for seq, tx in enumerate(contents, start=1):
+        legs, valuation = build_legs(tx, "USD")
+        tx_id = f"tx_{seq:024x}"
+        entries.append((TxIndex(seq, tx_id, tx.kind, tx.time_ms, tuple(legs)), valuation))
+        stored.append((seq, tx_id, tx.kind, tx.time_ms, valuation, "", legs_json(legs)))
+    built.add(entries)
+    for lo in range(0, len(stored), 700):  # in chunks, as the repository yields them
+        loaded.load(stored[lo : lo + 700])
+
+    assert loaded.leg_count == built.leg_count > len(contents)
+    assert {k: v for k, v in loaded.balances.items() if v} == {
+        k: v for k, v in built.balances.items() if v
+    }
+    assert loaded.last_ms == built.last_ms
+    assert [e.legs for e in loaded.txs.values()] == [e.legs for e, _ in entries]
+    for method in (1, 2, 3):  # FIFO, LIFO, HIFO
+        a = built.replay([(0, method)], per_wallet=False, allow_negative=False)
+        b = loaded.replay([(0, method)], per_wallet=False, allow_negative=False)
+        every = np.arange(a.n_matches, dtype=np.int64)
+        assert a.n_matches == b.n_matches > 100
+        assert a.sum_matches(every) == b.sum_matches(every)

@@ -317,6 +317,9 @@ class Ledger:
         """The first point in replay order where an (asset, wallet) balance
         goes below zero (ACQUIRE +, DISPOSE/REMOVE -, MOVE - wallet and +
         to_wallet): (tx, asset, wallet, time_ms, shortfall > 0), or None."""
+    def balances(self) -> list[tuple[int, int, str, int]]:
+        """Every (asset, wallet) the legs touch, sorted: (asset, wallet,
+        balance after every leg, time_ms of the latest leg touching it)."""
     def replay(
         self,
         methods: list[tuple[int, int]],

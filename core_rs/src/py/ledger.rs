@@ -188,6 +188,16 @@ impl Ledger {
         Ok(s.map(|s| (s.tx, s.asset, s.wallet, s.time_ms, fixed::format(s.short))))
     }
 
+    /// Every (asset, wallet) the legs touch: (asset, wallet, balance, time of
+    /// the latest leg touching it), sorted.
+    fn balances(&self, py: Python<'_>) -> PyResult<Vec<(u32, u32, String, i64)>> {
+        let all = py.detach(|| self.lock().balances())?;
+        Ok(all
+            .into_iter()
+            .map(|b| (b.asset, b.wallet, fixed::format(b.balance), b.last_ms))
+            .collect())
+    }
+
     /// Matches disposals against lots; see the stub for the rules.
     #[pyo3(signature = (methods, per_wallet, allow_negative, until_ms=None))]
     fn replay(

@@ -604,15 +604,13 @@ class Repository:
 
     async def load_book_rows(
         self, portfolio_id: str, chunk: int = 100_000
-    ) -> AsyncIterator[tuple[list[Any], list[Any]]]:
+    ) -> AsyncIterator[list[Any]]:
         """What an in-memory book needs, as plain row tuples (no dataclasses).
 
-        Per chunk of transactions by seq: ``(seq, id, kind, time_ms,
-        valuation, body)`` with the body only for INCOME (5) rows, "" else;
-        and their legs ``(seq, leg, kind, asset, wallet, to_wallet, qty,
-        amount, selections)`` by (seq, leg). One snapshot, like
-        :meth:`load_ledger`; this is its fast path for a book of a million
-        transactions (row objects cost as much as the reads).
+        Chunks of ``(seq, id, kind, time_ms, valuation, body, legs)`` by seq,
+        with the body only for INCOME (5) rows ("" else) and the legs as
+        stored (:func:`encode_legs`). One snapshot, like :meth:`load_ledger`;
+        this is its fast path for a book of a million transactions.
         """
         t = transactions.c
         after = 0
@@ -632,13 +630,11 @@ class Repository:
                     .order_by(t.seq)
                     .limit(chunk)
                 )
-                rows = (await conn.execute(query)).all()
+                rows = list((await conn.execute(query)).all())
                 if not rows:
                     return
                 after = rows[-1][0]
-                loads = json.loads
-                leg_rows = [(row[0], *leg) for row in rows for leg in loads(row[6])]
-                yield [row[:6] for row in rows], leg_rows
+                yield rows
                 if len(rows) < chunk:
                     return
 
