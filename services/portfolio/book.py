@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -222,6 +223,21 @@ class Book:
         from the stored JSON (no Leg objects, no Decimal round trips for the
         ledger). All or nothing: on an error nothing of ``rows`` stays.
         """
+        # One parse for the whole chunk: a call per row costs more than its parsing.
+        every_legs = json.loads("[" + ",".join(row[6] for row in rows) + "]")
+        self.load_parsed(rows, every_legs)
+
+    def load_parsed(
+        self,
+        rows: Sequence[StoredTx],
+        every_legs: Sequence[Sequence[Sequence[Any]]],
+        balances: tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], int]] | None = None,
+    ) -> None:
+        """:meth:`load` with each row's legs already parsed (the stored
+        lists). ``balances``: the balances and last times of the keys these
+        rows change, after them, when the caller has worked them out (a bulk
+        import checks them anyway); else core_rs sums them when next needed.
+        """
         loads = json.loads
         tx: list[int] = []
         leg_no: list[int] = []
@@ -235,8 +251,6 @@ class Book:
         named: list[tuple[int, str]] = []
         entries: list[TxIndex] = []
         asset_id, wallet_id = self.assets.id, self.wallets.id
-        # One parse for the whole chunk: a call per row costs more than its parsing.
-        every_legs = loads("[" + ",".join(row[6] for row in rows) + "]")
         for (seq, tx_id, tx_kind, t, _, body, legs_text), tx_legs in zip(
             rows, every_legs, strict=True
         ):
@@ -279,8 +293,12 @@ class Book:
             for seq in fresh:
                 self.seq_of.pop(self.txs.pop(seq).tx_id, None)
             raise
-        # Summed by core_rs when first needed, over every leg at once.
-        self._settled = False
+        if balances is not None and self._settled:
+            self._balances.update(balances[0])
+            self._last_ms.update(balances[1])
+        else:
+            # Summed by core_rs when first needed, over every leg at once.
+            self._settled = False
         self.unknown.update(seq for seq, _, _, _, valuation, _, _ in rows if valuation == "unknown")
         self.leg_count += len(tx)
         self._changed()

@@ -23,6 +23,7 @@ from sqlalchemy import func, select, text
 from services.portfolio.db import migrate
 from services.portfolio.db.engine import create_engine
 from services.portfolio.db.repository import (
+    INSERT_FIELDS,
     DuplicateClientId,
     LegRow,
     PortfolioNotFound,
@@ -31,6 +32,7 @@ from services.portfolio.db.repository import (
     StaleWrite,
     TransactionRow,
     _portfolio_values,
+    encode_legs,
 )
 from services.portfolio.db.schema import metadata, portfolios, transactions
 
@@ -671,3 +673,22 @@ async def test_insert_throughput(
             f"\n[portfolio storage] {database}: write_batch {n:,} transactions + legs in "
             f"{elapsed:.2f} s = {n / elapsed:,.0f} tx/s; load_ledger {n / load_elapsed:,.0f} tx/s"
         )
+
+
+async def test_insert_rows_writes_tuples_as_write_batch_does(repository: Repository) -> None:
+    pid = await new_portfolio(repository)
+    rows = [tx(pid, s) for s in (1, 2, 3)]
+    tuples = [(*dataclasses.astuple(r), encode_legs([leg(r, 0)])) for r in rows]
+    assert len(tuples[0]) == len(INSERT_FIELDS)
+    await repository.insert_rows(pid, 4, tuples[:2])
+    assert await all_ledger(repository, pid) == (rows[:2], [leg(r, 0) for r in rows[:2]])
+
+    # A client id already in: DuplicateClientId, and nothing of the batch written.
+    again = (*tuples[2][:3], "client-1", *tuples[2][4:])
+    with pytest.raises(DuplicateClientId):
+        await repository.insert_rows(pid, 5, [tuples[2], again])
+    # A seq already taken (another writer): StaleWrite.
+    with pytest.raises(StaleWrite):
+        await repository.insert_rows(pid, 5, [(*tuples[1][:3], "fresh", *tuples[1][4:])])
+    got = await repository.get_portfolio(OWNER, pid, with_count=True)
+    assert got is not None and (got.next_seq, got.transaction_count) == (4, 2)

@@ -156,8 +156,9 @@ class LegRow:
 
 _TX_FIELDS = tuple(f.name for f in fields(TransactionRow))
 # What an insert writes: the row's fields, then its legs' JSON.
-_INSERT_FIELDS = (*_TX_FIELDS, "legs")
+INSERT_FIELDS = _INSERT_FIELDS = (*_TX_FIELDS, "legs")
 assert set(_INSERT_FIELDS) == {c.name for c in transactions.columns}
+_CLIENT_ID_AT = _INSERT_FIELDS.index("client_transaction_id")
 _tx_values = attrgetter(*_TX_FIELDS)
 
 
@@ -552,6 +553,24 @@ class Repository:
         except IntegrityError as err:
             raise await self._explain_conflict(portfolio_id, written, set(deletes), err) from err
 
+    async def insert_rows(
+        self, portfolio_id: str, next_seq: int, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """:meth:`write_batch` of inserts only, given as plain tuples in
+        :data:`INSERT_FIELDS` order (the TransactionRow fields, then the legs
+        JSON): a bulk import's rows without an object each. The caller
+        vouches for the rows (its portfolio, seqs below ``next_seq``); the
+        database still refuses a taken seq or client id, as DuplicateClientId
+        or StaleWrite, with nothing written."""
+        try:
+            async with self._write() as conn:
+                await self._advance(conn, portfolio_id, next_seq)
+                if rows:
+                    await self._bulk_insert(conn, self._insert_tx, list(rows))
+        except IntegrityError as err:
+            client_ids = [row[_CLIENT_ID_AT] for row in rows]
+            raise await self._explain_ids(portfolio_id, client_ids, {}, set(), err) from err
+
     async def get_transaction(self, portfolio_id: str, tx_id: str) -> TransactionRow | None:
         query = select(*_TX_COLUMNS).where(
             transactions.c.id == tx_id, transactions.c.portfolio_id == portfolio_id
@@ -817,13 +836,24 @@ class Repository:
     ) -> StorageError:
         """Which constraint a rolled-back batch hit, found by looking rather than
         by parsing each driver's message."""
-        existing = await self.find_client_ids(
-            portfolio_id, [tx.client_transaction_id for tx, _ in written]
-        )
-        for tx, _ in written:
-            hit = existing.get(tx.client_transaction_id)
-            if hit is not None and hit.seq != tx.seq and hit.seq not in deleted:
-                return DuplicateClientId(tx.client_transaction_id)
+        seqs = {tx.client_transaction_id: tx.seq for tx, _ in written}
+        return await self._explain_ids(portfolio_id, list(seqs), seqs, deleted, err)
+
+    async def _explain_ids(
+        self,
+        portfolio_id: str,
+        client_ids: Sequence[str],
+        seqs: dict[str, int],
+        deleted: set[int],
+        err: IntegrityError,
+    ) -> StorageError:
+        # A client id already stored under another seq (one not deleted by
+        # this batch) is a duplicate; anything else is a lost race on seqs.
+        existing = await self.find_client_ids(portfolio_id, client_ids)
+        for client_id in client_ids:
+            hit = existing.get(client_id)
+            if hit is not None and hit.seq != seqs.get(client_id) and hit.seq not in deleted:
+                return DuplicateClientId(client_id)
         return StaleWrite(f"portfolio {portfolio_id!r}: batch conflicts: {_reason(err)}")
 
 

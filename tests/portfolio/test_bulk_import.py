@@ -1,0 +1,196 @@
+"""The columnar import path (bulk_import.write_fast_rows) against the general
+path (LedgerWriter, one Pending per transaction) on the same rows: the same
+outcome for every row, the same book, the same stored ledger.
+
+The rows are a generated ledger (buys, sales never overselling, income,
+transfers paying a fee in the asset, swaps) plus what a real import throws in:
+a re-run of rows already in, a same-content repeat and a conflicting reuse of
+a client id inside a batch, oversells, and a batch dated before the book.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.portfolio_ledger import LedgerSpec, generate
+from services.common.errors import ServiceError
+from services.portfolio.app import BASE_CURRENCY, PortfolioApp, portfolio_row
+from services.portfolio.bulk_import import FastRow, fast_pending, write_fast_rows
+from services.portfolio.decimals import fmt
+from services.portfolio.legs import build_legs
+from services.portfolio.transactions import SELL, TxContent, encode
+from tests.portfolio.harness import portfolio_settings
+
+T0 = 1_577_836_800_000  # 2020-01-01
+ASSETS = ("BTC", "ETH", "SOL")
+
+
+def fast_row(position: int, client_id: str, tx: TxContent) -> FastRow:
+    """What core_rs.portfolio_rows.parse_import hands back for ``tx``, made
+    by the Python functions it is tested against."""
+    legs, valuation = build_legs(tx, BASE_CURRENCY)
+    digest, body = encode(tx)
+    return (
+        position,
+        client_id,
+        tx.kind,
+        tx.time_ms,
+        tx.asset,
+        fmt(tx.quantity),
+        fmt(tx.price),
+        fmt(tx.value),
+        tx.fee_asset,
+        fmt(tx.fee_amount),
+        fmt(tx.fee_value),
+        tx.wallet,
+        tx.to_wallet,
+        tx.to_asset,
+        fmt(tx.to_quantity),
+        tx.income_kind,
+        tx.note,
+        digest,
+        body,
+        valuation,
+        [(g.leg, g.kind, g.asset, g.wallet, fmt(g.qty), fmt(g.amount), g.to_wallet) for g in legs],
+    )
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[PortfolioApp]:
+    settings = portfolio_settings(tmp_path, f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    application = PortfolioApp(settings)
+    await application.start()
+    try:
+        yield application
+    finally:
+        await application.stop()
+
+
+Outcome = tuple[int, str, str]  # (row, status, detail)
+
+
+async def through_bulk(
+    app: PortfolioApp, pid: str, batches: list[list[tuple[int, FastRow]]]
+) -> list[Outcome]:
+    assert app.writer is not None
+    out: list[Outcome] = []
+    for batch in batches:
+        state = await app.state(await app.portfolio("o", pid))
+        result = await write_fast_rows(app.writer, state, batch)
+        if result is None:
+            out += await through_pendings(app, pid, [batch])
+            out.append((-1, "fallback", ""))
+            continue
+        out += [
+            (row, "written" if new else "duplicate", cid) for row, cid, _, new in result.written
+        ]
+        out += [(row, "rejected", err.message) for row, _, err in result.rejected]
+    return sorted(out)
+
+
+async def through_pendings(
+    app: PortfolioApp, pid: str, batches: list[list[tuple[int, FastRow]]]
+) -> list[Outcome]:
+    out: list[Outcome] = []
+    portfolio = await app.portfolio("o", pid)
+    for batch in batches:
+        pendings = sorted(
+            ((row, fast_pending(row, r)) for row, r in batch),
+            key=lambda item: (item[1].content.time_ms, item[0]),
+        )
+        await app.record_many(portfolio, [p for _, p in pendings])
+        for row, p in pendings:
+            err = p.future.exception()
+            if err is not None:
+                assert isinstance(err, ServiceError)
+                out.append((row, "rejected", err.message))
+            else:
+                outcome = p.future.result()
+                status = "written" if outcome.created else "duplicate"
+                out.append((row, status, p.client_id))
+    return sorted(out)
+
+
+def batches_of(rows: list[tuple[int, FastRow]], size: int) -> list[list[tuple[int, FastRow]]]:
+    return [rows[lo : lo + size] for lo in range(0, len(rows), size)]
+
+
+async def ledger_of(app: PortfolioApp, pid: str) -> tuple[list[object], list[object]]:
+    """The stored ledger without what differs by construction (ids, record times)."""
+    txs, legs = [], []
+    async for chunk_txs, chunk_legs in app.repo.load_ledger(pid):
+        txs += [dataclasses.replace(t, portfolio_id="", id="", record_ms=0) for t in chunk_txs]
+        legs += [dataclasses.replace(g, portfolio_id="") for g in chunk_legs]
+    return txs, legs
+
+
+async def test_bulk_rows_end_as_the_general_path_ends_them(app: PortfolioApp) -> None:
+    contents = list(generate(LedgerSpec(2_400, ASSETS, T0, years=2, seed=3)))
+    rows = [(i, fast_row(i, f"r{i}", tx)) for i, tx in enumerate(contents)]
+    later = T0 + 3 * 365 * 86_400_000
+    oversell = TxContent(SELL, later, "BTC", contents[0].quantity * 10**9, price=contents[0].price)
+    extra = [
+        # A repeat of row 5 with the same content, and a conflicting reuse of r6.
+        (2_400, fast_row(2_400, "r5", contents[5])),
+        (2_401, fast_row(2_401, "r6", contents[7])),
+        # Oversells, later than everything: refused naming the shortfall.
+        (2_402, fast_row(2_402, "big", oversell)),
+        # Inside one batch: a same-content repeat, a conflicting reuse.
+        (2_403, fast_row(2_403, "r1500", contents[1_500])),
+        (2_404, fast_row(2_404, "r1501", contents[1_502])),
+    ]
+    first, second = rows[:1_800] + extra, rows[1_800:]
+    rerun = rows[:300]  # already in: duplicates with the original ids
+
+    a = (await app.create_portfolio(portfolio_row("o", "bulk", 1, (), 1, False))).id
+    b = (await app.create_portfolio(portfolio_row("o", "pending", 1, (), 1, False))).id
+    plan = [*batches_of(first, 700), *batches_of(second, 700), rerun]
+    got = await through_bulk(app, a, plan)
+    want = await through_pendings(app, b, plan)
+    assert got == want
+    assert sum(1 for o in got if o[1] == "rejected") >= 2
+    assert sum(1 for o in got if o[1] == "duplicate") >= 301
+    assert all(o[1] != "fallback" for o in got)
+
+    assert await ledger_of(app, a) == await ledger_of(app, b)
+    book_a = (await app.state(await app.portfolio("o", a))).book
+    book_b = (await app.state(await app.portfolio("o", b))).book
+    assert book_a.balances == book_b.balances
+    assert book_a.last_ms == book_b.last_ms
+    assert book_a.leg_count == book_b.leg_count
+    for method in (1, 2, 3):
+        ra = book_a.replay([(0, method)], False, False)
+        rb = book_b.replay([(0, method)], False, False)
+        every = np.arange(ra.n_matches, dtype=np.int64)
+        assert ra.sum_matches(every) == rb.sum_matches(every)
+
+    # A restart reads back the same book the bulk path built in memory.
+    again = PortfolioApp(app.settings)
+    await again.start()
+    try:
+        reloaded = (await again.state(await again.portfolio("o", a))).book
+        assert reloaded.balances == book_a.balances
+        assert [e.legs for e in reloaded.txs.values()] == [e.legs for e in book_a.txs.values()]
+    finally:
+        await again.stop()
+
+
+async def test_a_backdated_batch_is_left_to_the_general_path(app: PortfolioApp) -> None:
+    contents = list(generate(LedgerSpec(400, ASSETS, T0, years=1, seed=4)))
+    rows = [(i, fast_row(i, f"r{i}", tx)) for i, tx in enumerate(contents)]
+    pid = (await app.create_portfolio(portfolio_row("o", "late", 1, (), 1, False))).id
+    assert app.writer is not None
+    state = await app.state(await app.portfolio("o", pid))
+    done = await write_fast_rows(app.writer, state, rows[200:])
+    assert done is not None and done.written
+    version, next_seq = state.book.version, state.next_seq
+    # Dated before what the book holds: nothing done, the caller uses the general path.
+    assert await write_fast_rows(app.writer, state, rows[:200]) is None
+    assert (state.book.version, state.next_seq) == (version, next_seq)
+    loaded = await app.portfolio("o", pid, with_count=True)
+    assert loaded.transaction_count == len(done.written)
