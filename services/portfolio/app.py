@@ -118,7 +118,7 @@ class PortfolioApp:
     async def update_portfolio(self, row: PortfolioRow) -> PortfolioRow:
         state = self._states.get(row.id)
         if state is not None:
-            async with state.lock:
+            async with state.exclusive():
                 await self.repo.update_portfolio(row)
                 state.portfolio = row
                 state.book._changed()
@@ -130,7 +130,7 @@ class PortfolioApp:
         row = await self.portfolio(owner, portfolio_id)
         state = self._states.pop(row.id, None)
         if state is not None:
-            async with state.lock:
+            async with state.exclusive():
                 await self.repo.delete_portfolio(owner, row.id)
         else:
             await self.repo.delete_portfolio(owner, row.id)
@@ -175,7 +175,7 @@ class PortfolioApp:
         total = sum(s.book.leg_count for s in self._states.values())
         while total > self.settings.cache_legs and len(self._states) > 1:
             pid, state = next(iter(self._states.items()))
-            if state.lock.locked() or state.pending:
+            if state.busy:
                 break
             self._states.pop(pid)
             total -= state.book.leg_count
@@ -228,7 +228,7 @@ class PortfolioApp:
         tx = await self.valued(tx)
         legs, valuation = build_legs(tx, BASE_CURRENCY)
         state = await self.state(portfolio)
-        async with state.lock:
+        async with state.exclusive():
             book = state.book
             previous = book.remove(old.seq)
             index = TxIndex(old.seq, old.id, tx.kind, tx.time_ms, tuple(legs), tx.income_kind)
@@ -261,7 +261,7 @@ class PortfolioApp:
     async def delete(self, portfolio: PortfolioRow, tx_id: str) -> None:
         old = await self.transaction(portfolio, tx_id)
         state = await self.state(portfolio)
-        async with state.lock:
+        async with state.exclusive():
             book = state.book
             previous = book.remove(old.seq)
             try:

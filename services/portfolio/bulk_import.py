@@ -18,6 +18,7 @@ anything): backdated rows need the whole-ledger check of the general path.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,8 +30,6 @@ from services.common.errors import ServiceError
 from services.common.validation import now_ms
 from services.portfolio.book import Shortfall
 from services.portfolio.db.repository import (
-    DuplicateClientId,
-    StaleWrite,
     StorageError,
 )
 from services.portfolio.ledger_writer import (
@@ -69,6 +68,8 @@ class BulkResult:
     written: list[tuple[int, str, str, bool]] = field(default_factory=list)
     # (row, client id, why).
     rejected: list[tuple[int, str, ServiceError]] = field(default_factory=list)
+    # The database write of the rows written (None when there were none).
+    committed: asyncio.Future[None] | None = None
 
 
 def _prefix(row: int) -> str:
@@ -120,20 +121,39 @@ def fast_pending(row: int, r: FastRow) -> Pending:
 async def write_fast_rows(
     writer: LedgerWriter, state: PortfolioState, rows: Sequence[tuple[int, FastRow]]
 ) -> BulkResult | None:
-    """Write ``rows`` ((row number in the import, row)) in one database
-    transaction, all or nothing; None when the batch is backdated (nothing
-    done: write it through the general path)."""
+    """Decide ``rows`` ((row number in the import, row)), put them in the
+    book, and start their database write: one transaction, all or nothing,
+    after every earlier batch's. ``result.committed`` finishes with it (and
+    fails if it or an earlier batch failed: the book is then marked stale
+    and rebuilt from the database on next use).
+
+    The write runs while the caller prepares its next batch: a batch's
+    database time overlaps the next one's Python time instead of adding to
+    it. At most two batches are uncommitted at a time.
+
+    None when the batch is backdated (nothing done: write it through the
+    general path).
+    """
     async with state.lock:
-        return await _write(writer, state, rows)
+        if state.committing_prior is not None:
+            await asyncio.shield(state.committing_prior)
+        return await _decide(writer, state, rows)
 
 
-async def _write(
+async def _decide(
     writer: LedgerWriter, state: PortfolioState, rows: Sequence[tuple[int, FastRow]]
 ) -> BulkResult | None:
     pid = state.portfolio.id
     book = state.book
     result = BulkResult()
-    existing = await writer.repository.find_client_ids(pid, [r[CLIENT_ID] for _, r in rows])
+    existing: dict[str, tuple[str, str]] = {
+        cid: (tx.content_hash, tx.id)
+        for cid, tx in (
+            await writer.repository.find_client_ids(pid, [r[CLIENT_ID] for _, r in rows])
+        ).items()
+    }
+    # Rows of batches decided but not yet committed are not found in the database.
+    uncommitted = state.uncommitted
     # Written in time order, as the general path does.
     ordered = sorted(rows, key=lambda item: (item[1][TIME_MS], item[0]))
 
@@ -148,10 +168,10 @@ async def _write(
     refused: dict[str, ServiceError] = {}
     for row_no, r in ordered:
         cid = r[CLIENT_ID]
-        original = existing.get(cid)
+        original = existing.get(cid) or uncommitted.get(cid)
         if original is not None:
-            if original.content_hash == r[CONTENT_HASH]:
-                result.written.append((row_no, cid, original.id, False))
+            if original[0] == r[CONTENT_HASH]:
+                result.written.append((row_no, cid, original[1], False))
             else:
                 result.rejected.append((row_no, cid, conflict_error(_prefix(row_no), cid)))
             continue
@@ -191,7 +211,7 @@ async def _write(
             overlay_ms[key] = time_ms
         taken.append((row_no, r, stored))
 
-    # 2. Into the book, then the database; the book is rolled back if the write fails.
+    # 2. Into the book; the database write goes on in its own task.
     accepted_ids: dict[str, str] = {}
     if taken:
         record_ms = now_ms()
@@ -225,18 +245,14 @@ async def _write(
                 )
             )
         book.load_parsed(book_rows, every_legs, (overlay, overlay_ms))
-        next_seq = seq0 + len(taken)
-        try:
-            await writer.repository.insert_rows(pid, next_seq, inserts)
-        except BaseException as err:
-            for seq, *_ in book_rows:
-                book.remove(seq)
-            if isinstance(err, StorageError):
-                state.stale = isinstance(err, StaleWrite | DuplicateClientId)
-                raise storage_error(err) from None
-            raise
-        state.next_seq = next_seq
-        log.info("transactions committed", portfolio=pid, count=len(taken), next_seq=next_seq)
+        next_seq = state.next_seq = seq0 + len(taken)
+        ids = {r[CLIENT_ID]: (r[CONTENT_HASH], accepted_ids[r[CLIENT_ID]]) for _, r, _ in taken}
+        uncommitted.update(ids)
+        prior = state.committing
+        commit = asyncio.ensure_future(_commit(writer, state, prior, next_seq, inserts, ids))
+        commit.add_done_callback(_observed)
+        state.committing_prior, state.committing = prior, commit
+        result.committed = commit
         for row_no, r, _ in taken:
             result.written.append((row_no, r[CLIENT_ID], accepted_ids[r[CLIENT_ID]], True))
 
@@ -249,3 +265,34 @@ async def _write(
     result.written.sort()
     result.rejected.sort(key=lambda item: item[0])
     return result
+
+
+async def _commit(
+    writer: LedgerWriter,
+    state: PortfolioState,
+    prior: asyncio.Future[None] | None,
+    next_seq: int,
+    inserts: list[tuple[Any, ...]],
+    ids: dict[str, tuple[str, str]],
+) -> None:
+    pid = state.portfolio.id
+    try:
+        if prior is not None:
+            await asyncio.shield(prior)  # an earlier batch's failure is this one's
+        await writer.repository.insert_rows(pid, next_seq, inserts)
+    except BaseException as err:
+        # The book holds rows the database does not: rebuilt on next use.
+        state.stale = True
+        if isinstance(err, StorageError):
+            raise storage_error(err) from None
+        raise
+    for cid in ids:
+        state.uncommitted.pop(cid, None)
+    log.info("transactions committed", portfolio=pid, count=len(inserts), next_seq=next_seq)
+
+
+def _observed(commit: asyncio.Future[None]) -> None:
+    # Whoever waits for a batch gets its error; this keeps one nobody waited
+    # for (a cancelled import) from being reported as never retrieved.
+    if not commit.cancelled() and commit.exception() is not None:
+        log.warning("import batch not committed", reason=str(commit.exception()))

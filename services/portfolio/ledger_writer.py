@@ -18,10 +18,11 @@ the commit fails, so memory never runs ahead of the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -112,6 +113,28 @@ class PortfolioState:
     stale: bool = False
     # Monotonic time of the last retry of unknown valuations by a holdings read.
     revalued_at: float = -1e9
+    # The database write of the latest bulk import batch, which may still be
+    # running after the lock is released (bulk_import pipelines its batches).
+    committing: asyncio.Future[None] | None = None
+    # The one before it (a new batch waits for it: two uncommitted at most).
+    committing_prior: asyncio.Future[None] | None = None
+    # client id -> (content hash, transaction id) of rows in uncommitted batches.
+    uncommitted: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The portfolio's write lock, once every earlier write has committed
+        (the database sees writes in the order the book took them)."""
+        async with self.lock:
+            if self.committing is not None:
+                await asyncio.shield(self.committing)
+            yield
+
+    @property
+    def busy(self) -> bool:
+        """Writing or about to: not to be evicted."""
+        committing = self.committing is not None and not self.committing.done()
+        return self.lock.locked() or bool(self.pending) or committing
 
 
 def storage_error(err: StorageError) -> ServiceError:
@@ -153,7 +176,7 @@ class LedgerWriter:
                 await asyncio.shield(asyncio.ensure_future(self._drain(state, item)))
 
     async def _drain(self, state: PortfolioState, item: Pending) -> None:
-        async with state.lock:
+        async with state.exclusive():
             # Written meanwhile by another caller's batch: nothing to do. (A
             # drain per waiting caller must not write whatever trickled in
             # since, or batches shrink to one.)

@@ -68,7 +68,7 @@ async def realized(
     app: PortfolioApp, portfolio: PortfolioRow, window: gains.Window, override: int, what: str
 ) -> GainsResult:
     state = await app.state(portfolio)
-    async with state.lock:
+    async with state.exclusive():
         for attempt in range(2):
             replay = await replay_of(state, override)
             arrays = replay.match_arrays()
@@ -89,7 +89,7 @@ async def income_of(
     app: PortfolioApp, portfolio: PortfolioRow, start_ms: int | None, end_ms: int | None
 ) -> list[income.IncomeLine]:
     state = await app.state(portfolio)
-    async with state.lock:
+    async with state.exclusive():
         unknown = income.unknown_income(state.book, start_ms, end_ms)
         if unknown:
             still = await app.revalue_unknown(state, unknown)
@@ -108,7 +108,7 @@ async def lots_of(
 ) -> tuple[list[OpenLot], Book, core_rs.Replay]:
     """The open lots now, or as of a past time (the legs up to it replayed)."""
     state = await app.state(portfolio)
-    async with state.lock:
+    async with state.exclusive():
         if state.book.unknown and time.monotonic() - state.revalued_at > REVALUE_EVERY_S:
             # Lots with an unknown cost: pricing may have learned the price since.
             state.revalued_at = time.monotonic()
