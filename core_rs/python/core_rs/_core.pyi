@@ -489,10 +489,12 @@ _LegRow = tuple[int, int, str, str, str, str, str]
 # (position, client_id, kind, time_ms, asset, quantity, price, value, fee_asset,
 #  fee_amount, fee_value, wallet, to_wallet, to_asset, to_quantity, income_kind,
 #  note, content_hash, body, valuation, legs)
+# fmt: off
 _FastRow = tuple[
     int, str, int, int, str, str, str, str, str, str, str, str, str, str, str, int, str, str,
     str, str, list[_LegRow],
 ]
+# fmt: on
 
 def parse_import(
     message: bytes,

@@ -10,9 +10,65 @@ use sha2::{Digest, Sha256};
 use super::fields::Content;
 use crate::ledger::fixed;
 
-/// `decimals.fmt`: "" for None.
-pub(super) fn fmt(v: Option<i128>) -> String {
-    v.map(fixed::format).unwrap_or_default()
+/// `decimals.fmt` of a scaled amount, formatted on the stack: "1.5", "0",
+/// "-0.000001"; "" for None.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecText {
+    buf: [u8; 48],
+    len: u8,
+}
+
+impl DecText {
+    pub fn new(v: Option<i128>) -> Self {
+        let mut t = DecText {
+            buf: [0; 48],
+            len: 0,
+        };
+        let Some(v) = v else { return t };
+        let one = fixed::ONE as u128;
+        let abs = v.unsigned_abs();
+        let (int, frac) = (abs / one, (abs % one) as u64);
+        // Digits are written right to left into a scratch buffer.
+        let mut digits = [0u8; 48];
+        let mut at = digits.len();
+        if frac != 0 {
+            let mut f = frac;
+            let mut n = fixed::SCALE_DIGITS;
+            while f % 10 == 0 {
+                f /= 10;
+                n -= 1;
+            }
+            for _ in 0..n {
+                at -= 1;
+                digits[at] = b'0' + (f % 10) as u8;
+                f /= 10;
+            }
+            at -= 1;
+            digits[at] = b'.';
+        }
+        let mut i = int;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (i % 10) as u8;
+            i /= 10;
+            if i == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            at -= 1;
+            digits[at] = b'-';
+        }
+        let n = digits.len() - at;
+        t.buf[..n].copy_from_slice(&digits[at..]);
+        t.len = n as u8;
+        t
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ever filled with ASCII digits, '.' and '-'.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
 }
 
 /// Appends `text` as a JSON string the way Python's json module does with
@@ -21,6 +77,13 @@ pub(super) fn fmt(v: Option<i128>) -> String {
 /// U+FFFF) for everything outside ASCII.
 pub fn json_string(text: &str, out: &mut String) {
     out.push('"');
+    let bytes = text.as_bytes();
+    let plain = |b: u8| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\';
+    if bytes.iter().all(|&b| plain(b)) {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -44,56 +107,59 @@ pub fn json_string(text: &str, out: &mut String) {
 
 /// The decimals of a row in `fmt` form, computed once for the JSON and the
 /// Python tuple.
-pub(super) struct Formatted {
-    pub quantity: String,
-    pub price: String,
-    pub value: String,
-    pub fee_amount: String,
-    pub fee_value: String,
-    pub to_quantity: String,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Formatted {
+    pub quantity: DecText,
+    pub price: DecText,
+    pub value: DecText,
+    pub fee_amount: DecText,
+    pub fee_value: DecText,
+    pub to_quantity: DecText,
 }
 
 impl Formatted {
     pub fn new(c: &Content<'_>) -> Self {
         Formatted {
-            quantity: fixed::format(c.quantity),
-            price: fmt(c.price),
-            value: fmt(c.value),
-            fee_amount: fmt(c.fee_amount),
-            fee_value: fmt(c.fee_value),
-            to_quantity: fmt(c.to_quantity),
+            quantity: DecText::new(Some(c.quantity)),
+            price: DecText::new(c.price),
+            value: DecText::new(c.value),
+            fee_amount: DecText::new(c.fee_amount),
+            fee_value: DecText::new(c.fee_value),
+            to_quantity: DecText::new(c.to_quantity),
         }
     }
 }
 
-/// (content_hash, body).
-pub(super) fn encode(c: &Content<'_>, f: &Formatted) -> (String, String) {
-    let mut s = String::with_capacity(320 + c.note.len());
+/// (content_hash as 32 hex digits, body).
+pub(super) fn encode(c: &Content<'_>, f: &Formatted) -> ([u8; 32], String) {
+    let mut s = String::with_capacity(360 + c.note.len());
     let field = |s: &mut String, key: &str, text: &str| {
         s.push_str(key);
         json_string(text, s);
     };
     // Keys in sorted order, as sort_keys=True writes them.
-    field(&mut s, "{\"asset\":", &c.asset);
-    field(&mut s, ",\"fee_amount\":", &f.fee_amount);
-    field(&mut s, ",\"fee_asset\":", &c.fee_asset);
-    field(&mut s, ",\"fee_value\":", &f.fee_value);
+    field(&mut s, "{\"asset\":", c.asset.as_str());
+    field(&mut s, ",\"fee_amount\":", f.fee_amount.as_str());
+    field(&mut s, ",\"fee_asset\":", c.fee_asset.as_str());
+    field(&mut s, ",\"fee_value\":", f.fee_value.as_str());
     let _ = write!(s, ",\"income_kind\":{},\"kind\":{}", c.income_kind, c.kind);
     s.push_str(",\"lots\":[]");
     field(&mut s, ",\"note\":", c.note);
-    field(&mut s, ",\"price\":", &f.price);
-    field(&mut s, ",\"quantity\":", &f.quantity);
+    field(&mut s, ",\"price\":", f.price.as_str());
+    field(&mut s, ",\"quantity\":", f.quantity.as_str());
     let _ = write!(s, ",\"time_ms\":{}", c.time_ms);
-    field(&mut s, ",\"to_asset\":", &c.to_asset);
-    field(&mut s, ",\"to_quantity\":", &f.to_quantity);
+    field(&mut s, ",\"to_asset\":", c.to_asset.as_str());
+    field(&mut s, ",\"to_quantity\":", f.to_quantity.as_str());
     field(&mut s, ",\"to_wallet\":", c.to_wallet);
-    field(&mut s, ",\"value\":", &f.value);
+    field(&mut s, ",\"value\":", f.value.as_str());
     field(&mut s, ",\"wallet\":", c.wallet);
     s.push('}');
     let digest = Sha256::digest(s.as_bytes());
-    let mut hash = String::with_capacity(32);
-    for b in &digest[..16] {
-        let _ = write!(hash, "{b:02x}");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hash = [0u8; 32];
+    for (i, b) in digest[..16].iter().enumerate() {
+        hash[2 * i] = HEX[usize::from(b >> 4)];
+        hash[2 * i + 1] = HEX[usize::from(b & 15)];
     }
     s.pop();
     s.push_str(",\"market\":{}}");
@@ -127,10 +193,31 @@ mod tests {
 
     #[test]
     fn fmt_like_decimals_fmt() {
+        let fmt = |v: Option<i128>| DecText::new(v).as_str().to_owned();
         assert_eq!(fmt(None), "");
         assert_eq!(fmt(Some(0)), "0");
         assert_eq!(fmt(Some(1_500_000_000_000_000_000)), "1.5");
         assert_eq!(fmt(Some(-1)), "-0.000000000000000001");
         assert_eq!(fmt(Some(100 * fixed::ONE)), "100");
+        assert_eq!(
+            fmt(Some(-100_000_000_000_000_000_000 * fixed::ONE + 10)),
+            "-99999999999999999999.99999999999999999"
+        );
+        assert_eq!(
+            fmt(Some(i128::MAX)),
+            "170141183460469231731.687303715884105727"
+        );
+        assert_eq!(
+            fmt(Some(i128::MIN)),
+            "-170141183460469231731.687303715884105728"
+        );
+        // Against the ledger's own formatter over a spread of magnitudes.
+        let mut v: i128 = 7;
+        for _ in 0..37 {
+            for x in [v, -v, v + 1, v * 10] {
+                assert_eq!(fmt(Some(x)), fixed::format(x));
+            }
+            v = v * 10 + 3;
+        }
     }
 }

@@ -35,22 +35,59 @@ pub struct Context<'k> {
     pub known_assets: &'k HashSet<String>,
 }
 
+/// An upper-case ASCII ticker (or the base currency), kept inline: a row
+/// allocates nothing for its assets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ticker {
+    buf: [u8; TICKER_MAX],
+    len: u8,
+}
+
+const TICKER_MAX: usize = 32;
+
+impl Ticker {
+    /// `text` upper-cased; None when it is not ASCII or too long.
+    fn upper(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        if !text.is_ascii() || bytes.len() > TICKER_MAX {
+            return None;
+        }
+        let mut t = Ticker {
+            buf: [0; TICKER_MAX],
+            len: bytes.len() as u8,
+        };
+        for (slot, b) in t.buf.iter_mut().zip(bytes) {
+            *slot = b.to_ascii_uppercase();
+        }
+        Some(t)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ever filled from ASCII.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// `TxContent` of a fast row (no lots, no market prices).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Content<'a> {
+pub struct Content<'a> {
     pub client_id: &'a str,
     pub kind: i32,
     pub time_ms: i64,
-    pub asset: String,
+    pub asset: Ticker,
     pub quantity: i128,
     pub price: Option<i128>,
     pub value: Option<i128>,
-    pub fee_asset: String,
+    pub fee_asset: Ticker,
     pub fee_amount: Option<i128>,
     pub fee_value: Option<i128>,
     pub wallet: &'a str,
     pub to_wallet: &'a str,
-    pub to_asset: String,
+    pub to_asset: Ticker,
     pub to_quantity: Option<i128>,
     pub income_kind: i32,
     pub note: &'a str,
@@ -63,7 +100,12 @@ fn strip(text: &str) -> Option<&str> {
     if !text.is_ascii() {
         return None;
     }
-    let space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1f');
+    let space = |c: char| {
+        matches!(
+            c,
+            ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c' | '\x1c'..='\x1f'
+        )
+    };
     Some(text.trim_matches(space))
 }
 
@@ -84,11 +126,17 @@ fn time_ms(time: Option<(i64, i32)>, ctx: &Context<'_>) -> Option<i64> {
 }
 
 /// `parse_asset` followed by the known-asset check.
-fn asset(text: &str, ctx: &Context<'_>) -> Option<String> {
-    let asset = strip(text)?.to_ascii_uppercase();
-    let ticker = (1..=ASSET_MAX).contains(&asset.len())
-        && asset.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    (ticker && asset != ctx.base_currency && ctx.known_assets.contains(&asset)).then_some(asset)
+fn asset(text: &str, ctx: &Context<'_>) -> Option<Ticker> {
+    let text = strip(text)?;
+    if !(1..=ASSET_MAX).contains(&text.len()) {
+        return None;
+    }
+    let asset = Ticker::upper(text)?;
+    let name = asset.as_str();
+    let ticker = name
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    (ticker && name != ctx.base_currency && ctx.known_assets.contains(name)).then_some(asset)
 }
 
 /// `parse_wallet`: "" when the text is blank (the caller picks the default).
@@ -152,25 +200,29 @@ pub(super) fn content<'a>(tx: &RawTransaction<'a>, ctx: &Context<'_>) -> Option<
 
     let mut fee_amount = decimal(tx.fee_amount, false)?;
     let mut fee_value = decimal(tx.fee_value, false)?;
-    let mut fee_asset = String::new();
+    let mut fee_asset = Ticker::default();
     let fee_text = strip(tx.fee_asset)?;
     if !fee_text.is_empty() {
-        let upper = fee_text.to_ascii_uppercase();
-        fee_asset = if upper == ctx.base_currency {
+        let upper = Ticker::upper(fee_text)?;
+        fee_asset = if upper.as_str() == ctx.base_currency {
             upper
         } else {
             self::asset(tx.fee_asset, ctx)?
         };
         fee_amount?;
     } else if fee_amount.is_some() {
-        fee_asset = ctx.base_currency.to_owned();
+        // The base currency as given (a ticker-sized ASCII name in practice).
+        fee_asset = Ticker::upper(ctx.base_currency)?;
+        if fee_asset.as_str() != ctx.base_currency {
+            return None;
+        }
     }
     if fee_amount == Some(0) {
-        fee_asset.clear();
+        fee_asset = Ticker::default();
         fee_amount = None;
         fee_value = None;
     }
-    if fee_asset == ctx.base_currency && fee_value.is_some() {
+    if fee_asset.as_str() == ctx.base_currency && fee_value.is_some() {
         return None;
     }
     // legs.market_needs: a fee of a positive amount without its value is
@@ -193,7 +245,7 @@ pub(super) fn content<'a>(tx: &RawTransaction<'a>, ctx: &Context<'_>) -> Option<
         return None;
     }
 
-    let (mut to_asset, mut to_quantity) = (String::new(), None);
+    let (mut to_asset, mut to_quantity) = (Ticker::default(), None);
     if kind == SWAP {
         to_asset = self::asset(tx.to_asset, ctx)?;
         to_quantity = Some(decimal(tx.to_quantity, true)??);
@@ -246,7 +298,10 @@ mod tests {
     #[test]
     fn strip_matches_python_on_ascii() {
         // " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f".strip() == "" in Python; "\x00" is kept.
-        assert_eq!(strip(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1fa b\x1f "), Some("a b"));
+        assert_eq!(
+            strip(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1fa b\x1f "),
+            Some("a b")
+        );
         assert_eq!(strip("\x00a"), Some("\x00a"));
         assert_eq!(strip("\u{a0}a"), None);
     }
@@ -263,7 +318,10 @@ mod tests {
 
     #[test]
     fn decimal_rules() {
-        assert_eq!(decimal(" 1.50 ", true), Some(Some(1_500_000_000_000_000_000)));
+        assert_eq!(
+            decimal(" 1.50 ", true),
+            Some(Some(1_500_000_000_000_000_000))
+        );
         assert_eq!(decimal("", true), Some(None));
         assert_eq!(decimal("-0", false), Some(Some(0)));
         assert_eq!(decimal("-0", true), None);

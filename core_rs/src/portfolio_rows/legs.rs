@@ -8,7 +8,7 @@
 //! that rounding would change, or that overflows i128, sends the row back
 //! to Python instead of being reproduced.
 
-use super::fields::{Content, BUY, GIFT_IN, GIFT_OUT, INCOME, SELL, SPEND, SWAP, TRANSFER};
+use super::fields::{Content, Ticker, BUY, GIFT_IN, GIFT_OUT, INCOME, SELL, SPEND, SWAP, TRANSFER};
 use crate::ledger::fixed;
 
 pub const ACQUIRE: u8 = 1;
@@ -18,16 +18,15 @@ pub const MOVE: u8 = 4;
 /// Python's default decimal context precision.
 const DEFAULT_PREC: u32 = 28;
 
-/// One leg: (leg, kind, asset, wallet, qty, amount, to_wallet).
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Leg<'c> {
+/// One leg: (leg, kind, asset, wallet, qty, amount, to_wallet); the
+/// wallet is the row's, and so is the to_wallet of a MOVE (else "").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Leg {
     pub leg: u32,
     pub kind: u8,
-    pub asset: &'c str,
-    pub wallet: &'c str,
+    pub asset: Ticker,
     pub qty: i128,
     pub amount: i128,
-    pub to_wallet: &'c str,
 }
 
 /// `decimals.mul`: a * b rounded half-even to 18 places; None on overflow.
@@ -61,7 +60,8 @@ fn sub(a: i128, b: i128) -> Option<i128> {
     exact(a.checked_sub(b)?)
 }
 
-pub(super) fn build_legs<'c>(c: &'c Content<'_>, base_currency: &str) -> Option<Vec<Leg<'c>>> {
+/// At most three legs, in order.
+pub(super) fn build_legs(c: &Content<'_>, base_currency: &str) -> Option<Vec<Leg>> {
     let value = match (c.value, c.price) {
         (Some(v), _) => v,
         (None, Some(p)) => mul(c.quantity, p)?,
@@ -70,7 +70,7 @@ pub(super) fn build_legs<'c>(c: &'c Content<'_>, base_currency: &str) -> Option<
     };
     let crypto_fee = !c.fee_asset.is_empty() && c.fee_amount.is_some_and(|a| a > 0);
     let mut fee_leg = None;
-    let fee = if c.fee_asset == base_currency && c.fee_amount.is_some() {
+    let fee = if c.fee_asset.as_str() == base_currency && c.fee_amount.is_some() {
         c.fee_amount?
     } else if crypto_fee {
         let amount = c.fee_value?;
@@ -79,34 +79,35 @@ pub(super) fn build_legs<'c>(c: &'c Content<'_>, base_currency: &str) -> Option<
     } else {
         0
     };
-    let leg = |leg: u32, kind: u8, asset: &'c str, qty: i128, amount: i128| Leg {
+    let leg = |leg: u32, kind: u8, asset: Ticker, qty: i128, amount: i128| Leg {
         leg,
         kind,
         asset,
-        wallet: c.wallet,
         qty,
         amount,
-        to_wallet: "",
     };
     let mut legs = Vec::with_capacity(3);
     match c.kind {
         // _sum(value, fee) is sum((value, fee), ZERO): two additions.
-        BUY => legs.push(leg(0, ACQUIRE, &c.asset, c.quantity, add(add(0, value)?, fee)?)),
-        SELL | SPEND => legs.push(leg(0, DISPOSE, &c.asset, c.quantity, sub(value, fee)?)),
+        BUY => legs.push(leg(
+            0,
+            ACQUIRE,
+            c.asset,
+            c.quantity,
+            add(add(0, value)?, fee)?,
+        )),
+        SELL | SPEND => legs.push(leg(0, DISPOSE, c.asset, c.quantity, sub(value, fee)?)),
         SWAP => {
-            legs.push(leg(0, DISPOSE, &c.asset, c.quantity, sub(value, fee)?));
-            legs.push(leg(1, ACQUIRE, &c.to_asset, c.to_quantity?, value));
+            legs.push(leg(0, DISPOSE, c.asset, c.quantity, sub(value, fee)?));
+            legs.push(leg(1, ACQUIRE, c.to_asset, c.to_quantity?, value));
         }
-        INCOME | GIFT_IN => legs.push(leg(0, ACQUIRE, &c.asset, c.quantity, value)),
-        TRANSFER => legs.push(Leg {
-            to_wallet: c.to_wallet,
-            ..leg(0, MOVE, &c.asset, c.quantity, 0)
-        }),
-        GIFT_OUT => legs.push(leg(0, REMOVE, &c.asset, c.quantity, 0)),
+        INCOME | GIFT_IN => legs.push(leg(0, ACQUIRE, c.asset, c.quantity, value)),
+        TRANSFER => legs.push(leg(0, MOVE, c.asset, c.quantity, 0)),
+        GIFT_OUT => legs.push(leg(0, REMOVE, c.asset, c.quantity, 0)),
         _ => return None,
     }
     if let Some((qty, amount)) = fee_leg {
-        legs.push(leg(legs.len() as u32, DISPOSE, &c.fee_asset, qty, amount));
+        legs.push(leg(legs.len() as u32, DISPOSE, c.fee_asset, qty, amount));
     }
     Some(legs)
 }
@@ -132,7 +133,10 @@ mod tests {
         // Negative ties round half-even on the magnitude.
         assert_eq!(mul(-3_000_000_000, 500_000_000), Some(-2));
         // 1.5 x 2.25 = 3.375 exactly.
-        assert_eq!(mul(3 * ONE / 2, 9 * ONE / 4), Some(3_375_000_000_000_000_000));
+        assert_eq!(
+            mul(3 * ONE / 2, 9 * ONE / 4),
+            Some(3_375_000_000_000_000_000)
+        );
         // (10^20 - 1) x (10^20 - 1) does not fit: overflow, not a wrapped value.
         let big = (100_000_000_000_000_000_000i128 - 1) * ONE;
         assert_eq!(mul(big, big), None);

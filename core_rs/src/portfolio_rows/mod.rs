@@ -13,51 +13,40 @@ mod encode;
 mod fields;
 mod legs;
 
-pub use encode::json_string;
-pub use fields::Context;
-pub use legs::{mul, ACQUIRE, DISPOSE, MOVE, REMOVE};
+pub use encode::{json_string, DecText, Formatted};
+pub use fields::{Content, Context, Ticker};
+pub use legs::{mul, Leg, ACQUIRE, DISPOSE, MOVE, REMOVE};
 
 use crate::wire::decode_import_request;
 use crate::CoreError;
 
-/// One leg of a fast row: (leg, kind, asset, wallet, qty, amount, to_wallet),
-/// decimals in `decimals.fmt` form.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LegRow {
-    pub leg: u32,
-    pub kind: u8,
-    pub asset: String,
-    pub wallet: String,
-    pub qty: String,
-    pub amount: String,
-    pub to_wallet: String,
-}
-
-/// A row the fast path took: `TxContent`'s fields (decimals in fmt form,
-/// "" for None), its encoding and its legs. The valuation is always ""
-/// (own price or value).
+/// A row the fast path took: `TxContent`'s fields, the decimals in fmt
+/// form, its encoding and its legs. The valuation is always "" (own price
+/// or value).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FastRow<'a> {
     pub position: usize,
-    pub client_id: &'a str,
-    pub kind: i32,
-    pub time_ms: i64,
-    pub asset: String,
-    pub quantity: String,
-    pub price: String,
-    pub value: String,
-    pub fee_asset: String,
-    pub fee_amount: String,
-    pub fee_value: String,
-    pub wallet: &'a str,
-    pub to_wallet: &'a str,
-    pub to_asset: String,
-    pub to_quantity: String,
-    pub income_kind: i32,
-    pub note: &'a str,
-    pub content_hash: String,
+    pub content: Content<'a>,
+    pub text: Formatted,
+    content_hash: [u8; 32],
     pub body: String,
-    pub legs: Vec<LegRow>,
+    pub legs: Vec<(Leg, DecText, DecText)>,
+}
+
+impl FastRow<'_> {
+    pub fn content_hash(&self) -> &str {
+        // Hex digits only.
+        std::str::from_utf8(&self.content_hash).unwrap_or("")
+    }
+
+    /// The to_wallet of a leg: the row's for a MOVE, else "".
+    pub fn leg_to_wallet(&self, leg: &Leg) -> &str {
+        if leg.kind == MOVE {
+            self.content.to_wallet
+        } else {
+            ""
+        }
+    }
 }
 
 /// parse_import's result: strings borrow the message.
@@ -92,39 +81,17 @@ fn fast_row<'a>(
     raw: &crate::wire::RawTransaction<'a>,
     ctx: &Context<'_>,
 ) -> Option<FastRow<'a>> {
-    let c = fields::content(raw, ctx)?;
-    let legs = legs::build_legs(&c, ctx.base_currency)?
+    let content = fields::content(raw, ctx)?;
+    let legs = legs::build_legs(&content, ctx.base_currency)?
         .into_iter()
-        .map(|l| LegRow {
-            leg: l.leg,
-            kind: l.kind,
-            asset: l.asset.to_owned(),
-            wallet: l.wallet.to_owned(),
-            qty: crate::ledger::fixed::format(l.qty),
-            amount: crate::ledger::fixed::format(l.amount),
-            to_wallet: l.to_wallet.to_owned(),
-        })
+        .map(|l| (l, DecText::new(Some(l.qty)), DecText::new(Some(l.amount))))
         .collect();
-    let f = encode::Formatted::new(&c);
-    let (content_hash, body) = encode::encode(&c, &f);
+    let text = Formatted::new(&content);
+    let (content_hash, body) = encode::encode(&content, &text);
     Some(FastRow {
         position,
-        client_id: c.client_id,
-        kind: c.kind,
-        time_ms: c.time_ms,
-        asset: c.asset,
-        quantity: f.quantity,
-        price: f.price,
-        value: f.value,
-        fee_asset: c.fee_asset,
-        fee_amount: f.fee_amount,
-        fee_value: f.fee_value,
-        wallet: c.wallet,
-        to_wallet: c.to_wallet,
-        to_asset: c.to_asset,
-        to_quantity: f.to_quantity,
-        income_kind: c.income_kind,
-        note: c.note,
+        content,
+        text,
         content_hash,
         body,
         legs,

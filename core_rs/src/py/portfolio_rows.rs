@@ -34,6 +34,7 @@ pub fn parse_import<'py>(
         known_assets: &known,
     };
     let parsed = py.detach(|| rows::parse_import(message, &ctx))?;
+    let _pause = GcPause::new(py);
     let fast = PyList::empty(py);
     for row in &parsed.fast {
         fast.append(row_tuple(py, row)?)?;
@@ -42,40 +43,65 @@ pub fn parse_import<'py>(
     Ok((PyString::new(py, parsed.portfolio_id), fast, slow))
 }
 
+/// The cyclic GC held off while the rows are built: tens of thousands of
+/// new tuples would otherwise trigger collections that scan them (and the
+/// older generations) in vain, since they form no cycles. Restored on drop,
+/// errors included.
+struct GcPause(bool);
+
+impl GcPause {
+    fn new(_py: Python<'_>) -> Self {
+        // SAFETY: the GIL is held (the token proves it); PyGC_Disable
+        // returns whether collection was enabled before.
+        GcPause(unsafe { pyo3::ffi::PyGC_Disable() } == 1)
+    }
+}
+
+impl Drop for GcPause {
+    fn drop(&mut self) {
+        if self.0 {
+            // SAFETY: dropped in parse_import, where the GIL is still held.
+            unsafe { pyo3::ffi::PyGC_Enable() };
+        }
+    }
+}
+
 fn row_tuple<'py>(py: Python<'py>, r: &FastRow<'_>) -> PyResult<Bound<'py, PyTuple>> {
     let s = |text: &str| PyString::new(py, text).into_any();
+    let (c, t) = (&r.content, &r.text);
+    let wallet = s(c.wallet);
     let legs = PyList::empty(py);
-    for l in &r.legs {
+    for (l, qty, amount) in &r.legs {
         let leg = (
             l.leg,
             l.kind,
-            s(&l.asset),
-            s(&l.wallet),
-            s(&l.qty),
-            s(&l.amount),
-            s(&l.to_wallet),
+            s(l.asset.as_str()),
+            wallet.clone(),
+            s(qty.as_str()),
+            s(amount.as_str()),
+            s(r.leg_to_wallet(l)),
         );
         legs.append(leg.into_pyobject(py)?)?;
     }
     let items: [Bound<'py, PyAny>; 21] = [
         r.position.into_pyobject(py)?.into_any(),
-        s(r.client_id),
-        r.kind.into_pyobject(py)?.into_any(),
-        r.time_ms.into_pyobject(py)?.into_any(),
-        s(&r.asset),
-        s(&r.quantity),
-        s(&r.price),
-        s(&r.value),
-        s(&r.fee_asset),
-        s(&r.fee_amount),
-        s(&r.fee_value),
-        s(r.wallet),
-        s(r.to_wallet),
-        s(&r.to_asset),
-        s(&r.to_quantity),
-        r.income_kind.into_pyobject(py)?.into_any(),
-        s(r.note),
-        s(&r.content_hash),
+        s(c.client_id),
+        c.kind.into_pyobject(py)?.into_any(),
+        c.time_ms.into_pyobject(py)?.into_any(),
+        s(c.asset.as_str()),
+        s(t.quantity.as_str()),
+        s(t.price.as_str()),
+        s(t.value.as_str()),
+        s(c.fee_asset.as_str()),
+        s(t.fee_amount.as_str()),
+        s(t.fee_value.as_str()),
+        wallet,
+        s(c.to_wallet),
+        s(c.to_asset.as_str()),
+        s(t.to_quantity.as_str()),
+        c.income_kind.into_pyobject(py)?.into_any(),
+        s(c.note),
+        s(r.content_hash()),
         s(&r.body),
         s(""),
         legs.into_any(),

@@ -275,23 +275,31 @@ mod tests {
         int_field(2, -3, &mut tx);
         let mut msg = Vec::new();
         len_field(2, &tx, &mut msg);
-        assert_eq!(decode_import_request(&msg).unwrap().transactions[0].kind, -3);
+        assert_eq!(
+            decode_import_request(&msg).unwrap().transactions[0].kind,
+            -3
+        );
     }
 
     #[test]
     fn unusual_wire_forms_are_flagged() {
-        let cases: Vec<Box<dyn Fn(&mut Vec<u8>)>> = vec![
-            Box::new(|tx| len_field(4, b"eth", tx)),  // repeated field
-            Box::new(|tx| len_field(99, b"x", tx)),   // unknown field
-            Box::new(|tx| int_field(4, 1, tx)),       // wrong wire type
-            Box::new(|tx| len_field(1, b"tx_1", tx)), // id
-            Box::new(|tx| len_field(17, b"", tx)),    // valuation
-            Box::new(|tx| len_field(14, b"", tx)),    // lots
-            Box::new(|tx| len_field(18, b"", tx)),    // record_time
+        // (field, wire type, payload): appended to a plain transaction.
+        let cases: [(u32, u8, &[u8]); 7] = [
+            (4, WIRE_LEN, b"eth"),  // repeated field
+            (99, WIRE_LEN, b"x"),   // unknown field
+            (4, WIRE_VARINT, b""),  // wrong wire type
+            (1, WIRE_LEN, b"tx_1"), // id
+            (17, WIRE_LEN, b""),    // valuation
+            (14, WIRE_LEN, b""),    // lots
+            (18, WIRE_LEN, b""),    // record_time
         ];
-        for add in cases {
+        for (field, wire, payload) in cases {
             let mut tx = buy();
-            add(&mut tx);
+            if wire == WIRE_LEN {
+                len_field(field, payload, &mut tx);
+            } else {
+                int_field(field, 1, &mut tx);
+            }
             let mut msg = Vec::new();
             len_field(2, &tx, &mut msg);
             assert!(decode_import_request(&msg).unwrap().transactions[0].unusual);
