@@ -130,31 +130,31 @@ impl Formatted {
     }
 }
 
-/// (content_hash as 32 hex digits, body).
-pub(super) fn encode(c: &Content<'_>, f: &Formatted) -> ([u8; 32], String) {
-    let mut s = String::with_capacity(360 + c.note.len());
+/// Appends the body to `s` and returns the content hash (32 hex digits).
+pub(super) fn encode(c: &Content<'_>, f: &Formatted, s: &mut String) -> [u8; 32] {
+    let start = s.len();
     let field = |s: &mut String, key: &str, text: &str| {
         s.push_str(key);
         json_string(text, s);
     };
     // Keys in sorted order, as sort_keys=True writes them.
-    field(&mut s, "{\"asset\":", c.asset.as_str());
-    field(&mut s, ",\"fee_amount\":", f.fee_amount.as_str());
-    field(&mut s, ",\"fee_asset\":", c.fee_asset.as_str());
-    field(&mut s, ",\"fee_value\":", f.fee_value.as_str());
+    field(s, "{\"asset\":", c.asset.as_str());
+    field(s, ",\"fee_amount\":", f.fee_amount.as_str());
+    field(s, ",\"fee_asset\":", c.fee_asset.as_str());
+    field(s, ",\"fee_value\":", f.fee_value.as_str());
     let _ = write!(s, ",\"income_kind\":{},\"kind\":{}", c.income_kind, c.kind);
     s.push_str(",\"lots\":[]");
-    field(&mut s, ",\"note\":", c.note);
-    field(&mut s, ",\"price\":", f.price.as_str());
-    field(&mut s, ",\"quantity\":", f.quantity.as_str());
+    field(s, ",\"note\":", c.note);
+    field(s, ",\"price\":", f.price.as_str());
+    field(s, ",\"quantity\":", f.quantity.as_str());
     let _ = write!(s, ",\"time_ms\":{}", c.time_ms);
-    field(&mut s, ",\"to_asset\":", c.to_asset.as_str());
-    field(&mut s, ",\"to_quantity\":", f.to_quantity.as_str());
-    field(&mut s, ",\"to_wallet\":", c.to_wallet);
-    field(&mut s, ",\"value\":", f.value.as_str());
-    field(&mut s, ",\"wallet\":", c.wallet);
+    field(s, ",\"to_asset\":", c.to_asset.as_str());
+    field(s, ",\"to_quantity\":", f.to_quantity.as_str());
+    field(s, ",\"to_wallet\":", c.to_wallet);
+    field(s, ",\"value\":", f.value.as_str());
+    field(s, ",\"wallet\":", c.wallet);
     s.push('}');
-    let digest = Sha256::digest(s.as_bytes());
+    let digest = Sha256::digest(&s.as_bytes()[start..]);
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hash = [0u8; 32];
     for (i, b) in digest[..16].iter().enumerate() {
@@ -163,7 +163,7 @@ pub(super) fn encode(c: &Content<'_>, f: &Formatted) -> ([u8; 32], String) {
     }
     s.pop();
     s.push_str(",\"market\":{}}");
-    (hash, s)
+    hash
 }
 
 #[cfg(test)]

@@ -60,8 +60,8 @@ fn sub(a: i128, b: i128) -> Option<i128> {
     exact(a.checked_sub(b)?)
 }
 
-/// At most three legs, in order.
-pub(super) fn build_legs(c: &Content<'_>, base_currency: &str) -> Option<Vec<Leg>> {
+/// The legs in order (at most three: no allocation per row).
+pub(super) fn build_legs(c: &Content<'_>, base_currency: &str) -> Option<[Option<Leg>; 3]> {
     let value = match (c.value, c.price) {
         (Some(v), _) => v,
         (None, Some(p)) => mul(c.quantity, p)?,
@@ -79,35 +79,33 @@ pub(super) fn build_legs(c: &Content<'_>, base_currency: &str) -> Option<Vec<Leg
     } else {
         0
     };
-    let leg = |leg: u32, kind: u8, asset: Ticker, qty: i128, amount: i128| Leg {
-        leg,
-        kind,
-        asset,
-        qty,
-        amount,
+    let mut legs: [Option<Leg>; 3] = [None; 3];
+    let mut n = 0;
+    let mut push = |kind: u8, asset: Ticker, qty: i128, amount: i128| {
+        legs[n] = Some(Leg {
+            leg: n as u32,
+            kind,
+            asset,
+            qty,
+            amount,
+        });
+        n += 1;
     };
-    let mut legs = Vec::with_capacity(3);
     match c.kind {
         // _sum(value, fee) is sum((value, fee), ZERO): two additions.
-        BUY => legs.push(leg(
-            0,
-            ACQUIRE,
-            c.asset,
-            c.quantity,
-            add(add(0, value)?, fee)?,
-        )),
-        SELL | SPEND => legs.push(leg(0, DISPOSE, c.asset, c.quantity, sub(value, fee)?)),
+        BUY => push(ACQUIRE, c.asset, c.quantity, add(add(0, value)?, fee)?),
+        SELL | SPEND => push(DISPOSE, c.asset, c.quantity, sub(value, fee)?),
         SWAP => {
-            legs.push(leg(0, DISPOSE, c.asset, c.quantity, sub(value, fee)?));
-            legs.push(leg(1, ACQUIRE, c.to_asset, c.to_quantity?, value));
+            push(DISPOSE, c.asset, c.quantity, sub(value, fee)?);
+            push(ACQUIRE, c.to_asset, c.to_quantity?, value);
         }
-        INCOME | GIFT_IN => legs.push(leg(0, ACQUIRE, c.asset, c.quantity, value)),
-        TRANSFER => legs.push(leg(0, MOVE, c.asset, c.quantity, 0)),
-        GIFT_OUT => legs.push(leg(0, REMOVE, c.asset, c.quantity, 0)),
+        INCOME | GIFT_IN => push(ACQUIRE, c.asset, c.quantity, value),
+        TRANSFER => push(MOVE, c.asset, c.quantity, 0),
+        GIFT_OUT => push(REMOVE, c.asset, c.quantity, 0),
         _ => return None,
     }
     if let Some((qty, amount)) = fee_leg {
-        legs.push(leg(legs.len() as u32, DISPOSE, c.fee_asset, qty, amount));
+        push(DISPOSE, c.fee_asset, qty, amount);
     }
     Some(legs)
 }

@@ -1,14 +1,19 @@
 //! `core_rs.portfolio_rows.parse_import`: the ImportTransactions fast path
-//! (see `crate::portfolio_rows`). The message is parsed, checked, split into
-//! legs and encoded with the GIL released; only the Python tuples are built
-//! with it held.
+//! (see `crate::portfolio_rows`). Rows are parsed, checked, split into legs
+//! and encoded with the GIL released, a batch at a time into one reused
+//! buffer (a whole message's rows at once would cost fresh pages every
+//! call); only the Python tuples are built with the GIL held.
 
 use std::collections::HashSet;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-use crate::portfolio_rows::{self as rows, Context, FastRow};
+use crate::portfolio_rows::{Context, FastRow, Rows};
+use crate::wire::decode_import_request;
+
+/// Rows per GIL-released batch: a buffer of a few hundred KB.
+const BATCH: usize = 256;
 
 type Parsed<'py> = (Bound<'py, PyString>, Bound<'py, PyList>, Bound<'py, PyList>);
 
@@ -33,19 +38,27 @@ pub fn parse_import<'py>(
         future_skew_ms,
         known_assets: &known,
     };
-    let parsed = py.detach(|| rows::parse_import(message, &ctx))?;
-    let _pause = GcPause::new(py);
+    let request = py.detach(|| decode_import_request(message))?;
     let fast = PyList::empty(py);
-    for row in &parsed.fast {
-        fast.append(row_tuple(py, row)?)?;
+    let mut slow = Vec::new();
+    let mut rows = Rows::default();
+    let _pause = GcPause::new(py);
+    for (i, batch) in request.transactions.chunks(BATCH).enumerate() {
+        rows.clear();
+        py.detach(|| rows.extend(i * BATCH, batch, &ctx))?;
+        for row in &rows.fast {
+            fast.append(row_tuple(py, &rows, row)?)?;
+        }
+        slow.extend_from_slice(&rows.slow);
     }
-    let slow = PyList::new(py, &parsed.slow)?;
-    Ok((PyString::new(py, parsed.portfolio_id), fast, slow))
+    let slow = PyList::new(py, &slow)?;
+    Ok((PyString::new(py, request.portfolio_id), fast, slow))
 }
 
-/// The cyclic GC held off while the rows are built: tens of thousands of
-/// new tuples would otherwise trigger collections that scan them (and the
-/// older generations) in vain, since they form no cycles. Restored on drop,
+/// The cyclic GC held off while the rows are built (for the whole call,
+/// a few milliseconds per thousand rows): tens of thousands of new tuples
+/// would otherwise trigger collections that scan them, and the older
+/// generations, in vain, since they form no cycles. Restored on drop,
 /// errors included.
 struct GcPause(bool);
 
@@ -66,22 +79,31 @@ impl Drop for GcPause {
     }
 }
 
-fn row_tuple<'py>(py: Python<'py>, r: &FastRow<'_>) -> PyResult<Bound<'py, PyTuple>> {
+fn row_tuple<'py>(
+    py: Python<'py>,
+    rows: &Rows<'_>,
+    r: &FastRow<'_>,
+) -> PyResult<Bound<'py, PyTuple>> {
     let s = |text: &str| PyString::new(py, text).into_any();
     let (c, t) = (&r.content, &r.text);
     let wallet = s(c.wallet);
     let legs = PyList::empty(py);
-    for (l, qty, amount) in &r.legs {
+    for l in r.legs() {
         let leg = (
-            l.leg,
-            l.kind,
-            s(l.asset.as_str()),
+            l.leg.leg,
+            l.leg.kind,
+            s(l.leg.asset.as_str()),
             wallet.clone(),
-            s(qty.as_str()),
-            s(amount.as_str()),
-            s(r.leg_to_wallet(l)),
+            s(l.qty.as_str()),
+            s(l.amount.as_str()),
+            s(r.leg_to_wallet(&l.leg)),
         );
-        legs.append(leg.into_pyobject(py)?)?;
+        let leg = leg.into_pyobject(py)?;
+        // SAFETY: a new tuple of str and int, which cannot be part of a
+        // cycle; CPython untracks such tuples itself, but only once a
+        // collection has scanned them.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(leg.as_ptr().cast()) };
+        legs.append(leg)?;
     }
     let items: [Bound<'py, PyAny>; 21] = [
         r.position.into_pyobject(py)?.into_any(),
@@ -102,7 +124,7 @@ fn row_tuple<'py>(py: Python<'py>, r: &FastRow<'_>) -> PyResult<Bound<'py, PyTup
         c.income_kind.into_pyobject(py)?.into_any(),
         s(c.note),
         s(r.content_hash()),
-        s(&r.body),
+        s(rows.body(r)),
         s(""),
         legs.into_any(),
     ];

@@ -15,7 +15,7 @@ mod candles;
 mod transactions;
 
 pub use candles::{decode_stream_candles, CandleColumns};
-pub use transactions::{decode_import_request, ImportRequest, RawTransaction};
+pub use transactions::{decode_import_request, decode_transaction, ImportRequest, RawTransaction};
 
 use crate::CoreError;
 

@@ -44,11 +44,13 @@ pub struct RawTransaction<'a> {
     pub unusual: bool,
 }
 
-/// The request's portfolio id and its transactions in message order.
+/// The request's portfolio id and its transactions' bytes in message
+/// order, each for `decode_transaction` (decoded as they are used, so a
+/// large message is never held decoded all at once).
 #[derive(Debug, Default, PartialEq)]
 pub struct ImportRequest<'a> {
     pub portfolio_id: &'a str,
-    pub transactions: Vec<RawTransaction<'a>>,
+    pub transactions: Vec<&'a [u8]>,
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, CoreError> {
@@ -66,14 +68,16 @@ pub fn decode_import_request(buf: &[u8]) -> Result<ImportRequest<'_>, CoreError>
         match (field, wire) {
             // A repeated scalar: the last one wins, as in protobuf.
             (1, WIRE_LEN) => out.portfolio_id = utf8(r.bytes()?)?,
-            (2, WIRE_LEN) => out.transactions.push(transaction(r.bytes()?)?),
+            (2, WIRE_LEN) => out.transactions.push(r.bytes()?),
             _ => r.skip(wire)?,
         }
     }
     Ok(out)
 }
 
-fn transaction(buf: &[u8]) -> Result<RawTransaction<'_>, CoreError> {
+/// One `Transaction`; an error when it is malformed (which fails the whole
+/// message, as in protobuf).
+pub fn decode_transaction(buf: &[u8]) -> Result<RawTransaction<'_>, CoreError> {
     let mut tx = RawTransaction::default();
     let mut seen = 0u32;
     let mut r = Reader::new(buf);
@@ -259,14 +263,17 @@ mod tests {
         let req = decode_import_request(&msg).unwrap();
         assert_eq!(req.portfolio_id, "pf_1");
         assert_eq!(req.transactions.len(), 2);
-        let tx = &req.transactions[0];
+        let tx = &decode_transaction(req.transactions[0]).unwrap();
         assert_eq!(tx.kind, 1);
         assert_eq!(tx.time, Some((1_700_000_000, 5_000_000)));
         assert_eq!((tx.asset, tx.quantity, tx.price), ("btc", "0.5", "100"));
         assert_eq!((tx.fee_asset, tx.fee_amount, tx.fee_value), ("", "1.5", ""));
         assert_eq!((tx.note, tx.client_id), ("caf\u{e9}", "row-1"));
         assert!(!tx.unusual);
-        assert_eq!(req.transactions[1], RawTransaction::default());
+        assert_eq!(
+            decode_transaction(req.transactions[1]).unwrap(),
+            RawTransaction::default()
+        );
     }
 
     #[test]
@@ -276,7 +283,9 @@ mod tests {
         let mut msg = Vec::new();
         len_field(2, &tx, &mut msg);
         assert_eq!(
-            decode_import_request(&msg).unwrap().transactions[0].kind,
+            decode_transaction(decode_import_request(&msg).unwrap().transactions[0])
+                .unwrap()
+                .kind,
             -3
         );
     }
@@ -302,7 +311,8 @@ mod tests {
             }
             let mut msg = Vec::new();
             len_field(2, &tx, &mut msg);
-            assert!(decode_import_request(&msg).unwrap().transactions[0].unusual);
+            let req = decode_import_request(&msg).unwrap();
+            assert!(decode_transaction(req.transactions[0]).unwrap().unusual);
         }
     }
 
@@ -313,8 +323,8 @@ mod tests {
         assert!(decode_import_request(&msg[..msg.len() - 1]).is_err());
         let mut tx = Vec::new();
         len_field(4, &[0xff, 0xfe], &mut tx);
-        let mut msg = Vec::new();
-        len_field(2, &tx, &mut msg);
-        assert!(decode_import_request(&msg).is_err());
+        assert!(decode_transaction(&tx).is_err());
+        let truncated = buy();
+        assert!(decode_transaction(&truncated[..truncated.len() - 1]).is_err());
     }
 }
