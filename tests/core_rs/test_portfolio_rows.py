@@ -12,6 +12,7 @@ benchmark's import corpus (at least 95% fast).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import time
 from collections.abc import Sequence
@@ -315,6 +316,33 @@ def test_malformed_messages_are_value_errors() -> None:
         with pytest.raises(ValueError, match=r"protobuf|UTF-8"):
             parse_import(message, BASE, NOW_MS, SKEW_MS, KNOWN)
     assert parse_import(b"", BASE, NOW_MS, SKEW_MS, KNOWN) == ("", [], [])
+
+
+def test_gc_state_is_restored() -> None:
+    """parse_import holds the cyclic GC off while it builds rows, then puts it back."""
+    assert gc.isenabled()
+    run(buy())
+    assert gc.isenabled()
+    with pytest.raises(ValueError):
+        parse_import(b"\x12", BASE, NOW_MS, SKEW_MS, KNOWN)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run(buy())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_batches_keep_positions() -> None:
+    """Rows are parsed in batches; positions run over the whole message."""
+    txs = [buy(client_transaction_id=f"r{i}") for i in range(600)]
+    for i in range(0, 600, 7):
+        txs[i].kind = 0  # Python refuses a row without a kind
+    _, fast, slow = run(*txs)
+    assert slow == list(range(0, 600, 7))
+    assert [row[0] for row in fast] == [i for i in range(600) if i % 7]
+    assert all(row[1] == f"r{row[0]}" for row in fast)
 
 
 # ----- generated rows --------------------------------------------------------------------

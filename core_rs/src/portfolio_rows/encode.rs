@@ -46,7 +46,15 @@ impl DecText {
             at -= 1;
             digits[at] = b'.';
         }
+        // Integer parts beyond u64 (over 1.8e19) are rare; u128 division
+        // is a library call.
         let mut i = int;
+        while i > u128::from(u64::MAX) {
+            at -= 1;
+            digits[at] = b'0' + (i % 10) as u8;
+            i /= 10;
+        }
+        let mut i = i as u64;
         loop {
             at -= 1;
             digits[at] = b'0' + (i % 10) as u8;

@@ -86,17 +86,36 @@ fn row_tuple<'py>(
 ) -> PyResult<Bound<'py, PyTuple>> {
     let s = |text: &str| PyString::new(py, text).into_any();
     let (c, t) = (&r.content, &r.text);
-    let wallet = s(c.wallet);
+    let texts: [(&str, Bound<'py, PyAny>); 12] = [
+        (c.asset.as_str(), s(c.asset.as_str())),
+        (t.quantity.as_str(), s(t.quantity.as_str())),
+        (t.price.as_str(), s(t.price.as_str())),
+        (t.value.as_str(), s(t.value.as_str())),
+        (c.fee_asset.as_str(), s(c.fee_asset.as_str())),
+        (t.fee_amount.as_str(), s(t.fee_amount.as_str())),
+        (t.fee_value.as_str(), s(t.fee_value.as_str())),
+        (c.wallet, s(c.wallet)),
+        (c.to_wallet, s(c.to_wallet)),
+        (c.to_asset.as_str(), s(c.to_asset.as_str())),
+        (t.to_quantity.as_str(), s(t.to_quantity.as_str())),
+        ("", s("")),
+    ];
+    // A leg's strings are mostly the row's own (its asset, quantity, value,
+    // wallets): the same objects, not copies.
+    let text = |wanted: &str| match texts.iter().find(|(t, _)| *t == wanted) {
+        Some((_, obj)) => obj.clone(),
+        None => s(wanted),
+    };
     let legs = PyList::empty(py);
     for l in r.legs() {
         let leg = (
             l.leg.leg,
             l.leg.kind,
-            s(l.leg.asset.as_str()),
-            wallet.clone(),
-            s(l.qty.as_str()),
-            s(l.amount.as_str()),
-            s(r.leg_to_wallet(&l.leg)),
+            text(l.leg.asset.as_str()),
+            text(c.wallet),
+            text(l.qty.as_str()),
+            text(l.amount.as_str()),
+            text(r.leg_to_wallet(&l.leg)),
         );
         let leg = leg.into_pyobject(py)?;
         // SAFETY: a new tuple of str and int, which cannot be part of a
@@ -105,27 +124,29 @@ fn row_tuple<'py>(
         unsafe { pyo3::ffi::PyObject_GC_UnTrack(leg.as_ptr().cast()) };
         legs.append(leg)?;
     }
+    let [asset, quantity, price, value, fee_asset, fee_amount, fee_value, wallet, to_wallet, to_asset, to_quantity, empty] =
+        texts.map(|(_, obj)| obj);
     let items: [Bound<'py, PyAny>; 21] = [
         r.position.into_pyobject(py)?.into_any(),
         s(c.client_id),
         c.kind.into_pyobject(py)?.into_any(),
         c.time_ms.into_pyobject(py)?.into_any(),
-        s(c.asset.as_str()),
-        s(t.quantity.as_str()),
-        s(t.price.as_str()),
-        s(t.value.as_str()),
-        s(c.fee_asset.as_str()),
-        s(t.fee_amount.as_str()),
-        s(t.fee_value.as_str()),
+        asset,
+        quantity,
+        price,
+        value,
+        fee_asset,
+        fee_amount,
+        fee_value,
         wallet,
-        s(c.to_wallet),
-        s(c.to_asset.as_str()),
-        s(t.to_quantity.as_str()),
+        to_wallet,
+        to_asset,
+        to_quantity,
         c.income_kind.into_pyobject(py)?.into_any(),
         s(c.note),
         s(r.content_hash()),
         s(rows.body(r)),
-        s(""),
+        empty,
         legs.into_any(),
     ];
     PyTuple::new(py, items)
