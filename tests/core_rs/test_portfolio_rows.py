@@ -300,11 +300,16 @@ def test_unknown_and_repeated_fields_are_slow() -> None:
     plain = buy().SerializeToString()
     unknown = plain + bytes([0xF8, 0x06, 0x01])  # field 111, varint 1
     repeated = plain + bytes([0x22, 0x03]) + b"ETH"  # asset again: the last one wins
-    message = b"".join(bytes([0x12, len(tx)]) + tx for tx in (plain, unknown, repeated))
+    group = bytes([0x93, 0x03, 0x08, 0x05, 0x94, 0x03])  # field 50 as a group {1: 5}
+    message = b"".join(
+        bytes([0x12, len(tx)]) + tx for tx in (plain, unknown, repeated, plain + group)
+    )
+    message += group  # an unknown group in the request itself
     parsed = portfolio_pb2.ImportTransactionsRequest.FromString(message)
     assert parsed.transactions[2].asset == "ETH"
+    assert len(parsed.transactions) == 4
     _, fast, slow = parse_import(message, BASE, NOW_MS, SKEW_MS, KNOWN)
-    assert ([row[0] for row in fast], slow) == ([0], [1, 2])
+    assert ([row[0] for row in fast], slow) == ([0], [1, 2, 3])
 
 
 def test_malformed_messages_are_value_errors() -> None:

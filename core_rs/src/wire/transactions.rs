@@ -16,7 +16,7 @@
 //! What a protobuf library would refuse (truncation, invalid UTF-8 in a
 //! string) fails the whole message, as parsing it in Python would.
 
-use super::{Reader, WIRE_LEN, WIRE_VARINT};
+use super::{truncated, Reader, WIRE_LEN, WIRE_VARINT};
 use crate::CoreError;
 
 /// One `Transaction` as it is on the wire; strings borrow the message.
@@ -53,6 +53,29 @@ pub struct ImportRequest<'a> {
     pub transactions: Vec<&'a [u8]>,
 }
 
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
+/// protobuf's (upb's) default nesting limit.
+const MAX_DEPTH: u32 = 100;
+
+/// Skips an unknown field, a (deprecated, proto2) group included: a
+/// protobuf library keeps those as unknown fields rather than failing.
+fn skip(r: &mut Reader<'_>, field: u32, wire: u8, depth: u32) -> Result<(), CoreError> {
+    if wire != START_GROUP {
+        return r.skip(wire);
+    }
+    if depth >= MAX_DEPTH {
+        return Err(truncated());
+    }
+    loop {
+        let (f, w) = r.key()?;
+        if w == END_GROUP {
+            return if f == field { Ok(()) } else { Err(truncated()) };
+        }
+        skip(r, f, w, depth + 1)?;
+    }
+}
+
 fn utf8(bytes: &[u8]) -> Result<&str, CoreError> {
     std::str::from_utf8(bytes).map_err(|_| CoreError::InvalidArgument {
         name: "data",
@@ -69,7 +92,7 @@ pub fn decode_import_request(buf: &[u8]) -> Result<ImportRequest<'_>, CoreError>
             // A repeated scalar: the last one wins, as in protobuf.
             (1, WIRE_LEN) => out.portfolio_id = utf8(r.bytes()?)?,
             (2, WIRE_LEN) => out.transactions.push(r.bytes()?),
-            _ => r.skip(wire)?,
+            _ => skip(&mut r, field, wire, 0)?,
         }
     }
     Ok(out)
@@ -126,7 +149,7 @@ pub fn decode_transaction(buf: &[u8]) -> Result<RawTransaction<'_>, CoreError> {
                 }
             }
             _ => {
-                r.skip(wire)?;
+                skip(&mut r, field, wire, 0)?;
                 tx.unusual = true;
             }
         }
@@ -159,7 +182,7 @@ fn timestamp(buf: &[u8]) -> Result<((i64, i32), bool), CoreError> {
                 }
             }
             _ => {
-                r.skip(wire)?;
+                skip(&mut r, field, wire, 0)?;
                 plain = false;
             }
         }
@@ -186,7 +209,7 @@ fn fee<'a>(buf: &'a [u8], tx: &mut RawTransaction<'a>) -> Result<bool, CoreError
                 }
             }
             _ => {
-                r.skip(wire)?;
+                skip(&mut r, field, wire, 0)?;
                 plain = false;
             }
         }
@@ -203,7 +226,7 @@ fn lot_selection(buf: &[u8]) -> Result<(), CoreError> {
             (1 | 2, WIRE_LEN) => {
                 utf8(r.bytes()?)?;
             }
-            _ => r.skip(wire)?,
+            _ => skip(&mut r, field, wire, 0)?,
         }
     }
     Ok(())
@@ -314,6 +337,27 @@ mod tests {
             let req = decode_import_request(&msg).unwrap();
             assert!(decode_transaction(req.transactions[0]).unwrap().unusual);
         }
+    }
+
+    #[test]
+    fn unknown_groups_are_skipped() {
+        // Field 50 as a group holding field 1 = 5, in the request and in a
+        // transaction (which then is unusual).
+        let group = [0x93, 0x03, 0x08, 0x05, 0x94, 0x03];
+        let mut tx = buy();
+        tx.extend_from_slice(&group);
+        let mut msg = Vec::new();
+        len_field(2, &tx, &mut msg);
+        msg.extend_from_slice(&group);
+        let req = decode_import_request(&msg).unwrap();
+        assert_eq!(req.transactions.len(), 1);
+        let tx = decode_transaction(req.transactions[0]).unwrap();
+        assert!(tx.unusual);
+        assert_eq!(tx.asset, "btc");
+        // An end without its start, or the wrong end, is malformed.
+        assert!(decode_import_request(&[0x94, 0x03]).is_err());
+        assert!(decode_import_request(&[0x93, 0x03, 0x9c, 0x03]).is_err());
+        assert!(decode_import_request(&[0x93, 0x03]).is_err());
     }
 
     #[test]
