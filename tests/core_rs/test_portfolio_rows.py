@@ -296,6 +296,24 @@ def test_slow_rows() -> None:
     assert (fast, slow) == ([], list(range(len(rows))))
 
 
+def test_default_context_rounding_boundary() -> None:
+    """build_legs adds and subtracts in Python's default 28-digit context: a
+    28-digit result is exact (fast), a 29-digit one is rounded (left to Python)."""
+    d28 = "1234567890.123456789012345678"
+    d29 = "12345678901.123456789012345678"
+    sell = portfolio_pb2.TRANSACTION_KIND_SELL
+    rows = [buy(kind=sell, price="", value=d28), buy(kind=sell, price="", value=d29)]
+    tx = parse_transaction(
+        rows[1], base_currency=BASE, now_ms=NOW_MS, future_skew_ms=SKEW_MS,
+        known_asset=KNOWN.__contains__,
+    )  # fmt: skip
+    assert build_legs(tx, BASE)[0][0].amount != Decimal(d29)  # Python rounds it
+    _, fast, slow = run(*rows)
+    assert (len(fast), slow) == (1, [1])
+    assert fast[0][20][0][5] == d28
+    check_message(portfolio_pb2.ImportTransactionsRequest(transactions=rows), events=False)
+
+
 def test_unknown_and_repeated_fields_are_slow() -> None:
     plain = buy().SerializeToString()
     unknown = plain + bytes([0xF8, 0x06, 0x01])  # field 111, varint 1
