@@ -10,6 +10,7 @@ pub mod error;
 pub mod indicators;
 pub mod ledger;
 pub mod market;
+pub mod portfolio_rows;
 pub mod wire;
 
 #[cfg(feature = "python")]

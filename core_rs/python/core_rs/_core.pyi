@@ -485,3 +485,26 @@ class SweepControl:
     def cancel(self) -> None: ...
     def cancelled(self) -> bool: ...
     def done(self) -> int: ...
+
+# ImportTransactions fast path (core_rs.portfolio_rows).
+
+_LegRow = tuple[int, int, str, str, str, str, str]
+# (position, client_id, kind, time_ms, asset, quantity, price, value, fee_asset,
+#  fee_amount, fee_value, wallet, to_wallet, to_asset, to_quantity, income_kind,
+#  note, content_hash, body, valuation, legs)
+# fmt: off
+_FastRow = tuple[
+    int, str, int, int, str, str, str, str, str, str, str, str, str, str, str, int, str, str,
+    str, str, list[_LegRow],
+]
+# fmt: on
+
+def parse_import(
+    message: bytes,
+    base_currency: str,
+    now_ms: int,
+    future_skew_ms: int,
+    known_assets: frozenset[str] | set[str],
+) -> tuple[str, list[_FastRow], list[int]]:
+    """One serialized ImportTransactionsRequest as (portfolio_id, fast_rows,
+    slow_rows); see ``core_rs.portfolio_rows``."""

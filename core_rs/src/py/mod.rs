@@ -8,6 +8,7 @@ mod bundle;
 mod candle_engine;
 mod indicators;
 mod ledger;
+mod portfolio_rows;
 mod wire;
 
 use pyo3::exceptions::PyValueError;
@@ -48,6 +49,9 @@ mod _core {
 
     #[pymodule_export]
     use super::ledger::{Ledger, Replay};
+
+    #[pymodule_export]
+    use super::portfolio_rows::parse_import;
 
     // Tick codes of CandleEngine.ingest, equal to TickRejectionReason.
     #[pymodule_export]

@@ -7,10 +7,15 @@
 //! (proto/marketmesh/v1/pricing.proto). Unknown fields are skipped, absent
 //! ones take proto3 defaults, so a newer pricing that adds fields still
 //! decodes.
+//!
+//! `decode_import_request` reads `marketmesh.v1.ImportTransactionsRequest`
+//! (proto/marketmesh/v1/portfolio.proto) for the portfolio's import fast path.
 
 mod candles;
+mod transactions;
 
 pub use candles::{decode_stream_candles, CandleColumns};
+pub use transactions::{decode_import_request, decode_transaction, ImportRequest, RawTransaction};
 
 use crate::CoreError;
 
