@@ -4,9 +4,11 @@ the findings of bench.portfolio when a write goal is missed.
 * per RecordTransaction: the owner check's database read
   (``PortfolioApp.portfolio`` -> ``Repository.get_portfolio``), and
   ``PortfolioApp.record`` under 50 concurrent callers with and without it;
-* per imported row: each step of ImportTransactions' path, timed alone over
-  the same rows (parse, legs, hash, body, leg rows, book, one task per row for
-  the market lookup, the client-id lookup, the insert).
+* per imported row: each step of ImportTransactions' fast path (core_rs
+  parse_import per message, bulk_import's decisions and book, its insert) and
+  of the general path RecordTransaction and mixed imports take (parse, legs,
+  hash, body, leg rows, book, one task per row for the market lookup, the
+  client-id lookup, the insert), each timed alone over the same rows.
 
 CPU time of this process (``time.process_time``), so other work on the
 machine does not count; aiosqlite's thread is part of the process.
@@ -26,8 +28,12 @@ from typing import Any
 import structlog
 
 from bench.portfolio_ledger import ledger_rows, transaction_messages
+from core_rs.portfolio_rows import parse_import
+from marketmesh.v1 import portfolio_pb2
+from services.common.validation import now_ms
 from services.portfolio.app import PortfolioApp, portfolio_row
 from services.portfolio.book import Book, TxIndex
+from services.portfolio.bulk_import import write_fast_rows
 from services.portfolio.db.repository import Repository
 from services.portfolio.ledger_writer import LedgerWriter, leg_rows
 from services.portfolio.legs import build_legs
@@ -39,6 +45,9 @@ from services.portfolio.transactions import (
     parse_transaction,
     to_body,
 )
+
+# Rows per ImportTransactions message and per batch, as section 3 sends them.
+BATCH = 5_000
 
 
 def _quiet_logs() -> None:
@@ -164,7 +173,56 @@ def import_path(contents: Sequence[TxContent], known: frozenset[str]) -> dict[st
         lambda: asyncio.run(one_task_per_row()),
     )
     steps |= asyncio.run(_storage(parsed))
+    steps |= _fast_path(messages, known)
     return {"rows": n, "cpu_us_per_row": steps}
+
+
+def _fast_path(messages: Sequence[Any], known: frozenset[str]) -> dict[str, float]:
+    """ImportTransactions' path for these rows: core_rs parses each message,
+    bulk_import decides and books each batch, then its insert commits."""
+    n = len(messages)
+    requests = [
+        portfolio_pb2.ImportTransactionsRequest(
+            portfolio_id="pf_b", transactions=messages[lo : lo + BATCH]
+        ).SerializeToString()
+        for lo in range(0, n, BATCH)
+    ]
+    now = now_ms()
+    c0 = time.process_time()
+    parsed = [parse_import(m, "USD", now, 0, known) for m in requests]
+    parse_s = time.process_time() - c0
+    batches = []
+    for i, (_, fast, slow) in enumerate(parsed):
+        assert not slow, f"{len(slow)} rows left to Python"
+        batches.append([(i * BATCH + r[0], r) for r in fast])
+    decide_s, commit_s = asyncio.run(_bulk(batches))
+    return {
+        "fast path: core_rs parse_import, messages of 5,000": _us(parse_s, n),
+        "fast path: bulk_import decisions and book": _us(decide_s, n),
+        "fast path: its insert (Repository.insert_rows)": _us(commit_s, n),
+    }
+
+
+async def _bulk(batches: list[list[tuple[int, Any]]]) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory(prefix="mm-bench-breakdown-") as tmp:
+        app = PortfolioApp(_settings(Path(tmp)))
+        await app.start()
+        try:
+            portfolio = await app.create_portfolio(portfolio_row("bench", "b", 1, (), 1, False))
+            state = await app.state(portfolio)
+            assert app.writer is not None
+            decide = commit = 0.0
+            for batch in batches:  # one at a time: each step alone
+                c0 = time.process_time()
+                result = await write_fast_rows(app.writer, state, batch)
+                c1 = time.process_time()
+                assert result is not None and result.committed is not None
+                await result.committed
+                decide += c1 - c0
+                commit += time.process_time() - c1
+        finally:
+            await app.stop()
+    return decide, commit
 
 
 async def _storage(contents: Sequence[TxContent], batch: int = 5_000) -> dict[str, float]:

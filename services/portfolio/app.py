@@ -185,7 +185,7 @@ class PortfolioApp:
 
     async def valued(self, tx: TxContent) -> TxContent:
         """``tx`` with the market prices its legs need (None where pricing has none)."""
-        needs = market_needs(tx)
+        needs = market_needs(tx, BASE_CURRENCY)
         if not needs:
             return tx
         market: dict[str, Decimal | None] = {}
@@ -326,7 +326,7 @@ class PortfolioApp:
         return still
 
     async def _valued_strict(self, tx: TxContent) -> TxContent:
-        needs = market_needs(tx)
+        needs = market_needs(tx, BASE_CURRENCY)
         market: dict[str, Decimal | None] = {}
         for key, asset in needs:
             market[key] = await self.market.price_at(asset, tx.time_ms)  # Unavailable propagates

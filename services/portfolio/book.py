@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 import core_rs
-from services.portfolio.decimals import ZERO, fmt
+from services.portfolio.decimals import CONTEXT, ZERO, fmt
 from services.portfolio.legs import Leg, acquire_leg, legs_from_json
 
 UNIVERSAL_WALLET_ID = 0
@@ -187,9 +187,10 @@ class Book:
                 if key not in pending:
                     base = overlay.balances.get(key)
                     pending[key] = self.balances.get(key, ZERO) if base is None else base
-                pending[key] += delta
+                # The ledger's context: exact for any in-range amounts.
+                pending[key] = CONTEXT.add(pending[key], delta)
                 if pending[key] < 0:
-                    return Shortfall(-1, key[0], key[1], time_ms, -pending[key])
+                    return Shortfall(-1, key[0], key[1], time_ms, pending[key].copy_negate())
         overlay.balances.update(pending)
         for key in pending:
             overlay.last_ms[key] = time_ms
@@ -355,7 +356,7 @@ class Book:
     def _index(self, entry: TxIndex, valuation: str) -> None:
         for leg in entry.legs:
             for key, delta in leg.deltas():
-                self.balances[key] += delta
+                self.balances[key] = CONTEXT.add(self.balances[key], delta)
                 if self.last_ms.get(key, -(2**62)) < entry.time_ms:
                     self.last_ms[key] = entry.time_ms
         if valuation == "unknown":
@@ -372,7 +373,7 @@ class Book:
         self.unknown.discard(seq)
         for leg in entry.legs:
             for key, delta in leg.deltas():
-                self.balances[key] -= delta
+                self.balances[key] = CONTEXT.subtract(self.balances[key], delta)
         # last_ms stays as an upper bound: a later write just takes the full check.
         self.leg_count -= len(entry.legs)
         self._changed()

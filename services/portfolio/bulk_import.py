@@ -32,6 +32,7 @@ from services.portfolio.book import Shortfall
 from services.portfolio.db.repository import (
     StorageError,
 )
+from services.portfolio.decimals import CONTEXT
 from services.portfolio.ledger_writer import (
     LedgerWriter,
     Pending,
@@ -159,6 +160,8 @@ async def _decide(
 
     # 1. Decide every row against the book plus the rows before it, changing nothing.
     check = not state.portfolio.allow_negative
+    # The ledger's context: the default 28 digits would round balances.
+    add = CONTEXT.add
     balances, last_ms = book.balances, book.last_ms
     overlay: dict[tuple[str, str], Decimal] = {}
     overlay_ms: dict[tuple[str, str], int] = {}
@@ -189,7 +192,7 @@ async def _decide(
         short: Shortfall | None = None
         for g in stored:
             q = Decimal(g[5])
-            own = ((g[2], g[3]), q if g[1] == ACQUIRE else -q)
+            own = ((g[2], g[3]), q if g[1] == ACQUIRE else q.copy_negate())
             # Leg.deltas: an ACQUIRE adds, the rest take; a MOVE also gives to_wallet.
             for key, delta in (own, ((g[2], g[4]), q)) if g[1] == MOVE else (own,):
                 if overlay_ms.get(key, last_ms.get(key, _NEVER)) > time_ms:
@@ -199,9 +202,9 @@ async def _decide(
                     balance = overlay.get(key)
                     if balance is None:
                         balance = balances.get(key, _ZERO)
-                balance = moves[key] = balance + delta
+                balance = moves[key] = add(balance, delta)
                 if check and balance < 0 and short is None:
-                    short = Shortfall(-1, key[0], key[1], time_ms, -balance)
+                    short = Shortfall(-1, key[0], key[1], time_ms, balance.copy_negate())
         if short is not None:
             refused[cid] = shortfall_error(short, _prefix(row_no))
             result.rejected.append((row_no, cid, refused[cid]))

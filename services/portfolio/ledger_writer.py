@@ -151,8 +151,9 @@ def storage_error(err: StorageError) -> ServiceError:
 
 
 def shortfall_error(short: Shortfall, prefix: str) -> FailedPrecondition:
+    held = fmt(short.shortfall.copy_negate())
     return FailedPrecondition(
-        f"{prefix}: wallet {short.wallet!r} would hold {fmt(-short.shortfall)} {short.asset}: "
+        f"{prefix}: wallet {short.wallet!r} would hold {held} {short.asset}: "
         f"short by {fmt(short.shortfall)} {short.asset} "
         "(record the acquisition first, or create the portfolio with allow_negative_balances)"
     )

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
-from services.portfolio.decimals import ZERO, fmt, mul
+from services.portfolio.decimals import CONTEXT, ZERO, fmt, mul
 from services.portfolio.transactions import (
     BUY,
     GIFT_IN,
@@ -70,31 +70,38 @@ class Leg(NamedTuple):
         """Balance changes per (asset, wallet)."""
         if self.kind == ACQUIRE:
             return [((self.asset, self.wallet), self.qty)]
+        # copy_negate: exact (unary minus rounds to the context's 28 digits).
         if self.kind == MOVE:
             return [
-                ((self.asset, self.wallet), -self.qty),
+                ((self.asset, self.wallet), self.qty.copy_negate()),
                 ((self.asset, self.to_wallet), self.qty),
             ]
-        return [((self.asset, self.wallet), -self.qty)]
+        return [((self.asset, self.wallet), self.qty.copy_negate())]
 
 
-def market_needs(tx: TxContent) -> list[tuple[str, str]]:
-    """(key, asset) pairs whose market price at ``tx.time_ms`` the legs need."""
+def market_needs(tx: TxContent, base_currency: str) -> list[tuple[str, str]]:
+    """(key, asset) pairs whose market price at ``tx.time_ms`` the legs need
+    (a fee in the base currency needs none: it is its own value)."""
     needs: list[tuple[str, str]] = []
     if tx.value is None and tx.price is None:
         if tx.kind == SWAP:
             needs += [("asset", tx.asset), ("to_asset", tx.to_asset)]
         elif tx.kind in (SPEND, INCOME):
             needs.append(("asset", tx.asset))
-    if tx.has_crypto_fee and tx.fee_value is None and tx.fee_asset:
+    if tx.has_crypto_fee and tx.fee_value is None and tx.fee_asset != base_currency:
         needs.append(("fee", tx.fee_asset))
     return needs
 
 
 def _sum(*parts: Decimal | None) -> Decimal | None:
-    if any(p is None for p in parts):
-        return None
-    return sum((p for p in parts if p is not None), ZERO)
+    # In the ledger's 80-digit context: the default 28 digits would round
+    # amounts of up to 38 (20 before the point, 18 after).
+    total = ZERO
+    for p in parts:
+        if p is None:
+            return None
+        total = CONTEXT.add(total, p)
+    return total
 
 
 def build_legs(tx: TxContent, base_currency: str) -> tuple[list[Leg], str]:
@@ -147,10 +154,10 @@ def build_legs(tx: TxContent, base_currency: str) -> tuple[list[Leg], str]:
     if kind == BUY:
         legs.append(Leg(0, ACQUIRE, tx.asset, tx.wallet, tx.quantity, _sum(value, fee)))
     elif kind in (SELL, SPEND):
-        proceeds = None if value is None or fee is None else value - fee
+        proceeds = None if value is None or fee is None else CONTEXT.subtract(value, fee)
         legs.append(Leg(0, DISPOSE, tx.asset, tx.wallet, tx.quantity, proceeds, selections=lots))
     elif kind == SWAP:
-        proceeds = None if value is None or fee is None else value - fee
+        proceeds = None if value is None or fee is None else CONTEXT.subtract(value, fee)
         assert tx.to_quantity is not None
         legs.append(Leg(0, DISPOSE, tx.asset, tx.wallet, tx.quantity, proceeds, selections=lots))
         legs.append(Leg(1, ACQUIRE, tx.to_asset, tx.wallet, tx.to_quantity, value))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import heapq
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
@@ -14,7 +12,7 @@ import grpc
 
 from marketmesh.v1 import portfolio_pb2
 from services.common.auth import require_owner
-from services.common.errors import FailedPrecondition, InvalidArgument, ServiceError, Unavailable
+from services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from services.common.pagination import decode_page_token, encode_page_token
 from services.common.validation import ms_to_timestamp, now_ms, optional_timestamp_ms, parse_limit
 from services.portfolio import gains, income, reports
@@ -24,8 +22,7 @@ from services.portfolio.db.repository import PortfolioRow, TransactionRow
 from services.portfolio.decimals import ZERO, div, fmt, parse_decimal
 from services.portfolio.decisions import plan_rebalance, size_position
 from services.portfolio.holdings import OpenLot, harvest, positions, value_positions
-from services.portfolio.ledger_writer import Pending
-from services.portfolio.legs import market_needs
+from services.portfolio.importer import Import
 from services.portfolio.methods import (
     PER_WALLET,
     method_for_year,
@@ -47,9 +44,6 @@ from services.portfolio.transactions import (
 NAME_MAX = 100
 DEFAULT_PAGE, MAX_PAGE = 100, 1_000
 DEFAULT_GAINS_PAGE, MAX_GAINS_PAGE = 1_000, 10_000
-IMPORT_RESULTS_SHOWN = 1_000
-# Bounds the response (and memory) of an import that is rejected wholesale.
-IMPORT_REJECTIONS_SHOWN = 10_000
 
 
 def portfolio_message(row: PortfolioRow) -> portfolio_pb2.Portfolio:
@@ -232,7 +226,7 @@ class PortfolioServicer:
         context: grpc.aio.ServicerContext,
     ) -> portfolio_pb2.ImportTransactionsResponse:
         owner = require_owner()
-        importer = _Import(self, owner)
+        importer = Import(self.app, owner)
         try:
             async for message in request_iterator:
                 await importer.message(message)
@@ -566,158 +560,3 @@ def _lot_message(lot: OpenLot, book: Book) -> portfolio_pb2.Lot:
         unit_cost="" if lot.unknown else fmt(lot.unit_cost),
         original_quantity=fmt(lot.original_quantity),
     )
-
-
-class _Import:
-    """One ImportTransactions call: rows parsed, valued, written in atomic batches."""
-
-    def __init__(self, servicer: PortfolioServicer, owner: str) -> None:
-        self.servicer = servicer
-        self.app = servicer.app
-        self.owner = owner
-        self.portfolio: PortfolioRow | None = None
-        self.row = 0
-        self.batch: list[tuple[int, Pending]] = []
-        self.accepted = self.duplicates = self.rejected = self.batches = 0
-        self.results: list[portfolio_pb2.ImportRowResult] = []
-        self.shown = 0
-        self.rejections: list[tuple[int, portfolio_pb2.ImportRowResult]] = []
-        # The batch being written while the next message is parsed (one at a
-        # time: batches still commit in order, each all or nothing).
-        self.writing: asyncio.Future[None] | None = None
-
-    async def message(self, message: portfolio_pb2.ImportTransactionsRequest) -> None:
-        if self.portfolio is None:
-            if not message.portfolio_id.strip():
-                raise InvalidArgument("portfolio_id", "is required on the first message")
-            self.portfolio = await self.app.portfolio(self.owner, message.portfolio_id)
-        elif message.portfolio_id.strip() and message.portfolio_id.strip() != self.portfolio.id:
-            raise InvalidArgument("portfolio_id", "must be the same on every message (or empty)")
-        known = await self.app.market.known_assets()
-        now = now_ms()
-        skew = int(self.app.settings.future_skew_s * 1000)
-        parsed: list[tuple[int, str, TxContent]] = []
-        for msg in message.transactions:
-            row = self.row
-            self.row += 1
-            prefix = f"transactions[{row}]"
-            try:
-                client_id = parse_client_id(
-                    msg.client_transaction_id, prefix + ".client_transaction_id"
-                )
-                tx = parse_transaction(
-                    msg,
-                    base_currency=BASE_CURRENCY,
-                    now_ms=now,
-                    future_skew_ms=skew,
-                    known_asset=known.__contains__,
-                    prefix=prefix,
-                )
-            except InvalidArgument as err:
-                self._reject(row, msg.client_transaction_id, err)
-                continue
-            parsed.append((row, client_id, tx))
-        # Only rows valued at market need pricing; the rest skip the round trip.
-        needing = [i for i, (_, _, tx) in enumerate(parsed) if market_needs(tx)]
-        valued = [tx for _, _, tx in parsed]
-        for i, tx in zip(
-            needing,
-            await asyncio.gather(*(self.app.valued(valued[i]) for i in needing)),
-            strict=True,
-        ):
-            valued[i] = tx
-        for (row, client_id, _), tx in zip(parsed, valued, strict=True):
-            self.batch.append((row, self.app.pending(client_id, tx, f"transactions[{row}]")))
-        if len(self.batch) >= self.app.settings.max_batch:
-            await self._write_next()
-
-    async def flush(self) -> None:
-        """Write what is left and wait for every batch."""
-        await self._write_next()
-        await self._written()
-
-    async def abandon(self) -> None:
-        """The call ended (or failed): let the batch in flight finish, so no
-        write outlives the call unobserved. Its error, if any, is the call's
-        only when nothing else failed first."""
-        if self.writing is not None and not self.writing.done():
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.shield(self.writing)
-
-    async def _written(self) -> None:
-        writing, self.writing = self.writing, None
-        if writing is not None:
-            await writing
-
-    async def _write_next(self) -> None:
-        await self._written()
-        if not self.batch or self.portfolio is None:
-            return
-        batch, self.batch = self.batch, []
-        self.writing = asyncio.ensure_future(self._write(self.portfolio, batch))
-
-    async def _write(self, portfolio: PortfolioRow, batch: list[tuple[int, Pending]]) -> None:
-        # Written in time order: a ledger exported newest-first still imports in one pass.
-        batch.sort(key=lambda item: (item[1].content.time_ms, item[0]))
-        await self.app.record_many(portfolio, [p for _, p in batch])
-        self.batches += 1
-        for row, pending in sorted(batch, key=lambda item: item[0]):
-            err = pending.future.exception()
-            if err is not None:
-                if not isinstance(err, ServiceError | ValueError):
-                    raise err
-                self._reject(row, pending.client_id, err)
-                continue
-            outcome = pending.future.result()
-            if outcome.created:
-                self.accepted += 1
-                status = portfolio_pb2.IMPORT_ROW_STATUS_ACCEPTED
-            else:
-                self.duplicates += 1
-                status = portfolio_pb2.IMPORT_ROW_STATUS_DUPLICATE
-            if self.shown < IMPORT_RESULTS_SHOWN:
-                self.shown += 1
-                self.results.append(
-                    portfolio_pb2.ImportRowResult(
-                        row=row,
-                        client_transaction_id=pending.client_id,
-                        status=status,
-                        transaction_id=outcome.row.id,
-                    )
-                )
-
-    def _reject(self, row: int, client_id: str, err: Exception) -> None:
-        self.rejected += 1
-        # Rejections arrive out of row order (a message is parsed while the
-        # batch before it is written): keep the lowest rows, in a max-heap.
-        if len(self.rejections) >= IMPORT_REJECTIONS_SHOWN and -self.rejections[0][0] < row:
-            return
-        field, reason = "", str(err)
-        if isinstance(err, InvalidArgument):
-            field, reason = err.violations[0]
-            if len(err.violations) > 1:
-                reason += "; " + "; ".join(f"{f}: {r}" for f, r in err.violations[1:])
-        elif isinstance(err, ServiceError):
-            reason = err.message
-        result = portfolio_pb2.ImportRowResult(
-            row=row,
-            client_transaction_id=client_id,
-            status=portfolio_pb2.IMPORT_ROW_STATUS_REJECTED,
-            field=field,
-            reason=reason,
-        )
-        if len(self.rejections) < IMPORT_REJECTIONS_SHOWN:
-            heapq.heappush(self.rejections, (-row, result))
-        else:
-            heapq.heapreplace(self.rejections, (-row, result))
-
-    def response(self) -> portfolio_pb2.ImportTransactionsResponse:
-        if self.portfolio is None:
-            raise InvalidArgument("portfolio_id", "is required on the first message")
-        return portfolio_pb2.ImportTransactionsResponse(
-            accepted=self.accepted,
-            duplicates=self.duplicates,
-            rejected=self.rejected,
-            results=sorted([*self.results, *(r for _, r in self.rejections)], key=lambda r: r.row),
-            batches=self.batches,
-        )

@@ -61,7 +61,7 @@ def python_row(
         )
     except InvalidArgument:
         return Expected("rejected")
-    if market_needs(tx):
+    if market_needs(tx, BASE):
         return Expected("market")
     if tx.lots:
         return Expected("lots")
@@ -271,8 +271,6 @@ def test_mul_rounds_half_even() -> None:
 
 
 def test_slow_rows() -> None:
-    fee_usd = buy()
-    fee_usd.fee.amount = "1"  # legs.market_needs asks for a "fee" price even in USD
     no_fee_value = buy()
     no_fee_value.fee.asset, no_fee_value.fee.amount = "ETH", "1"
     lots = buy(kind=portfolio_pb2.TRANSACTION_KIND_SELL)
@@ -281,7 +279,6 @@ def test_slow_rows() -> None:
     rows = [
         buy(client_transaction_id=""),
         buy(kind=portfolio_pb2.TRANSACTION_KIND_SPEND, price=""),  # valued at market
-        fee_usd,
         no_fee_value,
         lots,
         buy(id="tx_1"),
@@ -289,28 +286,36 @@ def test_slow_rows() -> None:
         buy(record_time=ts(1)),
         buy(asset="\u017fol"),  # Python upper-cases it to SOL: left to Python
         buy(quantity=big, price=big),  # the product overflows
-        buy(quantity="1234567890.123456789", price="1234567890.123456789"),  # > 28 digits
         buy(time=ts(NOW_MS // 1000 + SKEW_MS // 1000, 1_000_000)),  # 1 ms too late
     ]
     _, fast, slow = run(*rows)
     assert (fast, slow) == ([], list(range(len(rows))))
 
 
-def test_default_context_rounding_boundary() -> None:
-    """build_legs adds and subtracts in Python's default 28-digit context: a
-    28-digit result is exact (fast), a 29-digit one is rounded (left to Python)."""
-    d28 = "1234567890.123456789012345678"
+def test_amounts_beyond_28_digits_stay_exact() -> None:
+    """build_legs adds and subtracts in the ledger's 80-digit context (not
+    Python's default 28 digits, which would round these): the fast path's
+    amounts are the same exact ones. A fee in USD needs no market price."""
     d29 = "12345678901.123456789012345678"
+    d38 = "12345678901234567890.123456789012345678"
     sell = portfolio_pb2.TRANSACTION_KIND_SELL
-    rows = [buy(kind=sell, price="", value=d28), buy(kind=sell, price="", value=d29)]
+    fee_usd = buy(kind=sell, price="", value=d38)
+    fee_usd.fee.amount = "0.000000000000000001"
+    rows = [
+        buy(kind=sell, price="", value=d29),
+        fee_usd,
+        buy(quantity="1234567890.123456789", price="1234567890.123456789"),
+    ]
     tx = parse_transaction(
         rows[1], base_currency=BASE, now_ms=NOW_MS, future_skew_ms=SKEW_MS,
         known_asset=KNOWN.__contains__,
     )  # fmt: skip
-    assert build_legs(tx, BASE)[0][0].amount != Decimal(d29)  # Python rounds it
+    assert market_needs(tx, BASE) == []
+    proceeds = Decimal("12345678901234567890.123456789012345677")
+    assert build_legs(tx, BASE)[0][0].amount == proceeds
     _, fast, slow = run(*rows)
-    assert (len(fast), slow) == (1, [1])
-    assert fast[0][20][0][5] == d28
+    assert (len(fast), slow) == (3, [])
+    assert [row[20][0][5] for row in fast[:2]] == [d29, str(proceeds)]
     check_message(portfolio_pb2.ImportTransactionsRequest(transactions=rows), events=False)
 
 

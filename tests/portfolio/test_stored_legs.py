@@ -96,3 +96,26 @@ def test_a_book_loaded_from_stored_rows_equals_one_built_from_its_transactions()
         every = np.arange(a.n_matches, dtype=np.int64)
         assert a.n_matches == b.n_matches > 100
         assert a.sum_matches(every) == b.sum_matches(every)
+
+
+def test_balances_are_exact_beyond_the_default_28_digits() -> None:
+    """Buy 29 significant digits' worth, sell a hair less then the rest: the
+    book's balances (Python's default context would round them) stay exact,
+    and the last sale fits to the last digit."""
+    book = Book("pf_x")
+    q = Decimal("12345678901.123456789012345678")
+    tiny = Decimal("0.000000000000000001")
+    legs = [
+        [Leg(0, ACQUIRE, "SHIB", "main", q, Decimal(1))],
+        [Leg(0, DISPOSE, "SHIB", "main", Decimal("12345678901.123456789012345677"), Decimal(1))],
+        [Leg(0, DISPOSE, "SHIB", "main", tiny, Decimal(0))],
+    ]
+    for seq, tx_legs in enumerate(legs, start=1):
+        assert book.fits_in_order(tx_legs, T0 + seq) is None
+        book.add([(TxIndex(seq, f"tx_{seq:024x}", 1, T0 + seq, tuple(tx_legs)), "")])
+        if seq == 2:
+            assert book.balances[("SHIB", "main")] == tiny
+    assert book.balances[("SHIB", "main")] == 0
+    over = [Leg(0, DISPOSE, "SHIB", "main", tiny, Decimal(0))]
+    short = book.fits_in_order(over, T0 + 9)
+    assert short is not None and short.shortfall == tiny

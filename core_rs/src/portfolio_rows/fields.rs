@@ -225,9 +225,13 @@ pub(super) fn content<'a>(tx: &RawTransaction<'a>, ctx: &Context<'_>) -> Option<
     if fee_asset.as_str() == ctx.base_currency && fee_value.is_some() {
         return None;
     }
-    // legs.market_needs: a fee of a positive amount without its value is
-    // valued at market, even in the base currency.
-    if !fee_asset.is_empty() && fee_amount.is_some() && fee_value.is_none() {
+    // legs.market_needs: a crypto fee of a positive amount without its value
+    // is valued at market (a fee in the base currency is its own value).
+    if !fee_asset.is_empty()
+        && fee_asset.as_str() != ctx.base_currency
+        && fee_amount.is_some()
+        && fee_value.is_none()
+    {
         return None;
     }
 

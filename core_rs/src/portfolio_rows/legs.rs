@@ -1,12 +1,11 @@
 //! services/portfolio/legs.py `build_legs` for a fast row (own price or
 //! value, no market lookup, no lots), amounts exact as Python computes them.
 //!
-//! Two roundings to reproduce: `decimals.mul` rounds a product half-even to
-//! 18 places (prec 80, so never earlier), and the sums and differences
-//! `build_legs` takes (`value - fee`, `0 + value + fee`) run in Python's
-//! default decimal context, which rounds to 28 significant digits. A result
-//! that rounding would change, or that overflows i128, sends the row back
-//! to Python instead of being reproduced.
+//! One rounding to reproduce: `decimals.mul` rounds a product half-even to
+//! 18 places (prec 80, so never earlier). The sums and differences
+//! `build_legs` takes (`value - fee`, `0 + value + fee`) are exact: Python
+//! runs them in the same 80-digit context. A result that overflows i128
+//! sends the row back to Python instead.
 
 use super::fields::{Content, Ticker, BUY, GIFT_IN, GIFT_OUT, INCOME, SELL, SPEND, SWAP, TRANSFER};
 use crate::ledger::fixed;
@@ -15,8 +14,6 @@ pub const ACQUIRE: u8 = 1;
 pub const DISPOSE: u8 = 2;
 pub const REMOVE: u8 = 3;
 pub const MOVE: u8 = 4;
-/// Python's default decimal context precision.
-const DEFAULT_PREC: u32 = 28;
 
 /// One leg: (leg, kind, asset, wallet, qty, amount, to_wallet); the
 /// wallet is the row's, and so is the to_wallet of a MOVE (else "").
@@ -34,30 +31,13 @@ pub fn mul(a: i128, b: i128) -> Option<i128> {
     fixed::mul_div(a, b, fixed::ONE).ok()
 }
 
-/// Significant digits of a scaled amount (trailing zeros do not count).
-fn significant_digits(v: i128) -> u32 {
-    let mut m = v.unsigned_abs();
-    if m == 0 {
-        return 0;
-    }
-    while m % 10 == 0 {
-        m /= 10;
-    }
-    m.ilog10() + 1
-}
-
-/// `v` when Python's default context keeps it exactly.
-fn exact(v: i128) -> Option<i128> {
-    (significant_digits(v) <= DEFAULT_PREC).then_some(v)
-}
-
-/// Python `a + b` (or `a - b`) in the default context, when exact.
+/// Python `a + b` (or `a - b`) in the ledger's context: exact; None on overflow.
 fn add(a: i128, b: i128) -> Option<i128> {
-    exact(a.checked_add(b)?)
+    a.checked_add(b)
 }
 
 fn sub(a: i128, b: i128) -> Option<i128> {
-    exact(a.checked_sub(b)?)
+    a.checked_sub(b)
 }
 
 /// The legs in order (at most three: no allocation per row).
@@ -141,15 +121,10 @@ mod tests {
     }
 
     #[test]
-    fn default_context_exactness() {
-        assert_eq!(significant_digits(0), 0);
-        assert_eq!(significant_digits(ONE), 1);
-        assert_eq!(significant_digits(-1_230 * ONE), 3);
-        assert_eq!(significant_digits(1), 1);
-        // 28 significant digits pass, 29 do not.
-        let d28 = 1_234_567_890_123_456_789_012_345_678i128;
-        assert_eq!(exact(d28), Some(d28));
-        assert_eq!(exact(d28 * 10 + 9), None);
-        assert_eq!(exact(d28 * 1000), Some(d28 * 1000));
+    fn sums_are_exact_beyond_28_digits_and_refuse_overflow() {
+        let d29 = 12_345_678_901_234_567_890_123_456_789i128;
+        assert_eq!(add(d29, 1), Some(d29 + 1));
+        assert_eq!(sub(-d29, 1), Some(-d29 - 1));
+        assert_eq!(add(i128::MAX, 1), None);
     }
 }
