@@ -849,59 +849,29 @@ FINDINGS = """\
 ## Findings (2026-11-29)
 
 * **Realized gains**: every method's replay of the 1,000,000-transaction ledger (core_rs,
-  GIL released) and the 1,000-row page take well under the goal; the repeat is served from
-  the replay cache. The **cold first call** is dominated by loading the book from the
-  database in Python (`PortfolioApp._load`): on the 100,000-transaction ledger, in-process,
-  `Repository.load_ledger` read 3.7 s (whole rows with bodies through SQLAlchemy Core),
-  `_leg_from_row` 1.0 s (each qty and amount parsed to Decimal, which `Book._append`
-  formats back to the same string for core_rs), indexing and `book.add` ~4 s; the FIFO
-  replay of the same book 0.035 s. Proposed: load legs as raw driver tuples
-  (exec_driver_sql) and hand the qty/amount strings straight to `core_rs.Ledger.append`
-  (no Decimal round trip), read only the columns the book needs, and build TxIndex lazily.
-  The server's own profile (`--quick --sections gains --profile-portfolio`, event-loop
-  thread) agrees: `_load`'s loop 2.3 s, `_leg_from_row` 2.35 s, the TransactionRow /
-  LegRow list comprehensions of `load_ledger` 2.4 s (book.add runs in a worker thread,
-  not in that profile). A repeat call is mostly the 1,000-row page in Python:
-  `gains.disposal_rows` + `disposal_message` ~0.27 s a call, most of the repeat's time.
-* **The client-id lookup scans the whole portfolio** (a bug in the storage layer's plan,
-  not in the design): `Repository.find_client_ids` asks `portfolio_id = ? AND
-  client_transaction_id IN (...)`, and with no `sqlite_stat1` (the database is never
-  ANALYZEd) SQLite picks the primary key's `portfolio_id` prefix, i.e. it reads every
-  transaction of the portfolio for each chunk of 500 ids, instead of the unique index on
-  (portfolio_id, client_transaction_id). Measured: on the 100,000-transaction ledger one
-  500-id chunk took 0.12 s; with `INDEXED BY` that index, or after `ANALYZE` (0.13 s),
-  0.008-0.011 s. Writing 200,000 rows in batches of 5,000 in-process, the lookup per batch
-  grew from 0.05 s (empty) to 1.34 s (175,000 rows) while the insert stayed at 0.2-0.4 s;
-  this is why the full-size import (200,000 rows) is slower per row than the quick one
-  (40,000) and why its aiosqlite thread is so busy. Every RecordTransaction group commit
-  pays it too: on the 1,000,000-transaction ledger see the lookup line of section 1.
-  Proposed: run `ANALYZE` (or `PRAGMA optimize`) after the migrations and now and then,
-  or name the index on SQLite (`INDEXED BY`); both verified to give the index plan. (An
-  `IN (SELECT value FROM json_each(?))` form was checked too: still the scan.)
-* **RecordTransaction**: the per-call CPU is the ceiling (the server's event loop is
-  busy; WAL fsyncs are shared by the group commit, mean batch in the table above). One
-  unary call of the common gRPC stack costs ~1 ms of server CPU here (GetQuote, the
-  reference, does nothing else), so one process cannot pass ~900 calls/s of any kind on
-  this machine: 2,000/s needs the per-call cost halved or several processes. Of
-  RecordTransaction's own work the largest part is the owner check
-  (`PortfolioServicer._portfolio` -> `Repository.get_portfolio`), a full read
-  transaction on every call (pool checkout, BEGIN, SELECT, COMMIT, check-in, each a
-  hop to aiosqlite's thread): 2-2.5 ms CPU, more than the rest of the write (see the
-  breakdown). Proposed: answer the owner check from the portfolio's cached
-  `PortfolioState.portfolio` when its book is loaded (this process is the only writer
-  of the database; update/delete already go through the app and refresh or drop it).
-* **ImportTransactions**: 300 µs (40,000 rows) to 445 µs (200,000 rows: the lookup above
-  grows) of server CPU per row against a 20 µs budget, and the
-  floor itself, sqlite3 executemany of the same rows into the same schema with the same
-  pragmas (synchronous=FULL, four indexes on transactions), is below 50,000 rows/s on this
-  machine: the goal cannot be met here by the service as designed. Where the row time
-  goes is in the breakdown table. The avoidable parts: `asyncio.gather` of one
-  `valued()` task per row although no row of the import needs a market price (call
-  `market_needs` first and make tasks only for the rows that do); `Book.add` one
-  transaction at a time in `LedgerWriter._admit` (add the in-order rows in one call: about
-  half its cost); `content_hash` and `to_body` each build and dump the same dict (dump
-  once). What remains, parse + legs + rows + insert, is still several times the 20 µs
-  budget in Python: batch the row work into core_rs to come near the SQLite floor.
+  GIL released) and the 1,000-row page take well under the goal; a repeat is served from
+  the replay cache and is mostly the page built in Python. The **cold first call** (20.6 s,
+  was 45 s before the legs moved into their transaction's row and the book learned to load
+  stored legs straight into core_rs) is reading and walking a million rows in Python: the
+  rows through SQLAlchemy + aiosqlite ~5 µs each (plain sqlite3 reads the same in half),
+  `Book.load` (one JSON parse per chunk, list appends per leg, the name interning)
+  ~10-15 µs; balances are summed by core_rs when first needed (0.02 s). Next: parse the
+  stored legs and append them inside core_rs.
+* **RecordTransaction**: a bare grpc.aio server answering an empty health Check (no
+  interceptors, no work) did 1,850 calls/s under the same ghz load in the same run, so
+  2,000 committed/s is out of reach for one Python process on this machine whatever the
+  method does; the service spends ~1.6-2 ms of CPU per transaction (the common gRPC stack,
+  validation, the group commit's lookup and insert), committing ~26 calls per fsync at 50
+  callers. It needs several processes sharing the ledger (oversell and idempotency checks
+  in the database) or a non-Python front end.
+* **ImportTransactions**: 11,585 rows/s (4,266 before this round), ~86 µs of server CPU a
+  row against a 20 µs budget. core_rs parses a 5,000-row message in ~5 µs a row
+  (validation, legs, hash and body: `core_rs.portfolio_rows`); what is left is Python per
+  row in `bulk_import` (the duplicate, twin and oversell decisions, the book's columns,
+  the insert tuples: ~35 µs in-process) and the insert itself (executemany's binding and
+  SQLite: ~18 µs, overlapped with the next batch's decisions). SQLite with this schema
+  takes the same rows at ~57,000 rows/s (the reference row), so the goal needs the
+  decisions, the book append and the insert rows built in core_rs in one pass per batch.
 """
 
 
@@ -1049,8 +1019,7 @@ def _lookup_markdown(lookup: dict[str, Any] | None) -> list[str]:
         "ids (Repository.find_client_ids) before it writes. On this "
         f"{lookup['transactions']:,}-transaction portfolio, from this process (read-only): "
         f"25 ids (a group commit) {lookup['ids_25_s']} s, 500 ids (one IN chunk) "
-        f"{lookup['ids_500_s']} s; SQLite's plan for the query: `{lookup['plan']}` (see the "
-        "findings)."
+        f"{lookup['ids_500_s']} s."
     ]
 
 
@@ -1232,15 +1201,28 @@ def _breakdown_markdown(b: dict[str, Any]) -> list[str]:
             ],
         ),
         f"ImportTransactions' path, {imp['rows']:,} rows of the section-3 mix, each step "
-        "timed alone (CPU µs per row; 50,000 rows/s leaves 20 µs per row for everything):",
+        "timed alone (CPU µs per row; 50,000 rows/s leaves 20 µs per row for everything). "
+        "The fast path is what these rows take; the general path is RecordTransaction's, "
+        "and an import's for messages with rows core_rs leaves to Python:",
         md_table(
             ("step", "CPU µs per row"),
             [[name, value] for name, value in steps.items()]
             + [
                 [
-                    "sum of the steps above but the comparison row",
-                    round(sum(v for k, v in steps.items() if "comparison" not in k), 1),
-                ]
+                    "sum of the fast path's steps",
+                    round(sum(v for k, v in steps.items() if k.startswith("fast path")), 1),
+                ],
+                [
+                    "sum of the general path's steps (but the comparison row)",
+                    round(
+                        sum(
+                            v
+                            for k, v in steps.items()
+                            if not k.startswith("fast path") and "comparison" not in k
+                        ),
+                        1,
+                    ),
+                ],
             ],
         ),
     ]
