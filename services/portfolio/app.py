@@ -160,16 +160,22 @@ class PortfolioApp:
         return state
 
     async def _load(self, portfolio: PortfolioRow) -> PortfolioState:
+        # The database's next_seq, not the caller's copy of the row: a book is
+        # rebuilt after writes the caller's row predates.
+        fresh = await self.repo.get_portfolio(portfolio.owner, portfolio.id)
+        if fresh is None:
+            raise NotFound(f"portfolio {portfolio.id!r} not found")
         book = Book(portfolio.id)
-        count = 0
+        count, next_seq = 0, fresh.next_seq
         async for rows in self.repo.load_book_rows(portfolio.id):
             if len(rows) > 10_000:
                 await asyncio.to_thread(book.load, rows)
             else:
                 book.load(rows)
             count += len(rows)
+            next_seq = max(next_seq, rows[-1][0] + 1)
         log.info("book loaded", portfolio=portfolio.id, transactions=count, legs=book.leg_count)
-        return PortfolioState(portfolio=portfolio, book=book, next_seq=portfolio.next_seq)
+        return PortfolioState(portfolio=portfolio, book=book, next_seq=next_seq)
 
     def _evict(self) -> None:
         total = sum(s.book.leg_count for s in self._states.values())

@@ -53,9 +53,10 @@ class Import:
         # batch before it is written): the lowest rows are kept, in a max-heap.
         self.rejections: list[tuple[int, portfolio_pb2.ImportRowResult]] = []
         # The batch being written while the next message is parsed, and the
-        # database write of the latest columnar batch (which may go on after).
+        # database writes of columnar batches (which go on after) not yet
+        # known to have committed.
         self.writing: asyncio.Future[None] | None = None
-        self.committed: asyncio.Future[None] | None = None
+        self.commits: list[asyncio.Future[None]] = []
 
     async def message(self, message: portfolio_pb2.ImportTransactionsRequest) -> None:
         if self.portfolio is None:
@@ -118,16 +119,28 @@ class Import:
         """Write what is left and wait for every batch to commit."""
         await self._write_next()
         await self._written()
-        if self.committed is not None:
-            await self.committed  # each commit waits for the ones before it
+        for commit in self.commits:
+            await commit
 
     async def abandon(self) -> None:
         """The call ended (or failed): let the writes in flight finish, so no
         write outlives the call unobserved."""
-        for pending in (self.writing, self.committed):
+        for pending in (self.writing, *self.commits):
             if pending is not None and not pending.done():
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.shield(pending)
+
+    def _check_commits(self) -> None:
+        """Stop at the first batch that failed to commit: the batches after it
+        must not go in without it (a failed write makes the app rebuild the
+        book, so the next batch would not wait for it on its own)."""
+        still = []
+        for commit in self.commits:
+            if not commit.done():
+                still.append(commit)
+            elif commit.exception() is not None:
+                raise commit.exception()  # type: ignore[misc]
+        self.commits = still
 
     async def _written(self) -> None:
         writing, self.writing = self.writing, None
@@ -147,20 +160,23 @@ class Import:
 
     async def _write_fast(self, portfolio: PortfolioRow, rows: list[tuple[int, FastRow]]) -> None:
         assert self.app.writer is not None
+        self._check_commits()
         state = await self.app.state(portfolio)
+        self._check_commits()  # one may have failed meanwhile (and the book been rebuilt)
         result = await write_fast_rows(self.app.writer, state, rows)
         if result is None:  # backdated: the general path's whole-ledger check
             await self._write(portfolio, [(row, fast_pending(row, r)) for row, r in rows])
             return
         self.batches += 1
         if result.committed is not None:
-            self.committed = result.committed
+            self.commits.append(result.committed)
         for row, client_id, err in result.rejected:
             self._reject(row, client_id, err)
         for row, client_id, tx_id, created in result.written:
             self._written_row(row, client_id, tx_id, created)
 
     async def _write(self, portfolio: PortfolioRow, batch: list[tuple[int, Pending]]) -> None:
+        self._check_commits()
         # Written in time order: a ledger exported newest-first still imports in one pass.
         batch.sort(key=lambda item: (item[1].content.time_ms, item[0]))
         await self.app.record_many(portfolio, [p for _, p in batch])

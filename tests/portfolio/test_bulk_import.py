@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.portfolio_ledger import LedgerSpec, generate
-from services.common.errors import ServiceError
+from bench.portfolio_ledger import LedgerSpec, generate, transaction_messages
+from marketmesh.v1 import portfolio_pb2
+from services.common.errors import ServiceError, Unavailable
 from services.portfolio.app import BASE_CURRENCY, PortfolioApp, portfolio_row
 from services.portfolio.bulk_import import FastRow, fast_pending, write_fast_rows
+from services.portfolio.db.repository import StorageUnavailable
 from services.portfolio.decimals import fmt
+from services.portfolio.importer import Import
 from services.portfolio.legs import build_legs
 from services.portfolio.transactions import SELL, TxContent, encode
 from tests.portfolio.harness import portfolio_settings
@@ -202,3 +205,59 @@ async def test_a_backdated_batch_is_left_to_the_general_path(app: PortfolioApp) 
     assert (state.book.version, state.next_seq) == (version, next_seq)
     loaded = await app.portfolio("o", pid, with_count=True)
     assert loaded.transaction_count == len(done.written)
+
+
+async def test_a_batch_that_fails_to_commit_stops_the_import_and_a_rerun_completes_it(
+    app: PortfolioApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches commit in the background, in order: when one fails, no batch
+    after it goes in, the call fails UNAVAILABLE, and re-running the import
+    finishes it (duplicates for what is in, the rest accepted)."""
+    contents = list(generate(LedgerSpec(3_000, ASSETS, T0, years=1, seed=6)))
+    messages = transaction_messages(contents, "f")
+    pid = (await app.create_portfolio(portfolio_row("o", "f", 1, (), 1, False))).id
+    requests = [
+        portfolio_pb2.ImportTransactionsRequest(
+            portfolio_id=pid,
+            transactions=messages[lo : lo + 500],  # type: ignore[arg-type]
+        )
+        for lo in range(0, len(messages), 500)
+    ]
+
+    async def known() -> frozenset[str]:
+        return frozenset(ASSETS)
+
+    monkeypatch.setattr(app.market, "known_assets", known)
+    monkeypatch.setattr(app, "settings", dataclasses.replace(app.settings, max_batch=500))
+    real_insert = app.repo.insert_rows
+    calls = 0
+
+    async def failing_second(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StorageUnavailable("disk went away")
+        await real_insert(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.repo, "insert_rows", failing_second)
+    first = Import(app, "o")
+    with pytest.raises(Unavailable):
+        try:
+            for request in requests:
+                await first.message(request)
+            await first.flush()
+        finally:
+            await first.abandon()
+    loaded = await app.portfolio("o", pid, with_count=True)
+    assert loaded.transaction_count == 500  # the first batch only
+
+    monkeypatch.setattr(app.repo, "insert_rows", real_insert)
+    again = Import(app, "o")
+    for request in requests:
+        await again.message(request)
+    await again.flush()
+    assert (again.accepted, again.duplicates, again.rejected) == (2_500, 500, 0)
+    loaded = await app.portfolio("o", pid, with_count=True)
+    assert loaded.transaction_count == 3_000
+    book = (await app.state(loaded)).book
+    assert book.leg_count == sum(len(build_legs(t, "USD")[0]) for t in contents)
