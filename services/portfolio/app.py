@@ -118,7 +118,7 @@ class PortfolioApp:
     async def update_portfolio(self, row: PortfolioRow) -> PortfolioRow:
         state = self._states.get(row.id)
         if state is not None:
-            async with state.exclusive():
+            async with state.exclusive(fresh=False):
                 await self.repo.update_portfolio(row)
                 state.portfolio = row
                 state.book._changed()
@@ -130,7 +130,7 @@ class PortfolioApp:
         row = await self.portfolio(owner, portfolio_id)
         state = self._states.pop(row.id, None)
         if state is not None:
-            async with state.exclusive():
+            async with state.exclusive(fresh=False):
                 await self.repo.delete_portfolio(owner, row.id)
         else:
             await self.repo.delete_portfolio(owner, row.id)

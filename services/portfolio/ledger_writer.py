@@ -122,12 +122,23 @@ class PortfolioState:
     uncommitted: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        """The portfolio's write lock, once every earlier write has committed
-        (the database sees writes in the order the book took them)."""
+    async def exclusive(self, *, fresh: bool = True) -> AsyncIterator[None]:
+        """The portfolio's write lock, once every earlier write has finished
+        (the database sees writes in the order the book took them).
+
+        A failed one was reported to its import and marked the book stale:
+        with ``fresh`` (whoever decides on the book's contents) that is
+        UNAVAILABLE, retry, rather than a decision on rows the database does
+        not hold; without it (settings, deleting the portfolio) the work goes on.
+        """
         async with self.lock:
             if self.committing is not None:
-                await asyncio.shield(self.committing)
+                await asyncio.wait([self.committing])
+            if fresh and self.stale:
+                raise Unavailable(
+                    "the ledger changed under this server (a write failed); it is reloaded: "
+                    "retry the call (a retry with the same client_transaction_id is safe)"
+                )
             yield
 
     @property

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +20,14 @@ import pytest
 
 from bench.portfolio_ledger import LedgerSpec, generate, transaction_messages
 from marketmesh.v1 import portfolio_pb2
-from services.common.errors import ServiceError, Unavailable
+from services.common.errors import FailedPrecondition, ServiceError, Unavailable
 from services.portfolio.app import BASE_CURRENCY, PortfolioApp, portfolio_row
 from services.portfolio.bulk_import import FastRow, fast_pending, write_fast_rows
 from services.portfolio.db.repository import StorageUnavailable
 from services.portfolio.decimals import fmt
 from services.portfolio.importer import Import
 from services.portfolio.legs import build_legs
-from services.portfolio.transactions import SELL, TxContent, encode
+from services.portfolio.transactions import BUY, SELL, TxContent, encode
 from tests.portfolio.harness import portfolio_settings
 
 T0 = 1_577_836_800_000  # 2020-01-01
@@ -261,3 +262,34 @@ async def test_a_batch_that_fails_to_commit_stops_the_import_and_a_rerun_complet
     assert loaded.transaction_count == 3_000
     book = (await app.state(loaded)).book
     assert book.leg_count == sum(len(build_legs(t, "USD")[0]) for t in contents)
+
+
+async def test_no_write_is_decided_on_rows_a_failed_commit_left_out(
+    app: PortfolioApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sale that only the failed batch's buys would cover: refused
+    UNAVAILABLE on the book that still holds them, then, on the book rebuilt
+    from the database, FAILED_PRECONDITION: never written against rows the
+    database does not have."""
+    portfolio = await app.create_portfolio(portfolio_row("o", "gap", 1, (), 1, False))
+    assert app.writer is not None
+    state = await app.state(portfolio)
+    buy = TxContent(BUY, T0, "BTC", Decimal(2), price=Decimal(100))
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise StorageUnavailable("disk went away")
+
+    monkeypatch.setattr(app.repo, "insert_rows", broken)
+    result = await write_fast_rows(app.writer, state, [(0, fast_row(0, "b", buy))])
+    assert result is not None and result.committed is not None
+    with pytest.raises(Unavailable):
+        await result.committed
+    assert state.book.balances[("BTC", "default")] == 2  # in the book, not in the database
+
+    sell = TxContent(SELL, T0 + 1, "BTC", Decimal(1), price=Decimal(100))
+    with pytest.raises(Unavailable):
+        await app.writer.submit(state, [app.pending("s", sell)])
+    with pytest.raises(FailedPrecondition):
+        await app.record(portfolio, "s", sell)
+    loaded = await app.portfolio("o", portfolio.id, with_count=True)
+    assert loaded.transaction_count == 0
