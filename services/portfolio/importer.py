@@ -73,10 +73,10 @@ class Import:
         self.row += len(message.transactions)
         if not slow and not self.batch:
             self.fast.extend((first + r[0], r) for r in fast)
-            if len(self.fast) >= self.app.settings.max_batch:
+            while len(self.fast) >= self.app.settings.max_batch:
                 await self._write_next()
             return
-        if self.fast:
+        while self.fast:
             await self._write_next()  # what came before goes first
         for r in fast:
             self.batch.append((first + r[0], fast_pending(first + r[0], r)))
@@ -117,7 +117,8 @@ class Import:
 
     async def flush(self) -> None:
         """Write what is left and wait for every batch to commit."""
-        await self._write_next()
+        while (self.fast or self.batch) and self.portfolio is not None:
+            await self._write_next()
         await self._written()
         for commit in self.commits:
             await commit
@@ -152,7 +153,9 @@ class Import:
         if self.portfolio is None:
             return
         if self.fast:
-            fast, self.fast = self.fast, []
+            # Batches of MM_PORTFOLIO_MAX_BATCH rows, whatever the message size.
+            size = self.app.settings.max_batch
+            fast, self.fast = self.fast[:size], self.fast[size:]
             self.writing = asyncio.ensure_future(self._write_fast(self.portfolio, fast))
         elif self.batch:
             batch, self.batch = self.batch, []

@@ -100,6 +100,7 @@ async def test_records_during_an_import_interleave_and_survive_a_restart(
     importing = portfolio.stub.ImportTransactions(messages(pid, buys, 1_000), metadata=client.md)
     response, recorded = await asyncio.gather(importing, records())
     assert (response.accepted, response.rejected) == (n, 0)
+    assert response.batches == n // 500  # MM_PORTFOLIO_MAX_BATCH, not the message size
     assert len(set(recorded)) == 40
 
     want = {"BTC": D("6"), "ETH": D("20")}
