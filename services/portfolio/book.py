@@ -92,8 +92,10 @@ class TxIndex:
     def stored(
         cls, seq: int, tx_id: str, kind: int, time_ms: int, legs_text: str, income_kind: int
     ) -> TxIndex:
-        entry = cls(seq, tx_id, kind, time_ms, (), income_kind)
-        entry._legs, entry._stored = None, legs_text
+        # Without __init__: a million of these are made when a book loads.
+        entry = cls.__new__(cls)
+        entry.seq, entry.tx_id, entry.kind, entry.time_ms = seq, tx_id, kind, time_ms
+        entry.income_kind, entry._legs, entry._stored = income_kind, None, legs_text
         return entry
 
     def with_legs(self, legs: tuple[Leg, ...]) -> TxIndex:
@@ -220,13 +222,37 @@ class Book:
     def load(self, rows: Sequence[StoredTx]) -> None:
         """Add transactions as stored (Repository.load_book_rows), in seq order.
 
-        The first fill of a book: the same result as :meth:`add`, straight
-        from the stored JSON (no Leg objects, no Decimal round trips for the
-        ledger). All or nothing: on an error nothing of ``rows`` stays.
+        The first fill of a book: the same result as :meth:`add`, the stored
+        legs parsed and appended by core_rs (no Leg objects until something
+        asks for a transaction's). All or nothing: on an error nothing of
+        ``rows`` stays (but names it interned).
         """
-        # One parse for the whole chunk: a call per row costs more than its parsing.
-        every_legs = json.loads("[" + ",".join(row[6] for row in rows) + "]")
-        self.load_parsed(rows, every_legs)
+        n = len(rows)
+        appended = self.ledger.append_stored(
+            np.fromiter((row[0] for row in rows), np.int64, n),
+            np.fromiter((row[3] for row in rows), np.int64, n),
+            [row[6] for row in rows],
+            self.assets.ids,
+            self.assets.names,
+            self.wallets.ids,
+            self.wallets.names,
+        )
+        if appended is None:
+            # A leg names lots: their ids resolve through this book's indexes.
+            every_legs = json.loads("[" + ",".join(row[6] for row in rows) + "]")
+            self.load_parsed(rows, every_legs)
+            return
+        loads = json.loads
+        for seq, tx_id, tx_kind, t, valuation, body, legs_text in rows:
+            income_kind = loads(body).get("income_kind", 0) if body else 0
+            self.txs[seq] = TxIndex.stored(seq, tx_id, tx_kind, t, legs_text, income_kind)
+            self.seq_of[tx_id] = seq
+            if valuation == "unknown":
+                self.unknown.add(seq)
+        # Summed by core_rs when first needed, over every leg at once.
+        self._settled = False
+        self.leg_count += appended
+        self._changed()
 
     def load_parsed(
         self,

@@ -119,3 +119,37 @@ def test_balances_are_exact_beyond_the_default_28_digits() -> None:
     over = [Leg(0, DISPOSE, "SHIB", "main", tiny, Decimal(0))]
     short = book.fits_in_order(over, T0 + 9)
     assert short is not None and short.shortfall == tiny
+
+
+def test_a_book_with_named_lots_loads_the_same() -> None:
+    """Stored legs naming lots (specific identification) resolve through the
+    book's ids: loaded, the sale takes the lot it names, as when built."""
+    first, second = "tx_" + "1" * 24, "tx_" + "2" * 24
+    legs = [
+        (1, first, [Leg(0, ACQUIRE, "BTC", "main", Decimal(1), Decimal(100))]),
+        (2, second, [Leg(0, ACQUIRE, "BTC", "main", Decimal(1), Decimal(300))]),
+        (
+            3,
+            "tx_" + "3" * 24,
+            [
+                Leg(
+                    0,
+                    DISPOSE,
+                    "BTC",
+                    "main",
+                    Decimal("0.5"),
+                    Decimal(500),
+                    selections=((second, Decimal("0.5")),),
+                )
+            ],
+        ),
+    ]
+    built, loaded = Book("pf_x"), Book("pf_x")
+    built.add([(TxIndex(s, i, 1, T0 + s, tuple(g)), "") for s, i, g in legs])
+    loaded.load([(s, i, 1, T0 + s, "", "", legs_json(g)) for s, i, g in legs])
+    for book in (built, loaded):
+        replay = book.replay([(0, 1)], per_wallet=False, allow_negative=False)  # FIFO
+        every = np.arange(replay.n_matches, dtype=np.int64)
+        # The named lot (cost 300 a unit), not FIFO's first (100).
+        assert replay.sum_matches(every)["short"][:3] == ("500", "150", "350")
+    assert loaded.balances == built.balances

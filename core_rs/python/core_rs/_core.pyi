@@ -310,6 +310,22 @@ class Ledger:
         '1e5' is not a decimal: ...", "leg 0: tx 7 leg 0 is already in the
         ledger; ...".
         """
+    def append_stored(
+        self,
+        tx: NDArray[np.int64],
+        time_ms: NDArray[np.int64],
+        legs: list[str],
+        asset_ids: dict[str, int],
+        asset_names: list[str],
+        wallet_ids: dict[str, int],
+        wallet_names: list[str],
+    ) -> int | None:
+        """Appends transactions as the portfolio stores their legs (one JSON
+        text each: ``[[leg, kind, asset, wallet, to_wallet, qty, amount,
+        selections], ...]``), all or nothing. Asset and wallet names are
+        interned into the given (name -> id, id -> name) pairs, id 0 being
+        reserved (an empty to_wallet is 0). Returns the number of legs, or
+        None, with nothing appended, when a leg names lots."""
     def remove_tx(self, tx: int) -> int:
         """Removes every leg of transaction ``tx``; returns how many."""
     def __len__(self) -> int: ...

@@ -9,6 +9,7 @@
 //!   first negative balance).
 //! - `pool`: one pool's open lots and the orders the methods take them in.
 //! - `engine`: the replay and its result; `preview`: a sale that is not made.
+//! - `stored`: the legs as the portfolio stores them (JSON), read back.
 
 pub mod calendar;
 pub mod engine;
@@ -17,6 +18,7 @@ pub mod fxhash;
 pub mod legs;
 pub mod pool;
 pub mod preview;
+pub mod stored;
 
 pub use engine::{replay, Method, ReplayOptions, ReplayResult};
 pub use legs::{Ledger, Leg, LegInput, Selection};

@@ -5,16 +5,17 @@
 //! Python reads its rows as numpy columns and the amounts of the rows it
 //! needs as strings.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use numpy::IntoPyArray;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use super::arrays::column;
 use crate::ledger::engine::{self, Method, ReplayOptions, ReplayResult};
-use crate::ledger::{self as core, fixed, preview, LedgerError, LegInput};
+use crate::ledger::{self as core, fixed, preview, stored, LedgerError, LegInput};
 
 impl From<LedgerError> for PyErr {
     fn from(err: LedgerError) -> PyErr {
@@ -92,6 +93,71 @@ fn decimal_or_empty(known: bool, v: i128) -> String {
 }
 
 /// A portfolio's legs, kept in replay order (time_ms, tx, leg).
+/// A Python interner (name -> id dict, id -> name list; id 0 is reserved)
+/// with a local cache: a million legs name a few hundred assets and wallets.
+struct Interning<'a, 'py> {
+    ids: &'a Bound<'py, PyDict>,
+    names: &'a Bound<'py, PyList>,
+    seen: HashMap<String, u32>,
+}
+
+impl<'a, 'py> Interning<'a, 'py> {
+    fn new(ids: &'a Bound<'py, PyDict>, names: &'a Bound<'py, PyList>) -> Self {
+        Interning {
+            ids,
+            names,
+            seen: HashMap::new(),
+        }
+    }
+
+    fn id(&mut self, name: &str) -> PyResult<u32> {
+        if let Some(&id) = self.seen.get(name) {
+            return Ok(id);
+        }
+        let id = match self.ids.get_item(name)? {
+            Some(id) => id.extract::<u32>()?,
+            None => {
+                let id = u32::try_from(self.names.len())
+                    .map_err(|_| PyValueError::new_err("too many names"))?;
+                self.names.append(name)?;
+                self.ids.set_item(name, id)?;
+                id
+            }
+        };
+        self.seen.insert(name.to_owned(), id);
+        Ok(id)
+    }
+}
+
+/// The columns ``LegInput`` takes, built from stored legs.
+struct StoredColumns<'a> {
+    tx: Vec<i64>,
+    leg: Vec<u8>,
+    kind: Vec<u8>,
+    time_ms: Vec<i64>,
+    asset: Vec<u32>,
+    wallet: Vec<u32>,
+    to_wallet: Vec<u32>,
+    qty: Vec<&'a str>,
+    amount: Vec<&'a str>,
+}
+
+impl StoredColumns<'_> {
+    fn with_capacity(n: usize) -> Self {
+        StoredColumns {
+            tx: Vec::with_capacity(n),
+            leg: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            time_ms: Vec::with_capacity(n),
+            asset: Vec::with_capacity(n),
+            wallet: Vec::with_capacity(n),
+            to_wallet: Vec::with_capacity(n),
+            qty: Vec::with_capacity(n),
+            amount: Vec::with_capacity(n),
+        }
+    }
+}
+
 #[pyclass(module = "core_rs._core", name = "Ledger", frozen)]
 pub struct Ledger {
     inner: Mutex<core::Ledger>,
@@ -170,6 +236,85 @@ impl Ledger {
             self.lock().append(legs)
         })?;
         Ok(())
+    }
+
+    /// Appends transactions as the portfolio stores their legs (one JSON
+    /// text each, see ``ledger::stored``), all or nothing; names are
+    /// interned into the caller's (dict, list) pairs. Returns the number of
+    /// legs appended, or None (nothing done) when a leg names lots: those
+    /// need the caller's lot ids resolved.
+    #[allow(clippy::too_many_arguments)]
+    fn append_stored<'py>(
+        &self,
+        py: Python<'py>,
+        tx: &Bound<'py, PyAny>,
+        time_ms: &Bound<'py, PyAny>,
+        legs: &Bound<'py, PyAny>,
+        asset_ids: &Bound<'py, PyDict>,
+        asset_names: &Bound<'py, PyList>,
+        wallet_ids: &Bound<'py, PyDict>,
+        wallet_names: &Bound<'py, PyList>,
+    ) -> PyResult<Option<usize>> {
+        let tx = column::<i64>(tx, "tx", "int64")?;
+        let time_ms = column::<i64>(time_ms, "time_ms", "int64")?;
+        let texts = strings(legs, "legs")?;
+        let texts = borrow_all(&texts)?;
+        let (tx, time_ms) = (tx.slice(), time_ms.slice());
+        if tx.len() != texts.len() || time_ms.len() != texts.len() {
+            return Err(PyValueError::new_err(format!(
+                "tx, time_ms and legs differ in length ({}, {}, {})",
+                tx.len(),
+                time_ms.len(),
+                texts.len()
+            )));
+        }
+        let parsed = py.detach(|| {
+            texts
+                .iter()
+                .zip(tx)
+                .map(|(text, t)| {
+                    stored::parse_stored(text).map_err(|e| e.context(format!("tx {t}")))
+                })
+                .collect::<Result<Vec<_>, LedgerError>>()
+        })?;
+        if parsed.iter().flatten().any(|g| g.names_lots()) {
+            return Ok(None);
+        }
+        let mut assets = Interning::new(asset_ids, asset_names);
+        let mut wallets = Interning::new(wallet_ids, wallet_names);
+        let n = parsed.iter().map(Vec::len).sum();
+        let mut col = StoredColumns::with_capacity(n);
+        for ((legs, &t), &ms) in parsed.iter().zip(tx).zip(time_ms) {
+            for g in legs {
+                col.tx.push(t);
+                col.leg.push(g.0);
+                col.kind.push(g.1);
+                col.time_ms.push(ms);
+                col.asset.push(assets.id(&g.2)?);
+                col.wallet.push(wallets.id(&g.3)?);
+                col.to_wallet
+                    .push(if g.4.is_empty() { 0 } else { wallets.id(&g.4)? });
+                col.qty.push(&g.5);
+                col.amount.push(g.6.as_deref().unwrap_or(""));
+            }
+        }
+        let input = LegInput {
+            tx: &col.tx,
+            leg: &col.leg,
+            kind: &col.kind,
+            time_ms: &col.time_ms,
+            asset: &col.asset,
+            wallet: &col.wallet,
+            to_wallet: &col.to_wallet,
+            qty: &col.qty,
+            amount: &col.amount,
+            selections: &[],
+        };
+        py.detach(|| {
+            let legs = input.parse()?;
+            self.lock().append(legs)
+        })?;
+        Ok(Some(n))
     }
 
     /// Removes every leg of transaction `tx`; returns how many.
