@@ -304,17 +304,8 @@ class Book:
                 position: [self._selection(lot, Decimal(q)) for lot, q in loads(text)]
                 for position, text in named
             }
-            self.ledger.append(
-                np.array(tx, np.int64),
-                np.array(leg_no, np.uint8),
-                np.array(kind, np.uint8),
-                np.array(time_ms, np.int64),
-                np.array(asset, np.uint32),
-                np.array(wallet, np.uint32),
-                np.array(to_wallet, np.uint32),
-                qty,
-                amount,
-                selections or None,
+            self._append_columns(
+                tx, leg_no, kind, time_ms, asset, wallet, to_wallet, qty, amount, selections
             )
         except BaseException:
             for seq in fresh:
@@ -358,6 +349,23 @@ class Book:
                 # Plain notation (never an exponent); core_rs ignores trailing zeros.
                 qty.append(format(leg.qty, "f"))
                 amount.append("" if leg.amount is None else format(leg.amount, "f"))
+        self._append_columns(
+            tx, leg_no, kind, time_ms, asset, wallet, to_wallet, qty, amount, selections
+        )
+
+    def _append_columns(
+        self,
+        tx: list[int],
+        leg_no: list[int],
+        kind: list[int],
+        time_ms: list[int],
+        asset: list[int],
+        wallet: list[int],
+        to_wallet: list[int],
+        qty: list[str],
+        amount: list[str],
+        selections: dict[int, list[tuple[int, int, str]]],
+    ) -> None:
         self.ledger.append(
             np.array(tx, np.int64),
             np.array(leg_no, np.uint8),

@@ -156,9 +156,9 @@ class LegRow:
 
 _TX_FIELDS = tuple(f.name for f in fields(TransactionRow))
 # What an insert writes: the row's fields, then its legs' JSON.
-INSERT_FIELDS = _INSERT_FIELDS = (*_TX_FIELDS, "legs")
-assert set(_INSERT_FIELDS) == {c.name for c in transactions.columns}
-_CLIENT_ID_AT = _INSERT_FIELDS.index("client_transaction_id")
+INSERT_FIELDS = (*_TX_FIELDS, "legs")
+assert set(INSERT_FIELDS) == {c.name for c in transactions.columns}
+_CLIENT_ID_AT = INSERT_FIELDS.index("client_transaction_id")
 _tx_values = attrgetter(*_TX_FIELDS)
 
 
@@ -224,7 +224,7 @@ _REPLACE_TX = (
         transactions.c.portfolio_id == bindparam("k_portfolio_id"),
         transactions.c.seq == bindparam("k_seq"),
     )
-    .values({name: bindparam("v_" + name) for name in _INSERT_FIELDS[2:]})
+    .values({name: bindparam("v_" + name) for name in INSERT_FIELDS[2:]})
 )
 _SET_VALUATION = (
     update(transactions)
@@ -349,10 +349,10 @@ class Repository:
         self._pg = engine.dialect.name == "postgresql"
         dialect = engine.dialect
         self._insert_tx = _DriverSql.compile(
-            insert(transactions), dialect, _INSERT_FIELDS, table="transactions"
+            insert(transactions), dialect, INSERT_FIELDS, table="transactions"
         )
         # The tuples are built straight from the rows in field order.
-        assert self._insert_tx.keys == _INSERT_FIELDS, self._insert_tx.keys
+        assert self._insert_tx.keys == INSERT_FIELDS, self._insert_tx.keys
         self._replace_tx = _DriverSql.compile(_REPLACE_TX, dialect)
         self._set_valuation = _DriverSql.compile(_SET_VALUATION, dialect)
 
