@@ -850,19 +850,19 @@ FINDINGS = """\
 
 * **Realized gains**: every method's replay of the 1,000,000-transaction ledger (core_rs,
   GIL released) and the 1,000-row page take well under the goal; a repeat is served from
-  the replay cache and is mostly the page built in Python. The **cold first call** (12.8 s,
+  the replay cache and is mostly the page built in Python. The **cold first call** (13.0 s,
   was 45 s before the legs moved into their transaction's row and core_rs learned to read
   them: `Ledger.append_stored`, balances summed by `Ledger.balances` when first needed) is
   now mostly reading a million rows through SQLAlchemy + aiosqlite (~5 µs each; plain
   sqlite3 reads the same in half) and one index entry per transaction in Python (~2 µs).
 * **RecordTransaction**: a bare grpc.aio server answering an empty health Check (no
-  interceptors, no work) did 1,734 calls/s under the same ghz load in the same run, so
+  interceptors, no work) did 1,953 calls/s under the same ghz load in the same run, so
   2,000 committed/s is out of reach for one Python process on this machine whatever the
   method does; the service spends ~1.6-2 ms of CPU per transaction (the common gRPC stack,
   validation, the group commit's lookup and insert), committing ~26 calls per fsync at 50
   callers. It needs several processes sharing the ledger (oversell and idempotency checks
   in the database) or a non-Python front end.
-* **ImportTransactions**: 12,278 rows/s (4,266 before this round), ~82 µs of server CPU a
+* **ImportTransactions**: 12,615 rows/s (4,266 before this round), ~82 µs of server CPU a
   row against a 20 µs budget. core_rs parses a 5,000-row message in ~5 µs a row
   (validation, legs, hash and body: `core_rs.portfolio_rows`); what is left is Python per
   row in `bulk_import` (the duplicate, twin and oversell decisions, the book's columns,
