@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -198,6 +199,7 @@ async def run_service(
             try:
                 if warm_up is not None:
                     await warm_up(running)
+                _freeze_warm_heap()
                 await running.set_serving()
                 _log.info("serving", port=running.port)
             except Exception:
@@ -229,6 +231,17 @@ async def run_service(
             loop.remove_signal_handler(sig)
     _log.info("stopped", exit_code=exit_code)
     return exit_code
+
+
+def _freeze_warm_heap() -> None:
+    """Move what a warm server holds (modules, clients, caches: hundreds of
+    thousands of objects that live as long as the process) out of the cyclic
+    GC's scans. Every full collection walked all of it again; under a
+    portfolio import that was ~150 ms a time, 15% of the server's CPU. The
+    garbage of warm-up is collected first, so none of it is frozen."""
+    gc.collect()
+    gc.freeze()
+    _log.info("warm heap frozen", objects=gc.get_freeze_count())
 
 
 async def _drain_rpc_tasks() -> None:

@@ -30,6 +30,9 @@ UNIVERSAL_WALLET_ID = 0
 # A transaction as Repository.load_book_rows gives it: (seq, id, kind,
 # time_ms, valuation, body (INCOME only, else ""), legs JSON).
 StoredTx = tuple[int, str, int, int, str, str, str]
+# Balances and last times of the keys some rows changed, after them (a
+# caller that works them out anyway saves core_rs a sum over every leg).
+KeyBalances = tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], int]]
 # A replay of a million legs holds ~100 MB of matches: keep a few.
 MAX_CACHED_REPLAYS = 3
 
@@ -219,13 +222,17 @@ class Book:
         self.leg_count += sum(len(e.legs) for e, _ in entries)
         self._changed()
 
-    def load(self, rows: Sequence[StoredTx]) -> None:
+    def load(
+        self,
+        rows: Sequence[StoredTx],
+        balances: KeyBalances | None = None,
+    ) -> None:
         """Add transactions as stored (Repository.load_book_rows), in seq order.
 
-        The first fill of a book: the same result as :meth:`add`, the stored
-        legs parsed and appended by core_rs (no Leg objects until something
-        asks for a transaction's). All or nothing: on an error nothing of
-        ``rows`` stays (but names it interned).
+        The same result as :meth:`add`, the stored legs parsed and appended
+        by core_rs (no Leg objects until something asks for a transaction's).
+        All or nothing: on an error nothing of ``rows`` stays (but names it
+        interned). ``balances`` as :meth:`load_parsed` takes them.
         """
         n = len(rows)
         appended = self.ledger.append_stored(
@@ -240,7 +247,7 @@ class Book:
         if appended is None:
             # A leg names lots: their ids resolve through this book's indexes.
             every_legs = json.loads("[" + ",".join(row[6] for row in rows) + "]")
-            self.load_parsed(rows, every_legs)
+            self.load_parsed(rows, every_legs, balances)
             return
         loads = json.loads
         for seq, tx_id, tx_kind, t, valuation, body, legs_text in rows:
@@ -249,8 +256,7 @@ class Book:
             self.seq_of[tx_id] = seq
             if valuation == "unknown":
                 self.unknown.add(seq)
-        # Summed by core_rs when first needed, over every leg at once.
-        self._settled = False
+        self._balances_after(balances)
         self.leg_count += appended
         self._changed()
 
@@ -258,7 +264,7 @@ class Book:
         self,
         rows: Sequence[StoredTx],
         every_legs: Sequence[Sequence[Sequence[Any]]],
-        balances: tuple[dict[tuple[str, str], Decimal], dict[tuple[str, str], int]] | None = None,
+        balances: KeyBalances | None = None,
     ) -> None:
         """:meth:`load` with each row's legs already parsed (the stored
         lists). ``balances``: the balances and last times of the keys these
@@ -311,15 +317,21 @@ class Book:
             for seq in fresh:
                 self.seq_of.pop(self.txs.pop(seq).tx_id, None)
             raise
+        self._balances_after(balances)
+        self.unknown.update(seq for seq, _, _, _, valuation, _, _ in rows if valuation == "unknown")
+        self.leg_count += len(tx)
+        self._changed()
+
+    def _balances_after(
+        self,
+        balances: KeyBalances | None,
+    ) -> None:
         if balances is not None and self._settled:
             self._balances.update(balances[0])
             self._last_ms.update(balances[1])
         else:
             # Summed by core_rs when first needed, over every leg at once.
             self._settled = False
-        self.unknown.update(seq for seq, _, _, _, valuation, _, _ in rows if valuation == "unknown")
-        self.leg_count += len(tx)
-        self._changed()
 
     def _append(self, entries: Sequence[tuple[TxIndex, str]]) -> None:
         # Plain lists first, one numpy conversion each: per-element writes into

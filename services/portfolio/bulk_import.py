@@ -7,9 +7,11 @@ stored body, and the legs (see :data:`FastRow`). This module writes a batch
 of those with the same rules as LedgerWriter's per-transaction path (a
 client id already in the ledger is a duplicate or ALREADY_EXISTS, a
 same-content repeat inside the batch a duplicate of the first, an oversell
-FAILED_PRECONDITION naming the shortfall) but without an object, a future or
-a Decimal round trip per row: the per-row Python cost is what bounded
-imports to a few thousand rows a second.
+FAILED_PRECONDITION naming the shortfall) but without Python per row:
+``core_rs.portfolio_rows.decide_import`` decides the whole batch against the
+book and builds its insert tuples, book rows and stored legs in one call.
+The per-row Python cost is what bounded imports to a few thousand rows a
+second.
 
 A batch that holds a transaction dated before the latest one of a wallet it
 touches is not taken (:func:`write_fast_rows` returns None before changing
@@ -26,24 +28,24 @@ from typing import Any
 
 import structlog
 
+from core_rs.portfolio_rows import decide_import
 from services.common.errors import ServiceError
 from services.common.validation import now_ms
 from services.portfolio.book import Shortfall
 from services.portfolio.db.repository import (
     StorageError,
 )
-from services.portfolio.decimals import CONTEXT
 from services.portfolio.ledger_writer import (
     LedgerWriter,
     Pending,
     PortfolioState,
     conflict_error,
-    new_tx_id,
     shortfall_error,
     storage_error,
+    tx_id_seed,
 )
-from services.portfolio.legs import ACQUIRE, MOVE, Leg
-from services.portfolio.transactions import INCOME, TxContent
+from services.portfolio.legs import Leg
+from services.portfolio.transactions import TxContent
 
 log = structlog.get_logger(__name__)
 
@@ -53,12 +55,7 @@ log = structlog.get_logger(__name__)
 #  income_kind, note, content_hash, body, valuation,
 #  legs: [(leg, kind, asset, wallet, qty, amount, to_wallet), ...])
 FastRow = tuple[Any, ...]
-POSITION, CLIENT_ID, KIND, TIME_MS, ASSET = 0, 1, 2, 3, 4
-WALLET, TO_WALLET, TO_ASSET = 11, 12, 13
-CONTENT_HASH, BODY, VALUATION, LEGS = 17, 18, 19, 20
-
-_NEVER = -(2**62)
-_ZERO = Decimal(0)
+CLIENT_ID = 1
 
 
 @dataclass
@@ -75,20 +72,6 @@ class BulkResult:
 
 def _prefix(row: int) -> str:
     return f"transactions[{row}]"
-
-
-def _stored_legs(legs: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """The legs in their stored order (legs.legs_json): leg, kind, asset,
-    wallet, to_wallet, qty, amount, selections (never any here)."""
-    return [(g[0], g[1], g[2], g[3], g[6], g[4], g[5], None) for g in legs]
-
-
-def _legs_text(stored: Sequence[tuple[Any, ...]]) -> str:
-    # What legs_json writes for these legs, without json.dumps per row: the
-    # names are validated tickers and wallet names (no quote, backslash or
-    # control character to escape) and the numbers are plain decimals.
-    legs = (f'[{g[0]},{g[1]},"{g[2]}","{g[3]}","{g[4]}","{g[5]}","{g[6]}",null]' for g in stored)
-    return "[" + ",".join(legs) + "]"
 
 
 def _dec(text: str) -> Decimal | None:
@@ -146,127 +129,56 @@ async def _decide(
 ) -> BulkResult | None:
     pid = state.portfolio.id
     book = state.book
-    result = BulkResult()
-    existing: dict[str, tuple[str, str]] = {
-        cid: (tx.content_hash, tx.id)
-        for cid, tx in (
-            await writer.repository.find_client_ids(pid, [r[CLIENT_ID] for _, r in rows])
-        ).items()
-    }
-    # Rows of batches decided but not yet committed are not found in the database.
-    uncommitted = state.uncommitted
-    # Written in time order, as the general path does.
-    ordered = sorted(rows, key=lambda item: (item[1][TIME_MS], item[0]))
-
-    # 1. Decide every row against the book plus the rows before it, changing nothing.
-    check = not state.portfolio.allow_negative
-    # The ledger's context: the default 28 digits would round balances.
-    add = CONTEXT.add
-    balances, last_ms = book.balances, book.last_ms
-    overlay: dict[tuple[str, str], Decimal] = {}
-    overlay_ms: dict[tuple[str, str], int] = {}
-    taken: list[tuple[int, FastRow, list[tuple[Any, ...]]]] = []
-    firsts: dict[str, FastRow] = {}
-    twins: list[tuple[int, FastRow]] = []
-    refused: dict[str, ServiceError] = {}
-    for row_no, r in ordered:
-        cid = r[CLIENT_ID]
-        original = existing.get(cid) or uncommitted.get(cid)
-        if original is not None:
-            if original[0] == r[CONTENT_HASH]:
-                result.written.append((row_no, cid, original[1], False))
-            else:
-                result.rejected.append((row_no, cid, conflict_error(_prefix(row_no), cid)))
-            continue
-        first = firsts.get(cid)
-        if first is not None:
-            if first[CONTENT_HASH] == r[CONTENT_HASH]:
-                twins.append((row_no, r))  # answered with the first's outcome
-            else:
-                result.rejected.append((row_no, cid, conflict_error(_prefix(row_no), cid)))
-            continue
-        firsts[cid] = r
-        time_ms = r[TIME_MS]
-        stored = _stored_legs(r[LEGS])
-        moves: dict[tuple[str, str], Decimal] = {}
-        short: Shortfall | None = None
-        for g in stored:
-            q = Decimal(g[5])
-            own = ((g[2], g[3]), q if g[1] == ACQUIRE else q.copy_negate())
-            # Leg.deltas: an ACQUIRE adds, the rest take; a MOVE also gives to_wallet.
-            for key, delta in (own, ((g[2], g[4]), q)) if g[1] == MOVE else (own,):
-                if overlay_ms.get(key, last_ms.get(key, _NEVER)) > time_ms:
-                    return None  # backdated
-                balance = moves.get(key)
-                if balance is None:
-                    balance = overlay.get(key)
-                    if balance is None:
-                        balance = balances.get(key, _ZERO)
-                balance = moves[key] = add(balance, delta)
-                if check and balance < 0 and short is None:
-                    short = Shortfall(-1, key[0], key[1], time_ms, balance.copy_negate())
-        if short is not None:
-            refused[cid] = shortfall_error(short, _prefix(row_no))
-            result.rejected.append((row_no, cid, refused[cid]))
-            continue
-        overlay.update(moves)
-        for key in moves:
-            overlay_ms[key] = time_ms
-        taken.append((row_no, r, stored))
-
-    # 2. Into the book; the database write goes on in its own task.
-    accepted_ids: dict[str, str] = {}
-    if taken:
-        record_ms = now_ms()
-        seq0 = state.next_seq
-        book_rows, every_legs, inserts = [], [], []
-        for i, (_, r, stored) in enumerate(taken):
-            seq, tx_id, text = seq0 + i, new_tx_id(), _legs_text(stored)
-            accepted_ids[r[CLIENT_ID]] = tx_id
-            # The book reads an INCOME's kind of income from its body.
-            body = r[BODY] if r[KIND] == INCOME else ""
-            book_rows.append((seq, tx_id, r[KIND], r[TIME_MS], r[VALUATION], body, text))
-            every_legs.append(stored)
-            # Repository.INSERT_FIELDS order.
-            inserts.append(
-                (
-                    pid,
-                    seq,
-                    tx_id,
-                    r[CLIENT_ID],
-                    r[CONTENT_HASH],
-                    r[KIND],
-                    r[TIME_MS],
-                    r[ASSET],
-                    r[WALLET],
-                    r[TO_ASSET],
-                    r[TO_WALLET],
-                    r[BODY],
-                    r[VALUATION],
-                    record_ms,
-                    text,
-                )
-            )
-        book.load_parsed(book_rows, every_legs, (overlay, overlay_ms))
-        next_seq = state.next_seq = seq0 + len(taken)
-        ids = {r[CLIENT_ID]: (r[CONTENT_HASH], accepted_ids[r[CLIENT_ID]]) for _, r, _ in taken}
-        uncommitted.update(ids)
-        prior = state.committing
-        commit = asyncio.ensure_future(_commit(writer, state, prior, next_seq, inserts, ids))
-        commit.add_done_callback(_observed)
-        state.committing_prior, state.committing = prior, commit
-        result.committed = commit
-        for row_no, r, _ in taken:
-            result.written.append((row_no, r[CLIENT_ID], accepted_ids[r[CLIENT_ID]], True))
-
-    for row_no, r in twins:
-        cid = r[CLIENT_ID]
-        if cid in accepted_ids:
-            result.written.append((row_no, cid, accepted_ids[cid], False))
+    found = await writer.repository.find_client_ids(pid, [r[CLIENT_ID] for _, r in rows])
+    # Rows of batches decided but not yet committed are not found in the
+    # database: they are in state.uncommitted.
+    existing = {cid: (tx.content_hash, tx.id) for cid, tx in found.items()}
+    seq0 = state.next_seq
+    record_ms = now_ms()
+    decided = decide_import(
+        rows if isinstance(rows, list) else list(rows),
+        existing,
+        state.uncommitted,
+        book.balances,
+        book.last_ms,
+        not state.portfolio.allow_negative,
+        pid,
+        seq0,
+        record_ms,
+        tx_id_seed(),
+        record_ms,
+    )
+    if decided is None:
+        return None
+    written, rejected, inserts, book_rows, accepted, changed = decided
+    result = BulkResult(written=written)
+    for row, cid, prefix_row, short in rejected:
+        if short is None:
+            err = conflict_error(_prefix(row), cid)
         else:
-            result.rejected.append((row_no, cid, refused[cid]))
-    result.written.sort()
-    result.rejected.sort(key=lambda item: item[0])
+            asset, wallet, time_ms, shortfall = short
+            err = shortfall_error(
+                Shortfall(-1, asset, wallet, time_ms, Decimal(shortfall)), _prefix(prefix_row)
+            )
+        result.rejected.append((row, cid, err))
+    if not inserts:
+        return result
+
+    # Into the book; the database write goes on in its own task.
+    book.load(
+        book_rows,
+        balances=(
+            {key: Decimal(balance) for key, balance, _ in changed},
+            {key: last for key, _, last in changed},
+        ),
+    )
+    next_seq = state.next_seq = seq0 + len(inserts)
+    state.uncommitted.update(accepted)
+    prior = state.committing
+    commit = asyncio.ensure_future(_commit(writer, state, prior, next_seq, inserts, accepted))
+    commit.add_done_callback(_observed)
+    state.committing_prior, state.committing = prior, commit
+    result.committed = commit
     return result
 
 

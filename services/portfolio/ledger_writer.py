@@ -75,6 +75,12 @@ def new_tx_id() -> str:
     return f"tx_{now_ms() % _TX_ID_CLOCK:011x}{_ID_BITS.getrandbits(52):013x}"
 
 
+def tx_id_seed() -> int:
+    """A seed for core_rs's ids of a batch (core_rs.portfolio_rows.decide_import:
+    new_tx_id's form, the random part from a sequence of this seed)."""
+    return _ID_BITS.getrandbits(64)
+
+
 @dataclass
 class Pending:
     """One transaction waiting to be written."""

@@ -219,10 +219,10 @@ def test_hand_worked_buy_with_crypto_fee() -> None:
     assert row[17] == hashlib.sha256(canonical.encode()).hexdigest()[:32]
     assert row[18] == canonical[:-1] + ',"market":{}}'
     assert row[19] == ""
-    assert row[20] == [
+    assert row[20] == (
         (0, 1, "BTC", "cold", "0.5", "15002.55", ""),
         (1, 2, "ETH", "cold", "0.001", "2.5", ""),
-    ]
+    )
 
 
 def test_hand_worked_sell_swap_transfer_gift_income() -> None:
@@ -245,7 +245,7 @@ def test_hand_worked_sell_swap_transfer_gift_income() -> None:
     income = buy(kind=portfolio_pb2.TRANSACTION_KIND_INCOME, price="", value="7.25")
     _, fast, slow = run(sell, swap, transfer, gift_out, income)
     assert slow == []
-    legs = [row[20] for row in fast]
+    legs = [list(row[20]) for row in fast]
     assert legs == [
         [(0, 2, "BTC", "default", "2", "0.000000002", "")],
         # Proceeds 50 - 60 are negative; the fee is its own disposal.

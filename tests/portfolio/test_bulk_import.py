@@ -27,7 +27,7 @@ from services.portfolio.db.repository import StorageUnavailable
 from services.portfolio.decimals import fmt
 from services.portfolio.importer import Import
 from services.portfolio.legs import build_legs
-from services.portfolio.transactions import BUY, SELL, TxContent, encode
+from services.portfolio.transactions import BUY, GIFT_OUT, SELL, TRANSFER, TxContent, encode
 from tests.portfolio.harness import portfolio_settings
 
 T0 = 1_577_836_800_000  # 2020-01-01
@@ -129,12 +129,20 @@ def batches_of(rows: list[tuple[int, FastRow]], size: int) -> list[list[tuple[in
     return [rows[lo : lo + size] for lo in range(0, len(rows), size)]
 
 
-async def ledger_of(app: PortfolioApp, pid: str) -> tuple[list[object], list[object]]:
-    """The stored ledger without what differs by construction (ids, record times)."""
+async def ledger_of(
+    app: PortfolioApp, pid: str, *, seqs: bool = True
+) -> tuple[list[object], list[object]]:
+    """The stored ledger, in order, without what differs by construction (ids,
+    record times; seqs too unless ``seqs``)."""
     txs, legs = [], []
     async for chunk_txs, chunk_legs in app.repo.load_ledger(pid):
-        txs += [dataclasses.replace(t, portfolio_id="", id="", record_ms=0) for t in chunk_txs]
-        legs += [dataclasses.replace(g, portfolio_id="") for g in chunk_legs]
+        txs += [
+            dataclasses.replace(t, portfolio_id="", id="", record_ms=0, seq=t.seq if seqs else 0)
+            for t in chunk_txs
+        ]
+        legs += [
+            dataclasses.replace(g, portfolio_id="", seq=g.seq if seqs else 0) for g in chunk_legs
+        ]
     return txs, legs
 
 
@@ -189,6 +197,49 @@ async def test_bulk_rows_end_as_the_general_path_ends_them(app: PortfolioApp) ->
         assert [e.legs for e in reloaded.txs.values()] == [e.legs for e in book_a.txs.values()]
     finally:
         await again.stop()
+
+
+@pytest.mark.parametrize("allow_negative", [False, True])
+async def test_oversells_inside_a_batch_end_as_the_general_path_ends_them(
+    app: PortfolioApp, allow_negative: bool
+) -> None:
+    """Oversells by a sale, a transfer and a gift, a same-content repeat of an
+    oversell (refused through the first, named by its row), and the rows
+    after them on the balances the refused rows left alone."""
+    t = T0 + 86_400_000
+    buy = TxContent(BUY, t, "BTC", Decimal("2.5"), price=Decimal("100"), wallet="a")
+    sell = TxContent(SELL, t + 1, "BTC", Decimal("3"), price=Decimal("120"), wallet="a")
+    move = TxContent(
+        TRANSFER, t + 2, "BTC", Decimal("2.6"), wallet="a", to_wallet="b", fee_asset=""
+    )
+    gift = TxContent(GIFT_OUT, t + 3, "ETH", Decimal("0.000000000000000001"), wallet="a")
+    small_sell = TxContent(SELL, t + 4, "BTC", Decimal("2.5"), price=Decimal("90"), wallet="a")
+    batch = [
+        (0, fast_row(0, "buy", buy)),
+        (1, fast_row(1, "sell", sell)),
+        (2, fast_row(2, "move", move)),
+        (3, fast_row(3, "sell", sell)),  # the same again: the first's outcome
+        (4, fast_row(4, "gift", gift)),
+        (5, fast_row(5, "small", small_sell)),
+    ]
+    a = (await app.create_portfolio(portfolio_row("o", "a", 1, (), 1, allow_negative))).id
+    b = (await app.create_portfolio(portfolio_row("o", "b", 1, (), 1, allow_negative))).id
+    got = await through_bulk(app, a, [batch])
+    want = await through_pendings(app, b, [batch])
+    assert got == want
+    rejected = [o for o in got if o[1] == "rejected"]
+    if allow_negative:
+        assert not rejected
+    else:
+        assert [row for row, _, _ in rejected] == [1, 2, 3, 4]
+        assert rejected[2][2] == rejected[0][2]
+        assert rejected[0][2].startswith("transactions[1]: wallet 'a' would hold -0.5 BTC")
+    # The general path leaves the seqs of refused rows unused; the order is the same.
+    assert await ledger_of(app, a, seqs=False) == await ledger_of(app, b, seqs=False)
+    book_a = (await app.state(await app.portfolio("o", a))).book
+    book_b = (await app.state(await app.portfolio("o", b))).book
+    assert book_a.balances == book_b.balances
+    assert book_a.last_ms == book_b.last_ms
 
 
 async def test_a_backdated_batch_is_left_to_the_general_path(app: PortfolioApp) -> None:

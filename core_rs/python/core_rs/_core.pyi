@@ -1,5 +1,6 @@
 """Type stubs for the Rust extension ``core_rs._core``."""
 
+from decimal import Decimal
 from typing import Any, Final, Literal, Self, TypedDict
 
 import numpy as np
@@ -511,7 +512,7 @@ _LegRow = tuple[int, int, str, str, str, str, str]
 # fmt: off
 _FastRow = tuple[
     int, str, int, int, str, str, str, str, str, str, str, str, str, str, str, int, str, str,
-    str, str, list[_LegRow],
+    str, str, tuple[_LegRow, ...],
 ]
 # fmt: on
 
@@ -524,3 +525,29 @@ def parse_import(
 ) -> tuple[str, list[_FastRow], list[int]]:
     """One serialized ImportTransactionsRequest as (portfolio_id, fast_rows,
     slow_rows); see ``core_rs.portfolio_rows``."""
+
+_Original = tuple[str, str]
+_Decided = tuple[
+    list[tuple[int, str, str, bool]],
+    list[tuple[int, str, int, tuple[str, str, int, str] | None]],
+    list[tuple[Any, ...]],
+    list[tuple[int, str, int, int, str, str, str]],
+    dict[str, _Original],
+    list[tuple[tuple[str, str], str, int]],
+]
+
+def decide_import(
+    rows: list[tuple[int, _FastRow]],
+    existing: dict[str, _Original],
+    uncommitted: dict[str, _Original],
+    balances: dict[tuple[str, str], Decimal],
+    last_ms: dict[tuple[str, str], int],
+    check: bool,
+    portfolio_id: str,
+    first_seq: int,
+    clock_ms: int,
+    seed: int,
+    record_ms: int,
+) -> _Decided | None:
+    """A batch of parse_import's rows decided against a book; see
+    ``core_rs.portfolio_rows``."""

@@ -28,13 +28,44 @@ context would round.
 
 with the values of ``TxContent`` (decimals as ``decimals.fmt`` strings, ""
 for None), ``(content_hash, body) == transactions.encode(tx)``, valuation ""
-and ``legs`` a list of ``(leg, kind, asset, wallet, qty, amount, to_wallet)``
+and ``legs`` a tuple of ``(leg, kind, asset, wallet, qty, amount, to_wallet)``
 as ``legs.build_legs`` makes them. A truncated or malformed message (invalid
 UTF-8 in a string included) is a ``ValueError``.
+
+``decide_import`` takes a batch of those rows, as ``(row number, row)``
+pairs, and decides them as services/portfolio/bulk_import does (see
+``core_rs/src/portfolio_rows/decide.rs``)::
+
+    decided = decide_import(
+        rows,
+        existing, uncommitted,  # client id -> (content hash, transaction id)
+        balances, last_ms,      # (asset, wallet) -> Decimal, -> int: the book's
+        check,                  # refuse oversells
+        portfolio_id, first_seq, clock_ms, seed, record_ms,
+    )
+
+None when the batch is backdated (a row earlier than the latest transaction
+of a key it touches) or a balance leaves the ledger's fixed-point range:
+nothing is decided, the general path takes the batch. Else
+``(written, rejected, inserts, book_rows, accepted, changed)``:
+
+- ``written``: ``(row, client_id, transaction_id, created)`` in row order,
+  ``created`` False for a duplicate (of the ledger or of an earlier row);
+- ``rejected``: ``(row, client_id, prefix_row, short)`` in row order, ``short``
+  None for a client id reused for other content, else ``(asset, wallet,
+  time_ms, shortfall)`` of the row ``prefix_row`` (the row itself, or the
+  first with its client id and content);
+- ``inserts``: the taken rows in Repository.INSERT_FIELDS order, seqs from
+  ``first_seq`` in time order, ids ``tx_`` + 11 hex digits of ``clock_ms`` +
+  13 from a splitmix64 sequence seeded with ``seed``;
+- ``book_rows``: the same rows as Book.load's StoredTx;
+- ``accepted``: client id -> (content hash, transaction id) of the taken rows;
+- ``changed``: ``((asset, wallet), balance, last_ms)`` of every key the taken
+  rows moved, after them.
 """
 
 from __future__ import annotations
 
-from core_rs._core import parse_import
+from core_rs._core import decide_import, parse_import
 
-__all__ = ["parse_import"]
+__all__ = ["decide_import", "parse_import"]

@@ -7,14 +7,17 @@
 //!
 //! - `fields`: parse_client_id + parse_transaction (the accepting subset);
 //! - `legs`: build_legs without market prices;
-//! - `encode`: the content hash and stored JSON body.
+//! - `encode`: the content hash and stored JSON body;
+//! - `decide`: bulk_import's decisions for a batch of those rows.
 
+mod decide;
 mod encode;
 mod fields;
 mod legs;
 
+pub use decide::{decide, tx_ids, BatchLeg, BatchRow, Decided, Outcome, Unfit, NEVER};
 pub use encode::{json_string, DecText, Formatted};
-pub use fields::{Content, Context, Ticker};
+pub use fields::{Content, Context, Ticker, INCOME};
 pub use legs::{mul, Leg, ACQUIRE, DISPOSE, MOVE, REMOVE};
 
 use crate::wire::{decode_import_request, decode_transaction, RawTransaction};

@@ -6,6 +6,7 @@ mod backtest;
 mod backtest_portfolio;
 mod bundle;
 mod candle_engine;
+mod import_batch;
 mod indicators;
 mod ledger;
 mod portfolio_rows;
@@ -52,6 +53,9 @@ mod _core {
 
     #[pymodule_export]
     use super::portfolio_rows::parse_import;
+
+    #[pymodule_export]
+    use super::import_batch::decide_import;
 
     // Tick codes of CandleEngine.ingest, equal to TickRejectionReason.
     #[pymodule_export]

@@ -42,7 +42,6 @@ pub fn parse_import<'py>(
     let fast = PyList::empty(py);
     let mut slow = Vec::new();
     let mut rows = Rows::default();
-    let _pause = GcPause::new(py);
     for (i, batch) in request.transactions.chunks(BATCH).enumerate() {
         rows.clear();
         py.detach(|| rows.extend(i * BATCH, batch, &ctx))?;
@@ -53,30 +52,6 @@ pub fn parse_import<'py>(
     }
     let slow = PyList::new(py, &slow)?;
     Ok((PyString::new(py, request.portfolio_id), fast, slow))
-}
-
-/// The cyclic GC held off while the rows are built (for the whole call,
-/// a few milliseconds per thousand rows): tens of thousands of new tuples
-/// would otherwise trigger collections that scan them, and the older
-/// generations, in vain, since they form no cycles. Restored on drop,
-/// errors included.
-struct GcPause(bool);
-
-impl GcPause {
-    fn new(_py: Python<'_>) -> Self {
-        // SAFETY: the GIL is held (the token proves it); PyGC_Disable
-        // returns whether collection was enabled before.
-        GcPause(unsafe { pyo3::ffi::PyGC_Disable() } == 1)
-    }
-}
-
-impl Drop for GcPause {
-    fn drop(&mut self) {
-        if self.0 {
-            // SAFETY: dropped in parse_import, where the GIL is still held.
-            unsafe { pyo3::ffi::PyGC_Enable() };
-        }
-    }
 }
 
 fn row_tuple<'py>(
@@ -106,7 +81,7 @@ fn row_tuple<'py>(
         Some((_, obj)) => obj.clone(),
         None => s(wanted),
     };
-    let legs = PyList::empty(py);
+    let mut legs = Vec::with_capacity(3);
     for l in r.legs() {
         let leg = (
             l.leg.leg,
@@ -117,13 +92,9 @@ fn row_tuple<'py>(
             text(l.amount.as_str()),
             text(r.leg_to_wallet(&l.leg)),
         );
-        let leg = leg.into_pyobject(py)?;
-        // SAFETY: a new tuple of str and int, which cannot be part of a
-        // cycle; CPython untracks such tuples itself, but only once a
-        // collection has scanned them.
-        unsafe { pyo3::ffi::PyObject_GC_UnTrack(leg.as_ptr().cast()) };
-        legs.append(leg)?;
+        legs.push(untracked(leg.into_pyobject(py)?));
     }
+    let legs = untracked(PyTuple::new(py, legs)?);
     let [asset, quantity, price, value, fee_asset, fee_amount, fee_value, wallet, to_wallet, to_asset, to_quantity, empty] =
         texts.map(|(_, obj)| obj);
     let items: [Bound<'py, PyAny>; 21] = [
@@ -149,5 +120,16 @@ fn row_tuple<'py>(
         empty,
         legs.into_any(),
     ];
-    PyTuple::new(py, items)
+    Ok(untracked(PyTuple::new(py, items)?))
+}
+
+/// A new tuple of str, int and such tuples, which cannot be part of a
+/// cycle, left out of the cyclic GC. CPython untracks such tuples itself,
+/// but only once a collection has scanned them: rows that wait for their
+/// batch would be scanned, and promoted, again and again, and their count
+/// bring on full collections of the whole heap.
+pub(super) fn untracked(t: Bound<'_, PyTuple>) -> Bound<'_, PyTuple> {
+    // SAFETY: the GIL is held (the Bound proves it) and t is a tuple.
+    unsafe { pyo3::ffi::PyObject_GC_UnTrack(t.as_ptr().cast()) };
+    t
 }
