@@ -53,6 +53,9 @@ from services.portfolio.db.schema import portfolios, transactions
 # Bound parameters per IN (...) query: far below SQLite's 32,766 and
 # PostgreSQL's 32,767 limits, and small enough for the statement cache to help.
 IN_CHUNK = 500
+# Ids passed as one array parameter (json_each / unnest): no bind limit, and
+# every extra query is another round trip to the driver's thread.
+ARRAY_CHUNK = 10_000
 
 
 class StorageError(Exception):
@@ -492,7 +495,7 @@ class Repository:
             return found
         async with self._read() as conn:
             query = _FIND_CLIENT_IDS_PG if self._pg else _FIND_CLIENT_IDS_SQLITE
-            for chunk in _chunks(list(dict.fromkeys(client_ids))):
+            for chunk in _chunks(list(dict.fromkeys(client_ids)), ARRAY_CHUNK):
                 ids: object = chunk if self._pg else json.dumps(chunk)
                 rows = await conn.execute(query, {"ids": ids, "portfolio_id": portfolio_id})
                 for row in rows:
