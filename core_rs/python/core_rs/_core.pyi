@@ -551,3 +551,16 @@ def decide_import(
 ) -> _Decided | None:
     """A batch of parse_import's rows decided against a book; see
     ``core_rs.portfolio_rows``."""
+
+class SqliteWriter:
+    """Batch inserts with the GIL released; see ``core_rs.sqlite_writer``."""
+
+    def __init__(self, sqlite_module: str, database: str, pragmas: list[str]) -> None: ...
+    def write(
+        self,
+        first: str,
+        first_values: tuple[str | int | None, ...],
+        insert: str,
+        rows: list[tuple[Any, ...]],
+    ) -> tuple[int, str]: ...
+    def close(self) -> None: ...

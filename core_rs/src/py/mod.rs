@@ -10,6 +10,7 @@ mod import_batch;
 mod indicators;
 mod ledger;
 mod portfolio_rows;
+mod sqlite_writer;
 mod wire;
 
 use pyo3::exceptions::PyValueError;
@@ -56,6 +57,9 @@ mod _core {
 
     #[pymodule_export]
     use super::import_batch::decide_import;
+
+    #[pymodule_export]
+    use super::sqlite_writer::SqliteWriter;
 
     // Tick codes of CandleEngine.ingest, equal to TickRejectionReason.
     #[pymodule_export]

@@ -15,6 +15,7 @@ caller), and StorageError for the rest.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -47,6 +48,14 @@ from services.portfolio.db.engine import (
     DatabaseUrlError,
     create_engine,
     redact,
+)
+from services.portfolio.db.native_sqlite import (
+    NOT_CHANGED,
+    SQLITE_BUSY,
+    SQLITE_CONSTRAINT,
+    SQLITE_LOCKED,
+    SqliteWriter,
+    open_native_writer,
 )
 from services.portfolio.db.schema import portfolios, transactions
 
@@ -212,6 +221,11 @@ _TX_COLUMNS = tuple(transactions.c[name] for name in _TX_FIELDS)
 # JSON array / a text[]) keeps the statement the same for every batch size,
 # so it is compiled once.
 _TX_SELECT = ", ".join(f"t.{name}" for name in _TX_FIELDS)
+# _advance's UPDATE for the native SQLite writer (positional: next_seq, id, next_seq).
+_ADVANCE_SQLITE = (
+    f"UPDATE {portfolios.name} SET {portfolios.c.next_seq.name} = ? "
+    f"WHERE {portfolios.c.id.name} = ? AND {portfolios.c.next_seq.name} <= ?"
+)
 _FIND_CLIENT_IDS_SQLITE = text(
     f"SELECT {_TX_SELECT} FROM json_each(:ids) AS w CROSS JOIN transactions AS t "
     "ON t.portfolio_id = :portfolio_id AND t.client_transaction_id = w.value"
@@ -347,8 +361,10 @@ class Repository:
     """The portfolio database. Open with ``await Repository.open(url)``; every
     method is safe to call concurrently (each takes its own pooled connection)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, native: SqliteWriter | None = None) -> None:
         self._engine = engine
+        # insert_rows' writer on SQLite (native_sqlite); None: through the driver.
+        self._native = native
         self._pg = engine.dialect.name == "postgresql"
         dialect = engine.dialect
         self._insert_tx = _DriverSql.compile(
@@ -360,11 +376,13 @@ class Repository:
         self._set_valuation = _DriverSql.compile(_SET_VALUATION, dialect)
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 5) -> Repository:
+    async def open(cls, url: str, *, pool_size: int = 5, native_sqlite: bool = True) -> Repository:
         """Connect to ``url`` (postgresql://..., sqlite:///path, or their async
         driver forms; see engine.resolve_url for the default under MM_DATA_DIR)
         and migrate the schema to head. StorageUnavailable, naming the URL with
-        its password hidden, when the database cannot be reached."""
+        its password hidden, when the database cannot be reached.
+        ``native_sqlite``: insert_rows through core_rs on a SQLite file when
+        it can (native_sqlite.py); else through the driver."""
         try:
             engine = create_engine(url, pool_size=pool_size)
         except DatabaseUrlError as err:
@@ -380,13 +398,16 @@ class Repository:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, open_native_writer(engine) if native_sqlite else None)
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
     async def close(self) -> None:
+        if self._native is not None:
+            # Waits for a write in flight (in its thread, off the event loop).
+            await asyncio.to_thread(self._native.close)
         await self._engine.dispose()
 
     @contextlib.asynccontextmanager
@@ -565,6 +586,9 @@ class Repository:
         vouches for the rows (its portfolio, seqs below ``next_seq``); the
         database still refuses a taken seq or client id, as DuplicateClientId
         or StaleWrite, with nothing written."""
+        if self._native is not None:
+            await self._insert_rows_native(self._native, portfolio_id, next_seq, rows)
+            return
         try:
             async with self._write() as conn:
                 await self._advance(conn, portfolio_id, next_seq)
@@ -572,7 +596,36 @@ class Repository:
                     await self._bulk_insert(conn, self._insert_tx, list(rows))
         except IntegrityError as err:
             client_ids = [row[_CLIENT_ID_AT] for row in rows]
-            raise await self._explain_ids(portfolio_id, client_ids, {}, set(), err) from err
+            raise await self._explain_ids(
+                portfolio_id, client_ids, {}, set(), _reason(err)
+            ) from err
+
+    async def _insert_rows_native(
+        self,
+        native: SqliteWriter,
+        portfolio_id: str,
+        next_seq: int,
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        rows = rows if isinstance(rows, list) else list(rows)
+        code, message = await asyncio.to_thread(
+            native.write,
+            _ADVANCE_SQLITE,
+            (next_seq, portfolio_id, next_seq),
+            self._insert_tx.sql,
+            rows,
+        )
+        if code == 0:
+            return
+        if code == NOT_CHANGED:
+            async with self._read() as conn:
+                raise await self._not_advanced(conn, portfolio_id, next_seq)
+        if code & 0xFF == SQLITE_CONSTRAINT:
+            client_ids = [row[_CLIENT_ID_AT] for row in rows]
+            raise await self._explain_ids(portfolio_id, client_ids, {}, set(), message)
+        if code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
+            raise StorageUnavailable(f"portfolio database unavailable: {message}")
+        raise StorageError(f"portfolio database error: {message}")
 
     async def get_transaction(self, portfolio_id: str, tx_id: str) -> TransactionRow | None:
         query = select(*_TX_COLUMNS).where(
@@ -780,14 +833,18 @@ class Repository:
             .where(portfolios.c.id == portfolio_id, portfolios.c.next_seq <= next_seq)
             .values(next_seq=next_seq)
         )
-        if result.rowcount == 1:
-            return
+        if result.rowcount != 1:
+            raise await self._not_advanced(conn, portfolio_id, next_seq)
+
+    async def _not_advanced(
+        self, conn: AsyncConnection, portfolio_id: str, next_seq: int
+    ) -> StorageError:
         current = await conn.scalar(
             select(portfolios.c.next_seq).where(portfolios.c.id == portfolio_id)
         )
         if current is None:
-            raise PortfolioNotFound(portfolio_id)
-        raise StaleWrite(
+            return PortfolioNotFound(portfolio_id)
+        return StaleWrite(
             f"portfolio {portfolio_id!r} is at next_seq {current}, beyond the batch's {next_seq}"
         )
 
@@ -840,7 +897,7 @@ class Repository:
         """Which constraint a rolled-back batch hit, found by looking rather than
         by parsing each driver's message."""
         seqs = {tx.client_transaction_id: tx.seq for tx, _ in written}
-        return await self._explain_ids(portfolio_id, list(seqs), seqs, deleted, err)
+        return await self._explain_ids(portfolio_id, list(seqs), seqs, deleted, _reason(err))
 
     async def _explain_ids(
         self,
@@ -848,7 +905,7 @@ class Repository:
         client_ids: Sequence[str],
         seqs: dict[str, int],
         deleted: set[int],
-        err: IntegrityError,
+        reason: str,
     ) -> StorageError:
         # A client id already stored under another seq (one not deleted by
         # this batch) is a duplicate; anything else is a lost race on seqs.
@@ -857,7 +914,7 @@ class Repository:
             hit = existing.get(client_id)
             if hit is not None and hit.seq != seqs.get(client_id) and hit.seq not in deleted:
                 return DuplicateClientId(client_id)
-        return StaleWrite(f"portfolio {portfolio_id!r}: batch conflicts: {_reason(err)}")
+        return StaleWrite(f"portfolio {portfolio_id!r}: batch conflicts: {reason}")
 
 
 def _make_sqlite_dir(engine: AsyncEngine) -> None:

@@ -1,0 +1,114 @@
+"""Repository.insert_rows through core_rs's SQLite writer (native_sqlite.py).
+
+The same batches through the native writer and through the driver
+(``native_sqlite=False``) must leave the same ledger and fail the same way:
+a client id already in, a seq already taken, a vanished portfolio, nothing
+of a failed batch written. The writer shares the file with SQLAlchemy's
+connections: it waits for their write lock, and they for its.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.portfolio.db.repository import (
+    INSERT_FIELDS,
+    DuplicateClientId,
+    PortfolioNotFound,
+    Repository,
+    StaleWrite,
+    encode_legs,
+)
+from tests.portfolio.test_repository import OWNER, all_ledger, leg, new_portfolio, tx
+
+
+def _links_shared_sqlite() -> bool:
+    import _sqlite3  # noqa: PLC0415
+
+    maps = Path("/proc/self/maps")
+    return maps.exists() and "libsqlite3.so" in maps.read_text() and bool(_sqlite3.__file__)
+
+
+@pytest.fixture(params=["native", "driver"])
+async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repository]:
+    native = request.param == "native"
+    repository = await Repository.open(f"sqlite:///{tmp_path / 'p.sqlite3'}", native_sqlite=native)
+    try:
+        assert (repository._native is not None) == (native and _links_shared_sqlite())
+        yield repository
+    finally:
+        await repository.close()
+
+
+def tuples_of(rows: list[object]) -> list[tuple[object, ...]]:
+    return [(*dataclasses.astuple(r), encode_legs([leg(r, 0)])) for r in rows]  # type: ignore[call-overload]
+
+
+async def test_the_native_writer_is_used_where_python_links_sqlite_shared(tmp_path: Path) -> None:
+    if not _links_shared_sqlite():
+        pytest.skip("this Python's sqlite3 carries its own SQLite")
+    repository = await Repository.open(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    try:
+        assert repository._native is not None
+    finally:
+        await repository.close()
+
+
+async def test_rows_and_failures_are_the_drivers(repo: Repository) -> None:
+    pid = await new_portfolio(repo)
+    rows = [tx(pid, s) for s in (1, 2, 3, 4)]
+    tuples = tuples_of(rows)
+    assert len(tuples[0]) == len(INSERT_FIELDS)
+    await repo.insert_rows(pid, 3, tuples[:2])
+    await repo.insert_rows(pid, 4, tuples[2:3])
+    assert await all_ledger(repo, pid) == (rows[:3], [leg(r, 0) for r in rows[:3]])
+
+    # A client id already in: DuplicateClientId, nothing of the batch written.
+    again = (*tuples[3][:3], "client-1", *tuples[3][4:])
+    with pytest.raises(DuplicateClientId) as dup:
+        await repo.insert_rows(pid, 5, [tuples[3], again])
+    assert dup.value.client_id == "client-1"
+    # A seq already taken: StaleWrite.
+    with pytest.raises(StaleWrite, match="batch conflicts"):
+        await repo.insert_rows(pid, 5, [(*tuples[1][:3], "fresh", *tuples[1][4:])])
+    # next_seq would go backwards: StaleWrite naming where it is.
+    with pytest.raises(StaleWrite, match="next_seq 4"):
+        await repo.insert_rows(pid, 3, [])
+    got = await repo.get_portfolio(OWNER, pid, with_count=True)
+    assert got is not None and (got.next_seq, got.transaction_count) == (4, 3)
+    # A portfolio that is gone.
+    with pytest.raises(PortfolioNotFound):
+        await repo.insert_rows("pf_gone", 2, [])
+
+
+async def test_the_writer_and_the_drivers_connections_wait_for_each_other(
+    repo: Repository, tmp_path: Path
+) -> None:
+    pid = await new_portfolio(repo)
+    tuples = tuples_of([tx(pid, s) for s in (1, 2)])
+    # Another connection (another process, say) holds the write lock a while.
+    holder = sqlite3.connect(tmp_path / "p.sqlite3", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.4, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    t0 = time.perf_counter()
+    try:
+        await repo.insert_rows(pid, 2, tuples[:1])
+    finally:
+        release.join()
+        holder.close()
+    assert time.perf_counter() - t0 >= 0.3
+    # A batch and a driver write at once: both go in, one after the other.
+    other = "pf_" + "1" * 24
+    await asyncio.gather(repo.insert_rows(pid, 3, tuples[1:]), new_portfolio(repo, other))
+    assert await repo.get_portfolio(OWNER, other) is not None
+    got = await repo.get_portfolio(OWNER, pid, with_count=True)
+    assert got is not None and (got.next_seq, got.transaction_count) == (3, 2)
