@@ -850,26 +850,30 @@ FINDINGS = """\
 
 * **Realized gains**: every method's replay of the 1,000,000-transaction ledger (core_rs,
   GIL released) and the 1,000-row page take well under the goal; a repeat is served from
-  the replay cache and is mostly the page built in Python. The **cold first call** (13.0 s,
+  the replay cache and is mostly the page built in Python. The **cold first call** (12.5 s,
   was 45 s before the legs moved into their transaction's row and core_rs learned to read
   them: `Ledger.append_stored`, balances summed by `Ledger.balances` when first needed) is
   now mostly reading a million rows through SQLAlchemy + aiosqlite (~5 µs each; plain
   sqlite3 reads the same in half) and one index entry per transaction in Python (~2 µs).
 * **RecordTransaction**: a bare grpc.aio server answering an empty health Check (no
-  interceptors, no work) did 1,953 calls/s under the same ghz load in the same run, so
+  interceptors, no work) did 1,795 calls/s under the same ghz load in the same run, so
   2,000 committed/s is out of reach for one Python process on this machine whatever the
   method does; the service spends ~1.6-2 ms of CPU per transaction (the common gRPC stack,
   validation, the group commit's lookup and insert), committing ~26 calls per fsync at 50
   callers. It needs several processes sharing the ledger (oversell and idempotency checks
   in the database) or a non-Python front end.
-* **ImportTransactions**: 12,615 rows/s (4,266 before this round), ~82 µs of server CPU a
-  row against a 20 µs budget. core_rs parses a 5,000-row message in ~5 µs a row
-  (validation, legs, hash and body: `core_rs.portfolio_rows`); what is left is Python per
-  row in `bulk_import` (the duplicate, twin and oversell decisions, the book's columns,
-  the insert tuples: ~28 µs in-process) and the insert itself (executemany's binding and
-  SQLite: ~19 µs, overlapped with the next batch's decisions). SQLite with this schema
-  takes the same rows at ~57,000 rows/s (the reference row), so the goal needs the
-  decisions, the book append and the insert rows built in core_rs in one pass per batch.
+* **ImportTransactions**: 26,752 rows/s (12,615 at the start of this round, 4,266 before
+  the last), ~51 µs of server CPU a row, ~30 µs of it on the event loop, against a 20 µs
+  budget. core_rs parses a 5,000-row message (~5 µs a row), decides the batch
+  (`decide_import`: duplicates, twins, oversells, ids, insert tuples, stored legs) and
+  inserts it on SQLite with the GIL released (`SqliteWriter`, through the SQLite library
+  Python's `_sqlite3` links), so the insert no longer waits on the event loop for the GIL
+  row by row (the loop waited 3.6-5 s of a 10 s import for commits; now ~0.2-0.4 s). What
+  is left on the loop is the Python objects made per row: the parsed row tuples (~3 µs),
+  reading them back and making the insert tuples and book rows in `decide_import`
+  (~5 µs), one book index entry per transaction (`Book.load`, ~4 µs), the GC's passes
+  over those (~4 µs), and gRPC. The next step is to keep a batch's rows in core_rs from
+  parse to insert and hand Python only the outcomes.
 """
 
 
