@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import _sqlite3
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -105,3 +107,65 @@ def test_refusals(files: tuple[sqlite3.Connection, SqliteWriter], tmp_path: Path
         SqliteWriter(_sqlite3.__file__, str(tmp_path / "no" / "such.sqlite3"), [])
     with pytest.raises(OSError, match="syntax error"):
         SqliteWriter(_sqlite3.__file__, str(tmp_path / "t.sqlite3"), ["PRAGMA("])
+
+
+# Run in a child process: a deadlock that holds the GIL cannot be timed out
+# from inside the process.
+_CONCURRENT = """
+import sqlite3, sys, threading, _sqlite3
+from core_rs.sqlite_writer import SqliteWriter
+
+path = sys.argv[1]
+db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE c (id TEXT PRIMARY KEY, n INTEGER)")
+db.execute("CREATE TABLE items (k TEXT PRIMARY KEY, v INTEGER, t TEXT)")
+db.execute("INSERT INTO c VALUES ('a', 0)")
+writer = SqliteWriter(_sqlite3.__file__, path, ["PRAGMA busy_timeout=30000"])
+ADVANCE = "UPDATE c SET n = ? WHERE id = ? AND n <= ?"
+INSERT = "INSERT INTO items VALUES (?, ?, ?)"
+results, errors = [], []
+
+def write(t, rows):
+    try:
+        results.append(writer.write(ADVANCE, (t, "a", 10**9), INSERT, rows))
+    except OSError as err:
+        errors.append(str(err))
+
+threads = [
+    threading.Thread(target=write, args=(t, [(f"t{t}-{i}", i, "x" * 50) for i in range(20_000)]))
+    for t in range(1, 5)
+]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+assert errors == [] and results == [(0, "")] * 4, (errors, results)
+assert db.execute("SELECT count(*) FROM items").fetchone() == (80_000,)
+# A close while a write runs: the write went in first or found the writer closed.
+late = threading.Thread(target=write, args=(5, [(f"late-{i}", i, None) for i in range(50_000)]))
+late.start()
+writer.close()
+late.join()
+count = db.execute("SELECT count(*) FROM items").fetchone()[0]
+assert (count, errors) in ((130_000, []), (80_000, ["the writer is closed"])), (count, errors)
+print("ok", count)
+"""
+
+
+def test_concurrent_writes_and_a_close_do_not_deadlock(tmp_path: Path) -> None:
+    """Threads holding the GIL wait for the connection while another writes
+    (and needs the GIL back to return): the lock is taken with the GIL
+    released, so every call finishes."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CONCURRENT, str(tmp_path / "c.sqlite3")],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("concurrent writes deadlocked")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok ")

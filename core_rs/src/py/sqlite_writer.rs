@@ -155,10 +155,8 @@ struct Connection {
 }
 
 // SAFETY: the handle is only used under the writer's Mutex, one thread at a
-// time, which SQLITE_OPEN_NOMUTEX requires (a write lends the locked
-// connection to the GIL-free closure it waits for, and to nothing else).
+// time, which SQLITE_OPEN_NOMUTEX requires.
 unsafe impl Send for Connection {}
-unsafe impl Sync for Connection {}
 
 impl Connection {
     fn failure(&self, code: c_int) -> Failure {
@@ -344,14 +342,15 @@ impl SqliteWriter {
             .iter()
             .map(|row| values(row))
             .collect::<PyResult<Vec<_>>>()?;
-        let guard = self
-            .conn
-            .lock()
-            .map_err(|_| PyOSError::new_err("writer poisoned"))?;
-        let conn = guard
-            .as_ref()
-            .ok_or_else(|| PyOSError::new_err("the writer is closed"))?;
-        let outcome = py.detach(|| transaction(conn, first, &first_values, insert, &rows));
+        // The lock is taken with the GIL released: a thread holding the GIL
+        // while it waits for a write that needs the GIL back to return would
+        // deadlock with it.
+        let outcome = py.detach(|| {
+            let guard = self.conn.lock().map_err(|_| Closed::Poisoned)?;
+            let conn = guard.as_ref().ok_or(Closed::Closed)?;
+            Ok(transaction(conn, first, &first_values, insert, &rows))
+        });
+        let outcome = outcome.map_err(Closed::error)?;
         Ok(match outcome {
             Ok(true) => (0, String::new()),
             Ok(false) => (-1, String::new()),
@@ -360,13 +359,31 @@ impl SqliteWriter {
     }
 
     /// Closes the connection; later writes raise OSError.
-    fn close(&self) -> PyResult<()> {
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| PyOSError::new_err("writer poisoned"))?;
-        guard.take();
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            let mut guard = self.conn.lock().map_err(|_| Closed::Poisoned)?;
+            guard.take(); // close_v2, outside the GIL like every use of it
+
+            Ok::<(), Closed>(())
+        })
+        .map_err(Closed::error)?;
         Ok(())
+    }
+}
+
+/// Why a writer could not be used.
+enum Closed {
+    Closed,
+    /// A thread panicked holding the connection.
+    Poisoned,
+}
+
+impl Closed {
+    fn error(self) -> PyErr {
+        PyOSError::new_err(match self {
+            Closed::Closed => "the writer is closed",
+            Closed::Poisoned => "the writer is unusable: a write panicked",
+        })
     }
 }
 
