@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PyString, PyTuple};
 
 const SQLITE_OK: c_int = 0;
+const SQLITE_TOOBIG: c_int = 18;
 const SQLITE_ROW: c_int = 100;
 const SQLITE_DONE: c_int = 101;
 const SQLITE_OPEN_READWRITE: c_int = 0x2;
@@ -229,7 +230,11 @@ impl Statement<'_> {
     fn run(&self, values: &[Value<'_>]) -> Result<c_int, Failure> {
         let api = &self.conn.api;
         for (i, value) in values.iter().enumerate() {
-            let at = c_int::try_from(i + 1).unwrap_or(c_int::MAX);
+            let too_big = |_| Failure {
+                code: SQLITE_TOOBIG,
+                message: "a value or a row too big to bind".to_owned(),
+            };
+            let at = c_int::try_from(i + 1).map_err(too_big)?;
             // SAFETY: stmt is prepared; a text is bound SQLITE_STATIC (no
             // destructor): the &str outlives the step, and reset comes first.
             let rc = unsafe {
@@ -238,7 +243,7 @@ impl Statement<'_> {
                         self.stmt,
                         at,
                         text.as_ptr().cast(),
-                        c_int::try_from(text.len()).unwrap_or(c_int::MAX),
+                        c_int::try_from(text.len()).map_err(too_big)?,
                         None,
                     ),
                     Value::Int(n) => (api.bind_int64)(self.stmt, at, *n),
@@ -281,39 +286,18 @@ impl SqliteWriter {
     /// OSError when that library cannot be found in this process or the
     /// file cannot be opened.
     #[new]
-    fn new(sqlite_module: &str, database: &str, pragmas: Vec<String>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        sqlite_module: &str,
+        database: &str,
+        pragmas: Vec<String>,
+    ) -> PyResult<Self> {
         let api = Api::of_loaded(sqlite_module).map_err(PyOSError::new_err)?;
         let path = CString::new(database).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut db = std::ptr::null_mut();
-        // SAFETY: path is NUL-terminated; open_v2 writes a handle (also on
-        // failure, when it must still be closed: the Connection does that).
-        let rc = unsafe {
-            (api.open_v2)(
-                path.as_ptr(),
-                &mut db,
-                SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                std::ptr::null(),
-            )
-        };
-        if db.is_null() {
-            return Err(PyOSError::new_err(format!(
-                "cannot open {database}: out of memory"
-            )));
-        }
-        let conn = Connection { api, db };
-        if rc != SQLITE_OK {
-            let failure = conn.failure(rc);
-            return Err(PyOSError::new_err(format!(
-                "cannot open {database}: {}",
-                failure.message
-            )));
-        }
-        for pragma in &pragmas {
-            conn.exec(pragma)
-                .map_err(|f| PyOSError::new_err(format!("{database}: {pragma}: {}", f.message)))?;
-        }
+        // Opening may wait on the busy timeout for another connection's lock.
+        let conn = py.detach(|| open(api, &path, database, &pragmas));
         Ok(SqliteWriter {
-            conn: Mutex::new(Some(conn)),
+            conn: Mutex::new(Some(conn.map_err(PyOSError::new_err)?)),
         })
     }
 
@@ -369,6 +353,34 @@ impl SqliteWriter {
         .map_err(Closed::error)?;
         Ok(())
     }
+}
+
+/// A connection to `database` (`path`) with `pragmas` run.
+fn open(api: Api, path: &CStr, database: &str, pragmas: &[String]) -> Result<Connection, String> {
+    let mut db = std::ptr::null_mut();
+    // SAFETY: path is NUL-terminated; open_v2 writes a handle (also on
+    // failure, when it must still be closed: the Connection does that).
+    let rc = unsafe {
+        (api.open_v2)(
+            path.as_ptr(),
+            &mut db,
+            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+            std::ptr::null(),
+        )
+    };
+    if db.is_null() {
+        return Err(format!("cannot open {database}: out of memory"));
+    }
+    let conn = Connection { api, db };
+    if rc != SQLITE_OK {
+        let failure = conn.failure(rc);
+        return Err(format!("cannot open {database}: {}", failure.message));
+    }
+    for pragma in pragmas {
+        conn.exec(pragma)
+            .map_err(|f| format!("{database}: {pragma}: {}", f.message))?;
+    }
+    Ok(conn)
 }
 
 /// Why a writer could not be used.

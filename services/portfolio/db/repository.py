@@ -398,7 +398,9 @@ class Repository:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, open_native_writer(engine) if native_sqlite else None)
+        # Off the event loop: opening may wait on another connection's lock.
+        native = await asyncio.to_thread(open_native_writer, engine) if native_sqlite else None
+        return cls(engine, native)
 
     @property
     def engine(self) -> AsyncEngine:
