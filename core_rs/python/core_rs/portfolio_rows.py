@@ -45,7 +45,7 @@ pairs, and decides them as services/portfolio/bulk_import does (see
     )
 
 None when the batch is backdated (a row earlier than the latest transaction
-of a key it touches) or a balance leaves the ledger's fixed-point range:
+of a key it touches) or a balance or quantity is outside the ledger's fixed point:
 nothing is decided, the general path takes the batch. Else
 ``(written, rejected, inserts, book_rows, accepted, changed)``:
 

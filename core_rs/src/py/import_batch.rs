@@ -82,13 +82,17 @@ pub fn decide_import<'py>(
     for (i, (row, _)) in tuples.iter().enumerate() {
         let mut legs = Vec::with_capacity(leg_texts[i].len());
         for (g, [asset, wallet, to_wallet, qty]) in legs_of[i].iter().zip(&leg_texts[i]) {
-            let qty = qty.to_str()?;
+            // parse_import's quantities are in range; anything else is for
+            // the general path, like a balance out of range.
+            let Ok(qty) = fixed::parse(qty.to_str()?) else {
+                return Ok(None);
+            };
             legs.push(BatchLeg {
                 kind: g.get_item(1)?.extract()?,
                 asset: asset.to_str()?,
                 wallet: wallet.to_str()?,
                 to_wallet: to_wallet.to_str()?,
-                qty: fixed::parse(qty).map_err(|e| PyValueError::new_err(e.to_string()))?,
+                qty,
             });
         }
         batch.push(BatchRow {
