@@ -657,7 +657,7 @@ def sqlite_reference(contents: Sequence[Any], batch: int) -> dict[str, Any]:
     from sqlalchemy.schema import CreateIndex, CreateTable  # noqa: PLC0415
 
     from bench.portfolio_ledger import ledger_rows  # noqa: PLC0415
-    from services.portfolio.db.engine import _SQLITE_PRAGMAS  # noqa: PLC0415
+    from services.portfolio.db.engine import SQLITE_PRAGMAS  # noqa: PLC0415
     from services.portfolio.db.repository import encode_legs  # noqa: PLC0415
     from services.portfolio.db.schema import metadata  # noqa: PLC0415
 
@@ -666,7 +666,7 @@ def sqlite_reference(contents: Sequence[Any], batch: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mm-bench-sqlite-") as tmp:
         db = sqlite3.connect(Path(tmp) / "reference.sqlite3", isolation_level=None)
         try:
-            for pragma in _SQLITE_PRAGMAS:
+            for pragma in SQLITE_PRAGMAS:
                 db.execute(pragma)
             for table in metadata.sorted_tables:
                 db.execute(str(CreateTable(table).compile(dialect=dialect)))

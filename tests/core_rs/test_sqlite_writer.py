@@ -26,11 +26,17 @@ def files(tmp_path: Path) -> tuple[sqlite3.Connection, SqliteWriter]:
     db.execute("CREATE TABLE c (id TEXT PRIMARY KEY, n INTEGER)")
     db.execute("CREATE TABLE items (k TEXT PRIMARY KEY, v INTEGER, t TEXT)")
     db.execute("INSERT INTO c VALUES ('a', 0)")
-    try:
-        writer = SqliteWriter(_sqlite3.__file__, str(path), ["PRAGMA busy_timeout=5000"])
-    except OSError as err:
-        pytest.skip(f"no shared SQLite library here: {err}")
+    if not links_shared_sqlite():
+        pytest.skip("this Python's sqlite3 carries its own SQLite: no library to share")
+    writer = SqliteWriter(_sqlite3.__file__, str(path), ["PRAGMA busy_timeout=5000"])
     return db, writer
+
+
+def links_shared_sqlite() -> bool:
+    """Whether this process has SQLite as a shared library that _sqlite3 uses
+    (then SqliteWriter must work; else it must refuse, and callers fall back)."""
+    maps = Path("/proc/self/maps")
+    return maps.exists() and "libsqlite3.so" in maps.read_text() and bool(_sqlite3.__file__)
 
 
 def items(db: sqlite3.Connection) -> list[tuple[object, ...]]:
@@ -82,6 +88,7 @@ def test_it_waits_for_another_connections_write_lock(
     assert [k for k, _, _ in items(db)] == ["first", "second"]
 
 
+@pytest.mark.skipif(not links_shared_sqlite(), reason="no shared SQLite library to write with")
 def test_busy_past_the_timeout_is_sqlite_busy(tmp_path: Path) -> None:
     path = tmp_path / "b.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
@@ -153,6 +160,7 @@ print("ok", count)
 """
 
 
+@pytest.mark.skipif(not links_shared_sqlite(), reason="no shared SQLite library to write with")
 def test_concurrent_writes_and_a_close_do_not_deadlock(tmp_path: Path) -> None:
     """Threads holding the GIL wait for the connection while another writes
     (and needs the GIL back to return): the lock is taken with the GIL
@@ -169,3 +177,15 @@ def test_concurrent_writes_and_a_close_do_not_deadlock(tmp_path: Path) -> None:
         pytest.fail("concurrent writes deadlocked")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok ")
+
+
+def test_it_is_available_exactly_where_sqlite_is_shared(tmp_path: Path) -> None:
+    """Where _sqlite3 carries its own SQLite the writer refuses (the
+    repository then inserts through the driver); elsewhere it opens."""
+    path = tmp_path / "e.sqlite3"
+    sqlite3.connect(path).close()
+    if links_shared_sqlite():
+        SqliteWriter(_sqlite3.__file__, str(path), []).close()
+    else:
+        with pytest.raises(OSError, match=r"not exported|not loaded"):
+            SqliteWriter(_sqlite3.__file__, str(path), [])

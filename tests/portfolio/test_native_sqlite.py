@@ -27,14 +27,8 @@ from services.portfolio.db.repository import (
     StaleWrite,
     encode_legs,
 )
+from tests.core_rs.test_sqlite_writer import links_shared_sqlite
 from tests.portfolio.test_repository import OWNER, all_ledger, leg, new_portfolio, tx
-
-
-def _links_shared_sqlite() -> bool:
-    import _sqlite3  # noqa: PLC0415
-
-    maps = Path("/proc/self/maps")
-    return maps.exists() and "libsqlite3.so" in maps.read_text() and bool(_sqlite3.__file__)
 
 
 @pytest.fixture(params=["native", "driver"])
@@ -42,7 +36,7 @@ async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     native = request.param == "native"
     repository = await Repository.open(f"sqlite:///{tmp_path / 'p.sqlite3'}", native_sqlite=native)
     try:
-        assert (repository._native is not None) == (native and _links_shared_sqlite())
+        assert (repository._native is not None) == (native and links_shared_sqlite())
         yield repository
     finally:
         await repository.close()
@@ -53,7 +47,7 @@ def tuples_of(rows: list[object]) -> list[tuple[object, ...]]:
 
 
 async def test_the_native_writer_is_used_where_python_links_sqlite_shared(tmp_path: Path) -> None:
-    if not _links_shared_sqlite():
+    if not links_shared_sqlite():
         pytest.skip("this Python's sqlite3 carries its own SQLite")
     repository = await Repository.open(f"sqlite:///{tmp_path / 'p.sqlite3'}")
     try:

@@ -27,7 +27,7 @@ WRITE_LOCK = "mm_sqlite_write_lock"
 
 # A connection waits this long for another connection's write lock.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_SQLITE_PRAGMAS = (
+SQLITE_PRAGMAS = (
     # First: the pragmas below (journal_mode above all) need locks too, and a
     # second process opening the file at the same moment must wait for them.
     f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
@@ -150,7 +150,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            for pragma in _SQLITE_PRAGMAS:
+            for pragma in SQLITE_PRAGMAS:
                 _execute_pragma(cursor, pragma)
         finally:
             cursor.close()

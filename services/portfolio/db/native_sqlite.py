@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core_rs.sqlite_writer import SqliteWriter
-from services.portfolio.db.engine import _SQLITE_PRAGMAS
+from services.portfolio.db.engine import SQLITE_PRAGMAS
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +43,7 @@ def open_native_writer(engine: AsyncEngine) -> SqliteWriter | None:
         log.info("bulk inserts through the sqlite3 module", reason="_sqlite3 is built in")
         return None
     try:
-        return SqliteWriter(module, str(Path(database).expanduser()), list(_SQLITE_PRAGMAS))
+        return SqliteWriter(module, str(Path(database).expanduser()), list(SQLITE_PRAGMAS))
     except (OSError, TypeError) as err:
         log.info("bulk inserts through the sqlite3 module", reason=str(err))
         return None
