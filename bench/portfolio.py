@@ -856,14 +856,14 @@ FINDINGS = """\
   now mostly reading a million rows through SQLAlchemy + aiosqlite (~5 µs each; plain
   sqlite3 reads the same in half) and one index entry per transaction in Python (~2 µs).
 * **RecordTransaction**: a bare grpc.aio server answering an empty health Check (no
-  interceptors, no work) did 1,795 calls/s under the same ghz load in the same run, so
+  interceptors, no work) did 1,867 calls/s under the same ghz load in the same run, so
   2,000 committed/s is out of reach for one Python process on this machine whatever the
   method does; the service spends ~1.6-2 ms of CPU per transaction (the common gRPC stack,
   validation, the group commit's lookup and insert), committing ~26 calls per fsync at 50
   callers. It needs several processes sharing the ledger (oversell and idempotency checks
   in the database) or a non-Python front end.
-* **ImportTransactions**: 26,752 rows/s (12,615 at the start of this round, 4,266 before
-  the last), ~51 µs of server CPU a row, ~30 µs of it on the event loop, against a 20 µs
+* **ImportTransactions**: 28,456 rows/s (12,615 at the start of this round, 4,266 before
+  the last), ~48 µs of server CPU a row, ~29 µs of it on the event loop, against a 20 µs
   budget. core_rs parses a 5,000-row message (~5 µs a row), decides the batch
   (`decide_import`: duplicates, twins, oversells, ids, insert tuples, stored legs) and
   inserts it on SQLite with the GIL released (`SqliteWriter`, through the SQLite library
