@@ -26,6 +26,11 @@ import core_rs
 from services.portfolio.decimals import CONTEXT, ZERO, fmt
 from services.portfolio.legs import Leg, acquire_leg, legs_from_json
 
+# What the book keeps per transaction (core_rs: never tracked by the cyclic
+# GC). A stored transaction's legs stay JSON text until something reads them.
+TxIndex = core_rs.TxIndex
+TxIndex.set_legs_parser(legs_from_json)
+
 UNIVERSAL_WALLET_ID = 0
 # A transaction as Repository.load_book_rows gives it: (seq, id, kind,
 # time_ms, valuation, body (INCOME only, else ""), legs JSON).
@@ -62,56 +67,6 @@ class Interner:
 
     def name(self, ident: int) -> str:
         return self.names[ident]
-
-
-class TxIndex:
-    """What a book remembers of each transaction besides its legs in core_rs.
-
-    A transaction loaded from the database keeps its legs as their stored
-    JSON until something asks for them: a million tuples of Decimals cost
-    more than the rest of a book's load, and most are never looked at.
-    """
-
-    __slots__ = ("_legs", "_stored", "income_kind", "kind", "seq", "time_ms", "tx_id")
-
-    def __init__(
-        self,
-        seq: int,
-        tx_id: str,
-        kind: int,
-        time_ms: int,
-        legs: tuple[Leg, ...],
-        income_kind: int = 0,
-    ) -> None:
-        self.seq = seq
-        self.tx_id = tx_id
-        self.kind = kind
-        self.time_ms = time_ms
-        self.income_kind = income_kind
-        self._legs: tuple[Leg, ...] | None = legs
-        self._stored = ""
-
-    @classmethod
-    def stored(
-        cls, seq: int, tx_id: str, kind: int, time_ms: int, legs_text: str, income_kind: int
-    ) -> TxIndex:
-        # Without __init__: a million of these are made when a book loads.
-        entry = cls.__new__(cls)
-        entry.seq, entry.tx_id, entry.kind, entry.time_ms = seq, tx_id, kind, time_ms
-        entry.income_kind, entry._legs, entry._stored = income_kind, None, legs_text
-        return entry
-
-    def with_legs(self, legs: tuple[Leg, ...]) -> TxIndex:
-        return TxIndex(self.seq, self.tx_id, self.kind, self.time_ms, legs, self.income_kind)
-
-    @property
-    def legs(self) -> tuple[Leg, ...]:
-        if self._legs is None:
-            self._legs, self._stored = legs_from_json(self._stored), ""
-        return self._legs
-
-    def __repr__(self) -> str:
-        return f"TxIndex(seq={self.seq}, tx_id={self.tx_id!r}, kind={self.kind})"
 
 
 @dataclass
@@ -249,13 +204,12 @@ class Book:
             every_legs = json.loads("[" + ",".join(row[6] for row in rows) + "]")
             self.load_parsed(rows, every_legs, balances)
             return
-        loads = json.loads
-        for seq, tx_id, tx_kind, t, valuation, body, legs_text in rows:
-            income_kind = loads(body).get("income_kind", 0) if body else 0
-            self.txs[seq] = TxIndex.stored(seq, tx_id, tx_kind, t, legs_text, income_kind)
-            self.seq_of[tx_id] = seq
-            if valuation == "unknown":
-                self.unknown.add(seq)
+        try:
+            core_rs.index_stored(rows, self.txs, self.seq_of, self.unknown)
+        except BaseException:
+            for row in rows:  # a body that is not readable: all or nothing
+                self.ledger.remove_tx(row[0])
+            raise
         self._balances_after(balances)
         self.leg_count += appended
         self._changed()

@@ -37,7 +37,9 @@ from core_rs._core import (
     CandleEngine,
     Ledger,
     Replay,
+    TxIndex,
     decode_stream_candles,
+    index_stored,
 )
 from core_rs._extra import *  # noqa: F403
 from core_rs._risk import *  # noqa: F403
@@ -59,11 +61,13 @@ __all__ = [
     "CandleEngine",
     "Ledger",
     "Replay",
+    "TxIndex",
     "batch",
     "batch_threads",
     "bundle",
     "decode_stream_candles",
     "incremental",
+    "index_stored",
 ]
 __all__ += (
     _ta_ma.__all__

@@ -1,5 +1,6 @@
 """Type stubs for the Rust extension ``core_rs._core``."""
 
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, Final, Literal, Self, TypedDict
 
@@ -564,3 +565,41 @@ class SqliteWriter:
         rows: list[tuple[Any, ...]],
     ) -> tuple[int, str]: ...
     def close(self) -> None: ...
+
+class TxIndex:
+    """What a portfolio book remembers of a transaction besides its legs in
+    the Ledger; never tracked by the cyclic GC. A stored entry's legs are its
+    JSON text until first read, then parsed by the registered parser."""
+
+    seq: int
+    tx_id: str
+    kind: int
+    time_ms: int
+    income_kind: int
+    def __init__(
+        self,
+        seq: int,
+        tx_id: str,
+        kind: int,
+        time_ms: int,
+        legs: tuple[Any, ...],
+        income_kind: int = 0,
+    ) -> None: ...
+    @staticmethod
+    def stored(
+        seq: int, tx_id: str, kind: int, time_ms: int, legs_text: str, income_kind: int
+    ) -> TxIndex: ...
+    @staticmethod
+    def set_legs_parser(parser: Callable[[str], tuple[Any, ...]]) -> None: ...
+    @property
+    def legs(self) -> tuple[Any, ...]: ...
+    def with_legs(self, legs: tuple[Any, ...]) -> TxIndex: ...
+
+def index_stored(
+    rows: Iterable[tuple[int, str, int, int, str, str, str]],
+    txs: dict[int, TxIndex],
+    seq_of: dict[str, int],
+    unknown: set[int],
+) -> None:
+    """Registers stored rows (seq, tx_id, kind, time_ms, valuation, body,
+    legs_text) in a book's dicts; nothing on an error."""

@@ -11,6 +11,7 @@ mod indicators;
 mod ledger;
 mod portfolio_rows;
 mod sqlite_writer;
+mod tx_index;
 mod wire;
 
 use pyo3::exceptions::PyValueError;
@@ -60,6 +61,9 @@ mod _core {
 
     #[pymodule_export]
     use super::sqlite_writer::SqliteWriter;
+
+    #[pymodule_export]
+    use super::tx_index::{index_stored, TxIndex};
 
     // Tick codes of CandleEngine.ingest, equal to TickRejectionReason.
     #[pymodule_export]
