@@ -5,7 +5,7 @@ the findings of bench.portfolio when a write goal is missed.
   (``PortfolioApp.portfolio`` -> ``Repository.get_portfolio``), and
   ``PortfolioApp.record`` under 50 concurrent callers with and without it;
 * per imported row: each step of ImportTransactions' fast path (core_rs
-  parse_import per message, bulk_import's decisions and book, its insert) and
+  parse_import_rows per message, bulk_import's decisions and book, its insert) and
   of the general path RecordTransaction and mixed imports take (parse, legs,
   hash, body, leg rows, book, one task per row for the market lookup, the
   client-id lookup, the insert), each timed alone over the same rows.
@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from bench.portfolio_ledger import ledger_rows, transaction_messages
-from core_rs.portfolio_rows import parse_import
+from core_rs.portfolio_rows import ImportRows, parse_import_rows
 from marketmesh.v1 import portfolio_pb2
 from services.common.validation import now_ms
 from services.portfolio.app import PortfolioApp, portfolio_row
@@ -189,21 +189,21 @@ def _fast_path(messages: Sequence[Any], known: frozenset[str]) -> dict[str, floa
     ]
     now = now_ms()
     c0 = time.process_time()
-    parsed = [parse_import(m, "USD", now, 0, known) for m in requests]
+    parsed = [parse_import_rows(m, "USD", now, 0, known, i * BATCH) for i, m in enumerate(requests)]
     parse_s = time.process_time() - c0
     batches = []
-    for i, (_, fast, slow) in enumerate(parsed):
+    for _, _, fast, slow in parsed:
         assert not slow, f"{len(slow)} rows left to Python"
-        batches.append([(i * BATCH + r[0], r) for r in fast])
+        batches.append(fast)
     decide_s, commit_s = asyncio.run(_bulk(batches))
     return {
-        "fast path: core_rs parse_import, messages of 5,000": _us(parse_s, n),
+        "fast path: core_rs parse_import_rows, messages of 5,000": _us(parse_s, n),
         "fast path: bulk_import decisions and book": _us(decide_s, n),
         "fast path: its insert (Repository.insert_rows)": _us(commit_s, n),
     }
 
 
-async def _bulk(batches: list[list[tuple[int, Any]]]) -> tuple[float, float]:
+async def _bulk(batches: list[ImportRows]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="mm-bench-breakdown-") as tmp:
         app = PortfolioApp(_settings(Path(tmp)))
         await app.start()

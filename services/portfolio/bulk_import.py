@@ -9,9 +9,9 @@ client id already in the ledger is a duplicate or ALREADY_EXISTS, a
 same-content repeat inside the batch a duplicate of the first, an oversell
 FAILED_PRECONDITION naming the shortfall) but without Python per row:
 ``core_rs.portfolio_rows.decide_import`` decides the whole batch against the
-book and builds its insert tuples, book rows and stored legs in one call.
-The per-row Python cost is what bounded imports to a few thousand rows a
-second.
+book and builds its insert rows, book rows and stored legs in one call. The
+rows stay in core_rs from the parse to the insert (``ImportRows``,
+``InsertRows``): the per-row Python cost is what bounded imports.
 
 A batch that holds a transaction dated before the latest one of a wallet it
 touches is not taken (:func:`write_fast_rows` returns None before changing
@@ -21,14 +21,14 @@ anything): backdated rows need the whole-ledger check of the general path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import structlog
 
-from core_rs.portfolio_rows import decide_import
+from core_rs.portfolio_rows import ImportRows, InsertRows, decide_import
 from services.common.errors import ServiceError
 from services.common.validation import now_ms
 from services.portfolio.book import Shortfall
@@ -55,14 +55,17 @@ log = structlog.get_logger(__name__)
 #  income_kind, note, content_hash, body, valuation,
 #  legs: [(leg, kind, asset, wallet, qty, amount, to_wallet), ...])
 FastRow = tuple[Any, ...]
-CLIENT_ID = 1
 
 
 @dataclass
 class BulkResult:
     """What became of each row of a batch, by its row number in the import."""
 
-    # (row, client id, transaction id, created: False for a duplicate).
+    # Rows written (or found written): created, and duplicates.
+    created: int = 0
+    duplicates: int = 0
+    # The first of those, in row order, as many as asked for: (row, client
+    # id, transaction id, created: False for a duplicate).
     written: list[tuple[int, str, str, bool]] = field(default_factory=list)
     # (row, client id, why).
     rejected: list[tuple[int, str, ServiceError]] = field(default_factory=list)
@@ -103,10 +106,10 @@ def fast_pending(row: int, r: FastRow) -> Pending:
 
 
 async def write_fast_rows(
-    writer: LedgerWriter, state: PortfolioState, rows: Sequence[tuple[int, FastRow]]
+    writer: LedgerWriter, state: PortfolioState, rows: ImportRows, show: int = sys.maxsize
 ) -> BulkResult | None:
-    """Decide ``rows`` ((row number in the import, row)), put them in the
-    book, and start their database write: one transaction, all or nothing,
+    """Decide ``rows``, put them in the book, and start their database
+    write: one transaction, all or nothing,
     after every earlier batch's. ``result.committed`` finishes with it (and
     fails if it or an earlier batch failed: the book is then marked stale
     and rebuilt from the database on next use).
@@ -115,28 +118,30 @@ async def write_fast_rows(
     database time overlaps the next one's Python time instead of adding to
     it. At most two batches are uncommitted at a time.
 
+    ``result.written`` lists the first ``show`` rows written.
+
     None when the batch is backdated (nothing done: write it through the
     general path).
     """
     async with state.lock:
         if state.committing_prior is not None:
             await asyncio.shield(state.committing_prior)
-        return await _decide(writer, state, rows)
+        return await _decide(writer, state, rows, show)
 
 
 async def _decide(
-    writer: LedgerWriter, state: PortfolioState, rows: Sequence[tuple[int, FastRow]]
+    writer: LedgerWriter, state: PortfolioState, rows: ImportRows, show: int
 ) -> BulkResult | None:
     pid = state.portfolio.id
     book = state.book
-    found = await writer.repository.find_client_ids(pid, [r[CLIENT_ID] for _, r in rows])
+    found = await writer.repository.find_client_ids(pid, rows.client_ids())
     # Rows of batches decided but not yet committed are not found in the
     # database: they are in state.uncommitted.
     existing = {cid: (tx.content_hash, tx.id) for cid, tx in found.items()}
     seq0 = state.next_seq
     record_ms = now_ms()
     decided = decide_import(
-        rows if isinstance(rows, list) else list(rows),
+        rows,
         existing,
         state.uncommitted,
         book.balances,
@@ -147,11 +152,12 @@ async def _decide(
         record_ms,
         tx_id_seed(),
         record_ms,
+        show,
     )
     if decided is None:
         return None
-    written, rejected, inserts, book_rows, accepted, changed = decided
-    result = BulkResult(written=written)
+    written, created, duplicates, rejected, inserts, book_rows, accepted, changed = decided
+    result = BulkResult(created, duplicates, written)
     for row, cid, prefix_row, short in rejected:
         if short is None:
             err = conflict_error(_prefix(row), cid)
@@ -187,7 +193,7 @@ async def _commit(
     state: PortfolioState,
     prior: asyncio.Future[None] | None,
     next_seq: int,
-    inserts: list[tuple[Any, ...]],
+    inserts: InsertRows,
     ids: dict[str, tuple[str, str]],
 ) -> None:
     pid = state.portfolio.id

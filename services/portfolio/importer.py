@@ -1,8 +1,8 @@
 """One ImportTransactions call: rows parsed, valued, written in atomic batches.
 
 Each message is parsed by core_rs in one pass
-(``core_rs.portfolio_rows.parse_import``); the rows it vouches for are
-written by :mod:`services.portfolio.bulk_import` as columns. A message with
+(``core_rs.portfolio_rows.parse_import_rows``); the rows it vouches for stay
+in core_rs and are written by :mod:`services.portfolio.bulk_import`. A message with
 any row core_rs leaves to Python (invalid, valued at market, naming lots)
 goes through the general path instead: every row a Pending, parsed and
 valued by the same functions as RecordTransaction. Either way batches are
@@ -16,12 +16,12 @@ import asyncio
 import contextlib
 import heapq
 
-from core_rs.portfolio_rows import parse_import
+from core_rs.portfolio_rows import ImportRows, parse_import_rows
 from marketmesh.v1 import portfolio_pb2
 from services.common.errors import InvalidArgument, ServiceError
 from services.common.validation import now_ms
 from services.portfolio.app import BASE_CURRENCY, PortfolioApp
-from services.portfolio.bulk_import import FastRow, fast_pending, write_fast_rows
+from services.portfolio.bulk_import import fast_pending, write_fast_rows
 from services.portfolio.db.repository import PortfolioRow
 from services.portfolio.ledger_writer import Pending
 from services.portfolio.legs import market_needs
@@ -33,8 +33,6 @@ IMPORT_RESULTS_SHOWN = 1_000
 # Bounds the response (and memory) of an import that is rejected wholesale.
 IMPORT_REJECTIONS_SHOWN = 10_000
 
-Batch = list[tuple[int, Pending]] | list[tuple[int, FastRow]]
-
 
 class Import:
     def __init__(self, app: PortfolioApp, owner: str) -> None:
@@ -42,9 +40,9 @@ class Import:
         self.owner = owner
         self.portfolio: PortfolioRow | None = None
         self.row = 0
-        # Rows waiting for their batch: core_rs-parsed ones as columns, or
-        # (when a message had a row only Python can take) Pendings. Never both.
-        self.fast: list[tuple[int, FastRow]] = []
+        # Rows waiting for their batch: core_rs-parsed ones, or (when a
+        # message had a row only Python can take) Pendings. Never both.
+        self.fast = ImportRows()
         self.batch: list[tuple[int, Pending]] = []
         self.accepted = self.duplicates = self.rejected = self.batches = 0
         self.results: list[portfolio_pb2.ImportRowResult] = []
@@ -68,18 +66,20 @@ class Import:
         known = await self.app.market.known_assets()
         now = now_ms()
         skew = int(self.app.settings.future_skew_s * 1000)
-        _, fast, slow = parse_import(message.SerializeToString(), BASE_CURRENCY, now, skew, known)
         first = self.row
-        self.row += len(message.transactions)
+        _, count, fast, slow = parse_import_rows(
+            message.SerializeToString(), BASE_CURRENCY, now, skew, known, first
+        )
+        self.row += count
         if not slow and not self.batch:
-            self.fast.extend((first + r[0], r) for r in fast)
+            self.fast.extend(fast)
             while len(self.fast) >= self.app.settings.max_batch:
                 await self._write_next()
             return
         while self.fast:
             await self._write_next()  # what came before goes first
-        for r in fast:
-            self.batch.append((first + r[0], fast_pending(first + r[0], r)))
+        for row, r in fast.tuples():
+            self.batch.append((row, fast_pending(row, r)))
         parsed: list[tuple[int, str, TxContent]] = []
         for position in slow:
             msg = message.transactions[position]
@@ -154,29 +154,31 @@ class Import:
             return
         if self.fast:
             # Batches of MM_PORTFOLIO_MAX_BATCH rows, whatever the message size.
-            size = self.app.settings.max_batch
-            fast, self.fast = self.fast[:size], self.fast[size:]
+            fast = self.fast.take(self.app.settings.max_batch)
             self.writing = asyncio.ensure_future(self._write_fast(self.portfolio, fast))
         elif self.batch:
             batch, self.batch = self.batch, []
             self.writing = asyncio.ensure_future(self._write(self.portfolio, batch))
 
-    async def _write_fast(self, portfolio: PortfolioRow, rows: list[tuple[int, FastRow]]) -> None:
+    async def _write_fast(self, portfolio: PortfolioRow, rows: ImportRows) -> None:
         assert self.app.writer is not None
         self._check_commits()
         state = await self.app.state(portfolio)
         self._check_commits()  # one may have failed meanwhile (and the book been rebuilt)
-        result = await write_fast_rows(self.app.writer, state, rows)
+        show = IMPORT_RESULTS_SHOWN - self.shown
+        result = await write_fast_rows(self.app.writer, state, rows, show)
         if result is None:  # backdated: the general path's whole-ledger check
-            await self._write(portfolio, [(row, fast_pending(row, r)) for row, r in rows])
+            await self._write(portfolio, [(row, fast_pending(row, r)) for row, r in rows.tuples()])
             return
         self.batches += 1
         if result.committed is not None:
             self.commits.append(result.committed)
         for row, client_id, err in result.rejected:
             self._reject(row, client_id, err)
+        self.accepted += result.created
+        self.duplicates += result.duplicates
         for row, client_id, tx_id, created in result.written:
-            self._written_row(row, client_id, tx_id, created)
+            self._show(row, client_id, tx_id, created)
 
     async def _write(self, portfolio: PortfolioRow, batch: list[tuple[int, Pending]]) -> None:
         self._check_commits()
@@ -192,15 +194,20 @@ class Import:
                 self._reject(row, pending.client_id, err)
                 continue
             outcome = pending.future.result()
-            self._written_row(row, pending.client_id, outcome.row.id, outcome.created)
+            if outcome.created:
+                self.accepted += 1
+            else:
+                self.duplicates += 1
+            self._show(row, pending.client_id, outcome.row.id, outcome.created)
 
-    def _written_row(self, row: int, client_id: str, tx_id: str, created: bool) -> None:
-        if created:
-            self.accepted += 1
-            status = portfolio_pb2.IMPORT_ROW_STATUS_ACCEPTED
-        else:
-            self.duplicates += 1
-            status = portfolio_pb2.IMPORT_ROW_STATUS_DUPLICATE
+    def _show(self, row: int, client_id: str, tx_id: str, created: bool) -> None:
+        """Lists a row written (or found written), while fewer than
+        IMPORT_RESULTS_SHOWN are."""
+        status = (
+            portfolio_pb2.IMPORT_ROW_STATUS_ACCEPTED
+            if created
+            else portfolio_pb2.IMPORT_ROW_STATUS_DUPLICATE
+        )
         if self.shown < IMPORT_RESULTS_SHOWN:
             self.shown += 1
             self.results.append(

@@ -14,7 +14,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from core_rs.portfolio_rows import decide_import, parse_import
+from core_rs.portfolio_rows import ImportRows, decide_import, parse_import, parse_import_rows
 from marketmesh.v1 import portfolio_pb2
 from services.portfolio.db.repository import INSERT_FIELDS
 from services.portfolio.legs import Leg, legs_json
@@ -39,9 +39,12 @@ def decide(
     balances: dict[tuple[str, str], Decimal] | None = None,
     last_ms: dict[tuple[str, str], int] | None = None,
     check: bool = True,
+    show: int = 1_000,
 ) -> Any:
-    return decide_import(
-        rows,
+    """decide_import's result as (written, rejected, insert tuples, book
+    rows, accepted, changed); its counts are checked against ``written``."""
+    decided = decide_import(
+        ImportRows.from_tuples(rows),
         existing or {},
         uncommitted or {},
         balances or {},
@@ -52,7 +55,16 @@ def decide(
         CLOCK_MS,
         42,
         NOW_MS,
+        show,
     )
+    if decided is None:
+        return None
+    written, created, duplicates, rejected, inserts, book_rows, accepted, changed = decided
+    if show >= len(rows):
+        assert created == sum(1 for w in written if w[3])
+        assert duplicates == sum(1 for w in written if not w[3])
+    assert len(inserts) == len(book_rows)
+    return written, rejected, inserts.tuples(), book_rows, accepted, changed
 
 
 def sell(**fields: Any) -> portfolio_pb2.Transaction:
@@ -101,7 +113,7 @@ def test_taken_rows_are_written_in_time_order() -> None:
         (("BTC", "default"), "0.6", 1_700_000_100_000),
         (("BTC", "w"), "1.5", 1_700_000_000_000),
     ]
-    for item in (*written, *inserts, *book_rows, *accepted.values()):
+    for item in (*written, *book_rows, *accepted.values()):
         assert not gc.is_tracked(item)
 
 
@@ -174,3 +186,43 @@ def test_batches_left_to_the_general_path() -> None:
     assert decide(rows, balances={("BTC", "default"): Decimal("1E+2")})[5] == [
         (("BTC", "default"), "101", 1_700_000_000_000)
     ]
+
+
+def test_only_the_rows_asked_for_are_listed_but_all_are_counted() -> None:
+    rows = rows_of(
+        buy(client_transaction_id="old"),
+        buy(client_transaction_id="a", time=ts(1_700_000_100)),
+        buy(client_transaction_id="a", time=ts(1_700_000_100)),
+        buy(client_transaction_id="b", time=ts(1_700_000_200)),
+    )
+    existing = {"old": (rows[0][1][17], "tx_old")}
+    decided = decide_import(
+        ImportRows.from_tuples(rows), existing, {}, {}, {}, True, "pf_1", 1, CLOCK_MS, 1, 0, 2
+    )
+    assert decided is not None
+    written, created, duplicates, rejected, inserts, *_ = decided
+    assert (created, duplicates, rejected, len(inserts)) == (2, 2, [], 2)
+    assert [(w[0], w[1], w[3]) for w in written] == [(0, "old", False), (1, "a", True)]
+    assert written[0][2] == "tx_old"
+
+
+def test_rows_kept_in_rust_are_the_rows_parse_import_hands_out() -> None:
+    message = request(
+        buy(client_transaction_id="a"),
+        buy(client_transaction_id="bad", quantity="-1"),
+        sell(client_transaction_id="s", quantity="0.25", time=ts(1_700_000_100)),
+    )
+    pid, fast, slow = parse_import(message, BASE, NOW_MS, SKEW_MS, KNOWN)
+    pid2, count, rows, slow2 = parse_import_rows(message, BASE, NOW_MS, SKEW_MS, KNOWN, 100)
+    assert (pid2, count, slow2) == (pid, 3, slow) and slow == [1]
+    assert rows.tuples() == [(100 + r[0], r) for r in fast]
+    assert rows.client_ids() == ["a", "s"]
+    again = ImportRows.from_tuples(rows.tuples())
+    assert again.tuples() == rows.tuples()
+    first = rows.take(1)
+    assert (len(first), len(rows)) == (1, 1)
+    assert first.client_ids() == ["a"] and rows.client_ids() == ["s"]
+    first.extend(rows)
+    assert (len(first), len(rows)) == (2, 0)
+    assert first.tuples() == again.tuples()
+    assert len(first.take(10)) == 2 and len(first) == 0

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from bench.portfolio_ledger import LedgerSpec, generate, transaction_messages
+from core_rs.portfolio_rows import ImportRows
 from marketmesh.v1 import portfolio_pb2
 from services.common.errors import FailedPrecondition, ServiceError, Unavailable
 from services.portfolio.app import BASE_CURRENCY, PortfolioApp, portfolio_row
@@ -87,12 +88,14 @@ async def through_bulk(
     for batch in batches:
         # Decided while the batch before it commits.
         state = await app.state(await app.portfolio("o", pid))
-        result = await write_fast_rows(app.writer, state, batch)
+        result = await write_fast_rows(app.writer, state, ImportRows.from_tuples(batch))
         if result is None:
             out += await through_pendings(app, pid, [batch])
             out.append((-1, "fallback", ""))
             continue
         last = result.committed or last
+        assert result.created == sum(1 for w in result.written if w[3])
+        assert result.duplicates == sum(1 for w in result.written if not w[3])
         out += [
             (row, "written" if new else "duplicate", cid) for row, cid, _, new in result.written
         ]
@@ -248,12 +251,12 @@ async def test_a_backdated_batch_is_left_to_the_general_path(app: PortfolioApp) 
     pid = (await app.create_portfolio(portfolio_row("o", "late", 1, (), 1, False))).id
     assert app.writer is not None
     state = await app.state(await app.portfolio("o", pid))
-    done = await write_fast_rows(app.writer, state, rows[200:])
+    done = await write_fast_rows(app.writer, state, ImportRows.from_tuples(rows[200:]))
     assert done is not None and done.written and done.committed is not None
     await done.committed
     version, next_seq = state.book.version, state.next_seq
     # Dated before what the book holds: nothing done, the caller uses the general path.
-    assert await write_fast_rows(app.writer, state, rows[:200]) is None
+    assert await write_fast_rows(app.writer, state, ImportRows.from_tuples(rows[:200])) is None
     assert (state.book.version, state.next_seq) == (version, next_seq)
     loaded = await app.portfolio("o", pid, with_count=True)
     assert loaded.transaction_count == len(done.written)
@@ -331,7 +334,9 @@ async def test_no_write_is_decided_on_rows_a_failed_commit_left_out(
         raise StorageUnavailable("disk went away")
 
     monkeypatch.setattr(app.repo, "insert_rows", broken)
-    result = await write_fast_rows(app.writer, state, [(0, fast_row(0, "b", buy))])
+    result = await write_fast_rows(
+        app.writer, state, ImportRows.from_tuples([(0, fast_row(0, "b", buy))])
+    )
     assert result is not None and result.committed is not None
     with pytest.raises(Unavailable):
         await result.committed

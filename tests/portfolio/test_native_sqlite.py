@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from core_rs.portfolio_rows import InsertRows, decide_import, parse_import_rows
 from services.portfolio.db.repository import (
     INSERT_FIELDS,
     DuplicateClientId,
@@ -27,6 +28,7 @@ from services.portfolio.db.repository import (
     StaleWrite,
     encode_legs,
 )
+from tests.core_rs.test_portfolio_rows import BASE, KNOWN, NOW_MS, SKEW_MS, buy, request
 from tests.core_rs.test_sqlite_writer import links_shared_sqlite
 from tests.portfolio.test_repository import OWNER, all_ledger, leg, new_portfolio, tx
 
@@ -106,3 +108,37 @@ async def test_the_writer_and_the_drivers_connections_wait_for_each_other(
     assert await repo.get_portfolio(OWNER, other) is not None
     got = await repo.get_portfolio(OWNER, pid, with_count=True)
     assert got is not None and (got.next_seq, got.transaction_count) == (3, 2)
+
+
+def insert_rows_for(pid: str, first_seq: int, *client_ids: str) -> InsertRows:
+    """A bulk import's decided batch (core_rs InsertRows) of buys."""
+    message = request(*(buy(client_transaction_id=c) for c in client_ids))
+    _, _, rows, slow = parse_import_rows(message, BASE, NOW_MS, SKEW_MS, KNOWN, 0)
+    assert slow == []
+    decided = decide_import(rows, {}, {}, {}, {}, True, pid, first_seq, NOW_MS, 7, NOW_MS, 0)
+    assert decided is not None
+    return decided[4]
+
+
+async def test_insert_rows_kept_in_rust_are_written_as_their_tuples_are(
+    repo: Repository,
+) -> None:
+    pid, other = await new_portfolio(repo), await new_portfolio(repo, "pf_" + "1" * 24)
+    native = insert_rows_for(pid, 1, "a", "b", "c")
+    # The same values through the driver's executemany, into another portfolio.
+    tuples = [(other, *t[1:]) for t in native.tuples()]
+    tuples = [(*t[:2], t[2] + "x", *t[3:]) for t in tuples]  # ids are unique across portfolios
+    await repo.insert_rows(pid, 4, native)
+    await repo.insert_rows(other, 4, tuples)
+    got, want = await all_ledger(repo, pid), await all_ledger(repo, other)
+    assert len(got[0]) == 3 and len(got[1]) == 3
+    strip = ("portfolio_id", "id")
+    assert [dataclasses.replace(r, **dict.fromkeys(strip, "")) for r in got[0]] == [
+        dataclasses.replace(r, **dict.fromkeys(strip, "")) for r in want[0]
+    ]
+    # A client id already in: DuplicateClientId named from the rows, nothing written.
+    with pytest.raises(DuplicateClientId) as dup:
+        await repo.insert_rows(pid, 6, insert_rows_for(pid, 4, "d", "b"))
+    assert dup.value.client_id == "b"
+    got_after = await repo.get_portfolio(OWNER, pid, with_count=True)
+    assert got_after is not None and (got_after.next_seq, got_after.transaction_count) == (4, 3)

@@ -528,17 +528,49 @@ def parse_import(
     slow_rows); see ``core_rs.portfolio_rows``."""
 
 _Original = tuple[str, str]
+
+class ImportRows:
+    """Rows parse_import_rows took, kept in Rust; see ``core_rs.portfolio_rows``."""
+
+    def __init__(self) -> None: ...
+    @staticmethod
+    def from_tuples(pairs: Iterable[tuple[int, _FastRow]]) -> ImportRows: ...
+    def __len__(self) -> int: ...
+    def take(self, n: int) -> ImportRows: ...
+    def extend(self, other: ImportRows) -> None: ...
+    def client_ids(self) -> list[str]: ...
+    def tuples(self) -> list[tuple[int, _FastRow]]: ...
+
+class InsertRows:
+    """A decided batch's transaction rows, kept in Rust; see ``core_rs.portfolio_rows``."""
+
+    def __len__(self) -> int: ...
+    def client_ids(self) -> list[str]: ...
+    def tuples(self) -> list[tuple[Any, ...]]: ...
+
+def parse_import_rows(
+    message: bytes,
+    base_currency: str,
+    now_ms: int,
+    future_skew_ms: int,
+    known_assets: frozenset[str] | set[str],
+    first_row: int,
+) -> tuple[str, int, ImportRows, list[int]]:
+    """parse_import with the fast rows kept in Rust; see ``core_rs.portfolio_rows``."""
+
 _Decided = tuple[
     list[tuple[int, str, str, bool]],
+    int,
+    int,
     list[tuple[int, str, int, tuple[str, str, int, str] | None]],
-    list[tuple[Any, ...]],
+    InsertRows,
     list[tuple[int, str, int, int, str, str, str]],
     dict[str, _Original],
     list[tuple[tuple[str, str], str, int]],
 ]
 
 def decide_import(
-    rows: list[tuple[int, _FastRow]],
+    rows: ImportRows,
     existing: dict[str, _Original],
     uncommitted: dict[str, _Original],
     balances: dict[tuple[str, str], Decimal],
@@ -549,6 +581,7 @@ def decide_import(
     clock_ms: int,
     seed: int,
     record_ms: int,
+    show: int,
 ) -> _Decided | None:
     """A batch of parse_import's rows decided against a book; see
     ``core_rs.portfolio_rows``."""
@@ -562,7 +595,7 @@ class SqliteWriter:
         first: str,
         first_values: tuple[str | int | None, ...],
         insert: str,
-        rows: list[tuple[Any, ...]],
+        rows: list[tuple[Any, ...]] | InsertRows,
     ) -> tuple[int, str]: ...
     def close(self) -> None: ...
 

@@ -32,32 +32,48 @@ and ``legs`` a tuple of ``(leg, kind, asset, wallet, qty, amount, to_wallet)``
 as ``legs.build_legs`` makes them. A truncated or malformed message (invalid
 UTF-8 in a string included) is a ``ValueError``.
 
-``decide_import`` takes a batch of those rows, as ``(row number, row)``
-pairs, and decides them as services/portfolio/bulk_import does (see
+The import itself keeps the rows in Rust: ``parse_import_rows(message,
+base_currency, now_ms, future_skew_ms, known_assets, first_row)`` returns
+``(portfolio_id, count, rows, slow_rows)``, ``count`` the message's number of
+transactions and ``rows`` an ``ImportRows``: the same rows, numbered
+``first_row`` + position, without a Python object each. ``ImportRows``
+supports ``len``, ``take(n)`` (removes and returns the first n),
+``extend(other)`` (moves other's rows to the end), ``client_ids()``, and
+``tuples()`` / ``ImportRows.from_tuples(pairs)`` to and from ``(row number,
+tuple)`` pairs.
+
+``decide_import`` takes a batch of those rows and decides them as
+services/portfolio/bulk_import does (see
 ``core_rs/src/portfolio_rows/decide.rs``)::
 
     decided = decide_import(
-        rows,
+        rows,                   # ImportRows
         existing, uncommitted,  # client id -> (content hash, transaction id)
         balances, last_ms,      # (asset, wallet) -> Decimal, -> int: the book's
         check,                  # refuse oversells
         portfolio_id, first_seq, clock_ms, seed, record_ms,
+        show,                   # how many rows written to list
     )
 
 None when the batch is backdated (a row earlier than the latest transaction
 of a key it touches) or a balance or quantity is outside the ledger's fixed point:
 nothing is decided, the general path takes the batch. Else
-``(written, rejected, inserts, book_rows, accepted, changed)``:
+``(written, created, duplicates, rejected, inserts, book_rows, accepted,
+changed)``:
 
-- ``written``: ``(row, client_id, transaction_id, created)`` in row order,
-  ``created`` False for a duplicate (of the ledger or of an earlier row);
+- ``written``: the first ``show`` rows written, as ``(row, client_id,
+  transaction_id, created)`` in row order, ``created`` False for a duplicate
+  (of the ledger or of an earlier row); ``created`` and ``duplicates`` count
+  them all;
 - ``rejected``: ``(row, client_id, prefix_row, short)`` in row order, ``short``
   None for a client id reused for other content, else ``(asset, wallet,
   time_ms, shortfall)`` of the row ``prefix_row`` (the row itself, or the
   first with its client id and content);
-- ``inserts``: the taken rows in Repository.INSERT_FIELDS order, seqs from
-  ``first_seq`` in time order, ids ``tx_`` + 11 hex digits of ``clock_ms`` +
-  13 from a splitmix64 sequence seeded with ``seed``;
+- ``inserts``: an ``InsertRows`` of the taken rows (``len``,
+  ``client_ids()``, and ``tuples()`` in Repository.INSERT_FIELDS order), seqs
+  from ``first_seq`` in time order, ids ``tx_`` + 11 hex digits of
+  ``clock_ms`` + 13 from a splitmix64 sequence seeded with ``seed``;
+  ``core_rs.sqlite_writer.SqliteWriter.write`` takes it as it is;
 - ``book_rows``: the same rows as Book.load's StoredTx;
 - ``accepted``: client id -> (content hash, transaction id) of the taken rows;
 - ``changed``: ``((asset, wallet), balance, last_ms)`` of every key the taken
@@ -66,6 +82,6 @@ nothing is decided, the general path takes the batch. Else
 
 from __future__ import annotations
 
-from core_rs._core import decide_import, parse_import
+from core_rs._core import ImportRows, InsertRows, decide_import, parse_import, parse_import_rows
 
-__all__ = ["decide_import", "parse_import"]
+__all__ = ["ImportRows", "InsertRows", "decide_import", "parse_import", "parse_import_rows"]

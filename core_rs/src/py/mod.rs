@@ -7,7 +7,9 @@ mod backtest_portfolio;
 mod bundle;
 mod candle_engine;
 mod import_batch;
+mod import_rows;
 mod indicators;
+mod insert_rows;
 mod ledger;
 mod portfolio_rows;
 mod sqlite_writer;
@@ -54,7 +56,13 @@ mod _core {
     use super::ledger::{Ledger, Replay};
 
     #[pymodule_export]
-    use super::portfolio_rows::parse_import;
+    use super::portfolio_rows::{parse_import, parse_import_rows};
+
+    #[pymodule_export]
+    use super::import_rows::ImportRows;
+
+    #[pymodule_export]
+    use super::insert_rows::InsertRows;
 
     #[pymodule_export]
     use super::import_batch::decide_import;

@@ -1,33 +1,34 @@
-//! `core_rs.portfolio_rows.parse_import`: the ImportTransactions fast path
-//! (see `crate::portfolio_rows`). Rows are parsed, checked, split into legs
-//! and encoded with the GIL released, a batch at a time into one reused
-//! buffer (a whole message's rows at once would cost fresh pages every
-//! call); only the Python tuples are built with the GIL held.
+//! `core_rs.portfolio_rows.parse_import` and `parse_import_rows`: the
+//! ImportTransactions fast path (see `crate::portfolio_rows`). Rows are
+//! parsed, checked, split into legs, encoded and copied out of the message
+//! with the GIL released, a batch at a time through one reused buffer (a
+//! whole message's rows at once would cost fresh pages every call).
 
 use std::collections::HashSet;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
-use crate::portfolio_rows::{Context, FastRow, Rows};
+use super::import_rows::{ImportRows, OwnedRow};
+use crate::portfolio_rows::{Context, Rows};
 use crate::wire::decode_import_request;
 
-/// Rows per GIL-released batch: a buffer of a few hundred KB.
+/// Rows per batch: a buffer of a few hundred KB.
 const BATCH: usize = 256;
 
-type Parsed<'py> = (Bound<'py, PyString>, Bound<'py, PyList>, Bound<'py, PyList>);
+/// The message's portfolio_id, its number of transactions, the rows the
+/// fast path took (numbered from `first_row`) and the positions of the others.
+type Split = (String, usize, ImportRows, Vec<usize>);
 
-/// `(portfolio_id, fast_rows, slow_rows)` for one serialized
-/// ImportTransactionsRequest; ValueError when the message is malformed.
-#[pyfunction]
-pub fn parse_import<'py>(
-    py: Python<'py>,
+fn split(
+    py: Python<'_>,
     message: &[u8],
     base_currency: &str,
     now_ms: i64,
     future_skew_ms: i64,
-    known_assets: &Bound<'py, PyAny>,
-) -> PyResult<Parsed<'py>> {
+    known_assets: &Bound<'_, PyAny>,
+    first_row: i64,
+) -> PyResult<Split> {
     let mut known = HashSet::new();
     for item in known_assets.try_iter()? {
         known.insert(item?.extract::<String>()?);
@@ -38,89 +39,86 @@ pub fn parse_import<'py>(
         future_skew_ms,
         known_assets: &known,
     };
-    let request = py.detach(|| decode_import_request(message))?;
-    let fast = PyList::empty(py);
-    let mut slow = Vec::new();
-    let mut rows = Rows::default();
-    for (i, batch) in request.transactions.chunks(BATCH).enumerate() {
-        rows.clear();
-        py.detach(|| rows.extend(i * BATCH, batch, &ctx))?;
-        for row in &rows.fast {
-            fast.append(row_tuple(py, &rows, row)?)?;
+    py.detach(|| {
+        let request = decode_import_request(message)?;
+        let mut fast = Vec::with_capacity(request.transactions.len());
+        let mut slow = Vec::new();
+        let mut rows = Rows::default();
+        for (i, batch) in request.transactions.chunks(BATCH).enumerate() {
+            rows.clear();
+            rows.extend(i * BATCH, batch, &ctx)?;
+            fast.extend(
+                rows.fast
+                    .iter()
+                    .map(|r| OwnedRow::of_fast(&rows, r, first_row)),
+            );
+            slow.extend_from_slice(&rows.slow);
         }
-        slow.extend_from_slice(&rows.slow);
-    }
-    let slow = PyList::new(py, &slow)?;
-    Ok((PyString::new(py, request.portfolio_id), fast, slow))
+        Ok((
+            request.portfolio_id.to_owned(),
+            request.transactions.len(),
+            ImportRows { rows: fast },
+            slow,
+        ))
+    })
 }
 
-fn row_tuple<'py>(
+/// `(portfolio_id, fast_rows, slow_rows)` for one serialized
+/// ImportTransactionsRequest, the fast rows as tuples; ValueError when the
+/// message is malformed.
+#[pyfunction]
+pub fn parse_import<'py>(
     py: Python<'py>,
-    rows: &Rows<'_>,
-    r: &FastRow<'_>,
-) -> PyResult<Bound<'py, PyTuple>> {
-    let s = |text: &str| PyString::new(py, text).into_any();
-    let (c, t) = (&r.content, &r.text);
-    let texts: [(&str, Bound<'py, PyAny>); 12] = [
-        (c.asset.as_str(), s(c.asset.as_str())),
-        (t.quantity.as_str(), s(t.quantity.as_str())),
-        (t.price.as_str(), s(t.price.as_str())),
-        (t.value.as_str(), s(t.value.as_str())),
-        (c.fee_asset.as_str(), s(c.fee_asset.as_str())),
-        (t.fee_amount.as_str(), s(t.fee_amount.as_str())),
-        (t.fee_value.as_str(), s(t.fee_value.as_str())),
-        (c.wallet, s(c.wallet)),
-        (c.to_wallet, s(c.to_wallet)),
-        (c.to_asset.as_str(), s(c.to_asset.as_str())),
-        (t.to_quantity.as_str(), s(t.to_quantity.as_str())),
-        ("", s("")),
-    ];
-    // A leg's strings are mostly the row's own (its asset, quantity, value,
-    // wallets): the same objects, not copies.
-    let text = |wanted: &str| match texts.iter().find(|(t, _)| *t == wanted) {
-        Some((_, obj)) => obj.clone(),
-        None => s(wanted),
-    };
-    let mut legs = Vec::with_capacity(3);
-    for l in r.legs() {
-        let leg = (
-            l.leg.leg,
-            l.leg.kind,
-            text(l.leg.asset.as_str()),
-            text(c.wallet),
-            text(l.qty.as_str()),
-            text(l.amount.as_str()),
-            text(r.leg_to_wallet(&l.leg)),
-        );
-        legs.push(untracked(leg.into_pyobject(py)?));
+    message: &[u8],
+    base_currency: &str,
+    now_ms: i64,
+    future_skew_ms: i64,
+    known_assets: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyString>, Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let (portfolio_id, _, fast, slow) = split(
+        py,
+        message,
+        base_currency,
+        now_ms,
+        future_skew_ms,
+        known_assets,
+        0,
+    )?;
+    let tuples = PyList::empty(py);
+    for r in &fast.rows {
+        tuples.append(r.tuple(py)?)?;
     }
-    let legs = untracked(PyTuple::new(py, legs)?);
-    let [asset, quantity, price, value, fee_asset, fee_amount, fee_value, wallet, to_wallet, to_asset, to_quantity, empty] =
-        texts.map(|(_, obj)| obj);
-    let items: [Bound<'py, PyAny>; 21] = [
-        r.position.into_pyobject(py)?.into_any(),
-        s(c.client_id),
-        c.kind.into_pyobject(py)?.into_any(),
-        c.time_ms.into_pyobject(py)?.into_any(),
-        asset,
-        quantity,
-        price,
-        value,
-        fee_asset,
-        fee_amount,
-        fee_value,
-        wallet,
-        to_wallet,
-        to_asset,
-        to_quantity,
-        c.income_kind.into_pyobject(py)?.into_any(),
-        s(c.note),
-        s(r.content_hash()),
-        s(rows.body(r)),
-        empty,
-        legs.into_any(),
-    ];
-    Ok(untracked(PyTuple::new(py, items)?))
+    Ok((
+        PyString::new(py, &portfolio_id),
+        tuples,
+        PyList::new(py, &slow)?,
+    ))
+}
+
+/// `(portfolio_id, count, fast_rows, slow_rows)`: parse_import with the fast
+/// rows kept in Rust as an `ImportRows`, numbered `first_row` + position, and
+/// the message's number of transactions.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn parse_import_rows<'py>(
+    py: Python<'py>,
+    message: &[u8],
+    base_currency: &str,
+    now_ms: i64,
+    future_skew_ms: i64,
+    known_assets: &Bound<'py, PyAny>,
+    first_row: i64,
+) -> PyResult<(String, usize, ImportRows, Bound<'py, PyList>)> {
+    let (portfolio_id, count, fast, slow) = split(
+        py,
+        message,
+        base_currency,
+        now_ms,
+        future_skew_ms,
+        known_assets,
+        first_row,
+    )?;
+    Ok((portfolio_id, count, fast, PyList::new(py, &slow)?))
 }
 
 /// A new tuple of str, int and such tuples, which cannot be part of a

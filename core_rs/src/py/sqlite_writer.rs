@@ -22,6 +22,8 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PyString, PyTuple};
 
+use super::insert_rows::{Field, InsertRows, FIELDS};
+
 const SQLITE_OK: c_int = 0;
 const SQLITE_TOOBIG: c_int = 18;
 const SQLITE_ROW: c_int = 100;
@@ -302,38 +304,51 @@ impl SqliteWriter {
     }
 
     /// One write transaction (BEGIN IMMEDIATE): ``first`` with ``first_values``,
-    /// which must change exactly one row, then ``insert`` once per tuple of
-    /// ``rows`` (str, int or None each), then COMMIT; the GIL is released
-    /// meanwhile. Returns ``(0, "")`` when committed, ``(-1, "")`` when
-    /// ``first`` changed no row, or SQLite's ``(extended code, message)``
-    /// when a statement failed; nothing is written unless committed.
+    /// which must change exactly one row, then ``insert`` once per row of
+    /// ``rows`` (tuples of str, int or None, or an ``InsertRows``), then
+    /// COMMIT; the GIL is released meanwhile. Returns ``(0, "")`` when
+    /// committed, ``(-1, "")`` when ``first`` changed no row, or SQLite's
+    /// ``(extended code, message)`` when a statement failed; nothing is
+    /// written unless committed.
     fn write(
         &self,
         py: Python<'_>,
         first: &str,
         first_values: &Bound<'_, PyTuple>,
         insert: &str,
-        rows: &Bound<'_, PyList>,
+        rows: &Bound<'_, PyAny>,
     ) -> PyResult<(i32, String)> {
         let first_values: Vec<Bound<'_, PyAny>> = first_values.iter().collect();
         let first_values = values(&first_values)?;
-        let tuples: Vec<Bound<'_, PyTuple>> = rows
-            .iter()
-            .map(|row| row.cast_into::<PyTuple>().map_err(PyErr::from))
-            .collect::<PyResult<_>>()?;
-        let items: Vec<Vec<Bound<'_, PyAny>>> = tuples.iter().map(|t| t.iter().collect()).collect();
-        let rows = items
-            .iter()
-            .map(|row| values(row))
-            .collect::<PyResult<Vec<_>>>()?;
         // The lock is taken with the GIL released: a thread holding the GIL
         // while it waits for a write that needs the GIL back to return would
         // deadlock with it.
-        let outcome = py.detach(|| {
-            let guard = self.conn.lock().map_err(|_| Closed::Poisoned)?;
-            let conn = guard.as_ref().ok_or(Closed::Closed)?;
-            Ok(transaction(conn, first, &first_values, insert, &rows))
-        });
+        let outcome = if let Ok(native) = rows.cast::<InsertRows>() {
+            // Frozen: borrowed without the GIL, no Python object per value.
+            let native: Py<InsertRows> = native.clone().unbind();
+            py.detach(|| {
+                let native = native.get();
+                let rows: Vec<[Value<'_>; FIELDS]> = native
+                    .rows
+                    .iter()
+                    .map(|r| native.values(r).map(Value::from))
+                    .collect();
+                self.transaction(first, &first_values, insert, &rows)
+            })
+        } else {
+            let tuples: Vec<Bound<'_, PyTuple>> = rows
+                .cast::<PyList>()?
+                .iter()
+                .map(|row| row.cast_into::<PyTuple>().map_err(PyErr::from))
+                .collect::<PyResult<_>>()?;
+            let items: Vec<Vec<Bound<'_, PyAny>>> =
+                tuples.iter().map(|t| t.iter().collect()).collect();
+            let rows = items
+                .iter()
+                .map(|row| values(row))
+                .collect::<PyResult<Vec<_>>>()?;
+            py.detach(|| self.transaction(first, &first_values, insert, &rows))
+        };
         let outcome = outcome.map_err(Closed::error)?;
         Ok(match outcome {
             Ok(true) => (0, String::new()),
@@ -352,6 +367,30 @@ impl SqliteWriter {
         })
         .map_err(Closed::error)?;
         Ok(())
+    }
+}
+
+impl SqliteWriter {
+    /// `transaction` on the connection, once the lock is free.
+    fn transaction<'v, R: AsRef<[Value<'v>]>>(
+        &self,
+        first: &str,
+        first_values: &[Value<'v>],
+        insert: &str,
+        rows: &[R],
+    ) -> Result<Result<bool, Failure>, Closed> {
+        let guard = self.conn.lock().map_err(|_| Closed::Poisoned)?;
+        let conn = guard.as_ref().ok_or(Closed::Closed)?;
+        Ok(transaction(conn, first, first_values, insert, rows))
+    }
+}
+
+impl<'a> From<Field<'a>> for Value<'a> {
+    fn from(field: Field<'a>) -> Self {
+        match field {
+            Field::Text(text) => Value::Text(text),
+            Field::Int(n) => Value::Int(n),
+        }
     }
 }
 
@@ -420,12 +459,12 @@ fn values<'a>(items: &'a [Bound<'_, PyAny>]) -> PyResult<Vec<Value<'a>>> {
 }
 
 /// Ok(true) committed, Ok(false) rolled back because `first` changed no row.
-fn transaction(
+fn transaction<'v, R: AsRef<[Value<'v>]>>(
     conn: &Connection,
     first: &str,
-    first_values: &[Value<'_>],
+    first_values: &[Value<'v>],
     insert: &str,
-    rows: &[Vec<Value<'_>>],
+    rows: &[R],
 ) -> Result<bool, Failure> {
     conn.exec("BEGIN IMMEDIATE")?;
     let body = || -> Result<bool, Failure> {
@@ -434,7 +473,7 @@ fn transaction(
         }
         let statement = conn.prepare(insert)?;
         for row in rows {
-            statement.run(row)?;
+            statement.run(row.as_ref())?;
         }
         drop(statement);
         conn.exec("COMMIT")?;

@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core_rs.portfolio_rows import InsertRows
 from services.common.errors import NotFound, Unavailable
 from services.portfolio.db import migrate
 from services.portfolio.db.engine import (
@@ -171,6 +172,18 @@ _TX_FIELDS = tuple(f.name for f in fields(TransactionRow))
 INSERT_FIELDS = (*_TX_FIELDS, "legs")
 assert set(INSERT_FIELDS) == {c.name for c in transactions.columns}
 _CLIENT_ID_AT = INSERT_FIELDS.index("client_transaction_id")
+
+
+def _tuples(rows: Sequence[tuple[Any, ...]] | InsertRows) -> list[tuple[Any, ...]]:
+    return rows.tuples() if isinstance(rows, InsertRows) else list(rows)
+
+
+def _client_ids(rows: Sequence[tuple[Any, ...]] | InsertRows) -> list[str]:
+    if isinstance(rows, InsertRows):
+        return rows.client_ids()
+    return [row[_CLIENT_ID_AT] for row in rows]
+
+
 _tx_values = attrgetter(*_TX_FIELDS)
 
 
@@ -580,11 +593,12 @@ class Repository:
             raise await self._explain_conflict(portfolio_id, written, set(deletes), err) from err
 
     async def insert_rows(
-        self, portfolio_id: str, next_seq: int, rows: Sequence[tuple[Any, ...]]
+        self, portfolio_id: str, next_seq: int, rows: Sequence[tuple[Any, ...]] | InsertRows
     ) -> None:
         """:meth:`write_batch` of inserts only, given as plain tuples in
         :data:`INSERT_FIELDS` order (the TransactionRow fields, then the legs
-        JSON): a bulk import's rows without an object each. The caller
+        JSON) or as core_rs's ``InsertRows`` of a bulk import (no Python
+        object per row on SQLite's native writer). The caller
         vouches for the rows (its portfolio, seqs below ``next_seq``); the
         database still refuses a taken seq or client id, as DuplicateClientId
         or StaleWrite, with nothing written."""
@@ -595,11 +609,10 @@ class Repository:
             async with self._write() as conn:
                 await self._advance(conn, portfolio_id, next_seq)
                 if rows:
-                    await self._bulk_insert(conn, self._insert_tx, list(rows))
+                    await self._bulk_insert(conn, self._insert_tx, _tuples(rows))
         except IntegrityError as err:
-            client_ids = [row[_CLIENT_ID_AT] for row in rows]
             raise await self._explain_ids(
-                portfolio_id, client_ids, {}, set(), _reason(err)
+                portfolio_id, _client_ids(rows), {}, set(), _reason(err)
             ) from err
 
     async def _insert_rows_native(
@@ -607,9 +620,10 @@ class Repository:
         native: SqliteWriter,
         portfolio_id: str,
         next_seq: int,
-        rows: Sequence[tuple[Any, ...]],
+        rows: Sequence[tuple[Any, ...]] | InsertRows,
     ) -> None:
-        rows = rows if isinstance(rows, list) else list(rows)
+        if not isinstance(rows, list | InsertRows):
+            rows = list(rows)
         code, message = await asyncio.to_thread(
             native.write,
             _ADVANCE_SQLITE,
@@ -623,8 +637,7 @@ class Repository:
             async with self._read() as conn:
                 raise await self._not_advanced(conn, portfolio_id, next_seq)
         if code & 0xFF == SQLITE_CONSTRAINT:
-            client_ids = [row[_CLIENT_ID_AT] for row in rows]
-            raise await self._explain_ids(portfolio_id, client_ids, {}, set(), message)
+            raise await self._explain_ids(portfolio_id, _client_ids(rows), {}, set(), message)
         if code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
             raise StorageUnavailable(f"portfolio database unavailable: {message}")
         raise StorageError(f"portfolio database error: {message}")
