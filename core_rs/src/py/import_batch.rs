@@ -7,6 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
+use super::book_rows::{BookRow, BookRows};
 use super::import_rows::{ImportRows, OwnedLeg};
 use super::insert_rows::{InsertRow, InsertRows};
 use super::portfolio_rows::untracked;
@@ -21,7 +22,7 @@ type Decision<'py> = (
     usize,
     Bound<'py, PyList>,
     InsertRows,
-    Bound<'py, PyList>,
+    BookRows,
     Bound<'py, PyDict>,
     Bound<'py, PyList>,
 );
@@ -107,23 +108,31 @@ pub fn decide_import<'py>(
         record_ms,
         rows: Vec::with_capacity(decided.taken.len()),
     };
-    let book_rows = PyList::empty(py);
+    let mut book_rows = BookRows {
+        rows: Vec::with_capacity(decided.taken.len()),
+    };
     let accepted = PyDict::new(py);
-    let empty = PyString::new(py, "");
     for (k, &i) in decided.taken.iter().enumerate() {
         let r = &rows[i];
         let seq = first_seq + i64::try_from(k).map_err(PyValueError::new_err)?;
         let legs = stored_legs(&r.legs);
+        book_rows.rows.push(BookRow {
+            seq,
+            id: ids[k].clone(),
+            kind: r.kind.into(),
+            time_ms: r.time_ms,
+            income_kind: r.income_kind.into(),
+            // What the database gives the book back: an INCOME's body only.
+            body: if r.kind == INCOME {
+                r.body.clone()
+            } else {
+                String::new()
+            },
+            valuation: r.valuation.clone(),
+            legs_text: legs.clone(),
+            legs: r.legs.clone(),
+        });
         let id = PyString::new(py, &ids[k]);
-        let legs_text = PyString::new(py, &legs);
-        // Book.load's StoredTx; the book reads an INCOME's kind of income from its body.
-        let body = if r.kind == INCOME {
-            PyString::new(py, &r.body)
-        } else {
-            empty.clone()
-        };
-        let book_row = (seq, &id, r.kind, r.time_ms, &r.valuation, body, legs_text);
-        book_rows.append(untracked(book_row.into_pyobject(py)?))?;
         let original = untracked(PyTuple::new(py, [PyString::new(py, &r.content_hash), id])?);
         accepted.set_item(&r.client_id, original)?;
         inserts.rows.push(InsertRow {

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use super::arrays::column;
+use super::book_rows::BookRows;
 use crate::ledger::engine::{self, Method, ReplayOptions, ReplayResult};
 use crate::ledger::{self as core, fixed, preview, stored, LedgerError, LegInput};
 
@@ -315,6 +316,60 @@ impl Ledger {
             self.lock().append(legs)
         })?;
         Ok(Some(n))
+    }
+
+    /// Appends the legs of a bulk import's decided rows (core_rs's
+    /// ``BookRows``, no lots named) as :meth:`append_stored` would their
+    /// stored text, names interned the same way; returns how many legs.
+    fn append_rows<'py>(
+        &self,
+        py: Python<'py>,
+        rows: &Bound<'py, BookRows>,
+        asset_ids: &Bound<'py, PyDict>,
+        asset_names: &Bound<'py, PyList>,
+        wallet_ids: &Bound<'py, PyDict>,
+        wallet_names: &Bound<'py, PyList>,
+    ) -> PyResult<usize> {
+        let rows = rows.get();
+        let mut assets = Interning::new(asset_ids, asset_names);
+        let mut wallets = Interning::new(wallet_ids, wallet_names);
+        let n = rows.rows.iter().map(|r| r.legs.len()).sum();
+        let mut col = StoredColumns::with_capacity(n);
+        for r in &rows.rows {
+            for g in &r.legs {
+                col.tx.push(r.seq);
+                col.leg
+                    .push(u8::try_from(g.leg).map_err(PyValueError::new_err)?);
+                col.kind.push(g.kind);
+                col.time_ms.push(r.time_ms);
+                col.asset.push(assets.id(&g.asset)?);
+                col.wallet.push(wallets.id(&g.wallet)?);
+                col.to_wallet.push(if g.to_wallet.is_empty() {
+                    0
+                } else {
+                    wallets.id(&g.to_wallet)?
+                });
+                col.qty.push(&g.qty);
+                col.amount.push(&g.amount);
+            }
+        }
+        let input = LegInput {
+            tx: &col.tx,
+            leg: &col.leg,
+            kind: &col.kind,
+            time_ms: &col.time_ms,
+            asset: &col.asset,
+            wallet: &col.wallet,
+            to_wallet: &col.to_wallet,
+            qty: &col.qty,
+            amount: &col.amount,
+            selections: &[],
+        };
+        py.detach(|| {
+            let legs = input.parse()?;
+            self.lock().append(legs)
+        })?;
+        Ok(n)
     }
 
     /// Removes every leg of transaction `tx`; returns how many.

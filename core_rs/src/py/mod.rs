@@ -4,6 +4,7 @@
 mod arrays;
 mod backtest;
 mod backtest_portfolio;
+mod book_rows;
 mod bundle;
 mod candle_engine;
 mod import_batch;
@@ -69,6 +70,9 @@ mod _core {
 
     #[pymodule_export]
     use super::insert_rows::InsertRows;
+
+    #[pymodule_export]
+    use super::book_rows::BookRows;
 
     #[pymodule_export]
     use super::import_batch::decide_import;

@@ -44,6 +44,27 @@ pub struct TxIndex {
     legs: Legs,
 }
 
+impl TxIndex {
+    /// `TxIndex.stored`.
+    pub(super) fn of_stored(
+        seq: i64,
+        tx_id: Bound<'_, PyString>,
+        kind: i64,
+        time_ms: i64,
+        legs_text: Bound<'_, PyString>,
+        income_kind: i64,
+    ) -> Self {
+        TxIndex {
+            seq,
+            tx_id: tx_id.unbind(),
+            kind,
+            time_ms,
+            income_kind,
+            legs: Legs::Stored(legs_text.unbind()),
+        }
+    }
+}
+
 #[pymethods]
 impl TxIndex {
     #[new]
@@ -76,14 +97,7 @@ impl TxIndex {
         legs_text: Bound<'_, PyString>,
         income_kind: i64,
     ) -> Self {
-        TxIndex {
-            seq,
-            tx_id: tx_id.unbind(),
-            kind,
-            time_ms,
-            income_kind,
-            legs: Legs::Stored(legs_text.unbind()),
-        }
+        TxIndex::of_stored(seq, tx_id, kind, time_ms, legs_text, income_kind)
     }
 
     /// Registers `parser(legs_text) -> tuple of legs`, used by every entry
