@@ -156,7 +156,7 @@ async def _decide(
     )
     if decided is None:
         return None
-    written, created, duplicates, rejected, inserts, book_rows, accepted, changed = decided
+    written, created, duplicates, rejected, inserts, book_rows, changed = decided
     result = BulkResult(created, duplicates, written)
     for row, cid, prefix_row, short in rejected:
         if short is None:
@@ -179,9 +179,9 @@ async def _decide(
         ),
     )
     next_seq = state.next_seq = seq0 + len(inserts)
-    state.uncommitted.update(accepted)
+    state.uncommitted.add(inserts)
     prior = state.committing
-    commit = asyncio.ensure_future(_commit(writer, state, prior, next_seq, inserts, accepted))
+    commit = asyncio.ensure_future(_commit(writer, state, prior, next_seq, inserts))
     commit.add_done_callback(_observed)
     state.committing_prior, state.committing = prior, commit
     result.committed = commit
@@ -194,7 +194,6 @@ async def _commit(
     prior: asyncio.Future[None] | None,
     next_seq: int,
     inserts: InsertRows,
-    ids: dict[str, tuple[str, str]],
 ) -> None:
     pid = state.portfolio.id
     try:
@@ -207,8 +206,7 @@ async def _commit(
         if isinstance(err, StorageError):
             raise storage_error(err) from None
         raise
-    for cid in ids:
-        state.uncommitted.pop(cid, None)
+    state.uncommitted.remove(inserts)
     log.info("transactions committed", portfolio=pid, count=len(inserts), next_seq=next_seq)
 
 

@@ -67,8 +67,10 @@ class Import:
         now = now_ms()
         skew = int(self.app.settings.future_skew_s * 1000)
         first = self.row
-        _, count, fast, slow = parse_import_rows(
-            message.SerializeToString(), BASE_CURRENCY, now, skew, known, first
+        # In a worker thread (core_rs parses with the GIL released): the
+        # event loop meanwhile decides the batch before this one.
+        _, count, fast, slow = await asyncio.to_thread(
+            parse_import_rows, message.SerializeToString(), BASE_CURRENCY, now, skew, known, first
         )
         self.row += count
         if not slow and not self.batch:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from core_rs.portfolio_rows import UncommittedIds
 from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -125,7 +126,7 @@ class PortfolioState:
     # The one before it (a new batch waits for it: two uncommitted at most).
     committing_prior: asyncio.Future[None] | None = None
     # client id -> (content hash, transaction id) of rows in uncommitted batches.
-    uncommitted: dict[str, tuple[str, str]] = field(default_factory=dict)
+    uncommitted: UncommittedIds = field(default_factory=UncommittedIds)
 
     @contextlib.asynccontextmanager
     async def exclusive(self, *, fresh: bool = True) -> AsyncIterator[None]:

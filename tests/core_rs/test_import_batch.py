@@ -14,7 +14,13 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from core_rs.portfolio_rows import ImportRows, decide_import, parse_import, parse_import_rows
+from core_rs.portfolio_rows import (
+    ImportRows,
+    UncommittedIds,
+    decide_import,
+    parse_import,
+    parse_import_rows,
+)
 from marketmesh.v1 import portfolio_pb2
 from services.portfolio.db.repository import INSERT_FIELDS
 from services.portfolio.legs import Leg, legs_json
@@ -42,11 +48,16 @@ def decide(
     show: int = 1_000,
 ) -> Any:
     """decide_import's result as (written, rejected, insert tuples, book
-    rows, accepted, changed); its counts are checked against ``written``."""
+    rows, accepted, changed), ``accepted`` what UncommittedIds holds of the
+    taken rows once added; its counts are checked against ``written``."""
+    pending = UncommittedIds()
+    for cid, (content_hash, tx_id) in (uncommitted or {}).items():
+        pending.insert(cid, content_hash, tx_id)
+    batch = ImportRows.from_tuples(rows)
     decided = decide_import(
-        ImportRows.from_tuples(rows),
+        batch,
         existing or {},
-        uncommitted or {},
+        pending,
         balances or {},
         last_ms or {},
         check,
@@ -58,8 +69,16 @@ def decide(
         show,
     )
     if decided is None:
+        assert len(batch) == len(rows)  # left as it was, for the general path
         return None
-    written, created, duplicates, rejected, inserts, book_rows, accepted, changed = decided
+    assert len(batch) == 0  # consumed
+    written, created, duplicates, rejected, inserts, book_rows, changed = decided
+    before = len(pending)
+    pending.add(inserts)
+    assert len(pending) == before + len(inserts)
+    accepted = {cid: pending.get(cid) for cid in inserts.client_ids()}
+    pending.remove(inserts)
+    assert len(pending) == before and not any(cid in pending for cid in accepted)
     if show >= len(rows):
         assert created == sum(1 for w in written if w[3])
         assert duplicates == sum(1 for w in written if not w[3])
@@ -113,7 +132,7 @@ def test_taken_rows_are_written_in_time_order() -> None:
         (("BTC", "default"), "0.6", 1_700_000_100_000),
         (("BTC", "w"), "1.5", 1_700_000_000_000),
     ]
-    for item in (*written, *accepted.values()):
+    for item in written:
         assert not gc.is_tracked(item)
 
 
@@ -197,7 +216,18 @@ def test_only_the_rows_asked_for_are_listed_but_all_are_counted() -> None:
     )
     existing = {"old": (rows[0][1][17], "tx_old")}
     decided = decide_import(
-        ImportRows.from_tuples(rows), existing, {}, {}, {}, True, "pf_1", 1, CLOCK_MS, 1, 0, 2
+        ImportRows.from_tuples(rows),
+        existing,
+        UncommittedIds(),
+        {},
+        {},
+        True,
+        "pf_1",
+        1,
+        CLOCK_MS,
+        1,
+        0,
+        2,
     )
     assert decided is not None
     written, created, duplicates, rejected, inserts, *_ = decided

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from core_rs.portfolio_rows import InsertRows, decide_import, parse_import_rows
+from core_rs.portfolio_rows import InsertRows, UncommittedIds, decide_import, parse_import_rows
 from services.portfolio.db.repository import (
     INSERT_FIELDS,
     DuplicateClientId,
@@ -115,7 +115,9 @@ def insert_rows_for(pid: str, first_seq: int, *client_ids: str) -> InsertRows:
     message = request(*(buy(client_transaction_id=c) for c in client_ids))
     _, _, rows, slow = parse_import_rows(message, BASE, NOW_MS, SKEW_MS, KNOWN, 0)
     assert slow == []
-    decided = decide_import(rows, {}, {}, {}, {}, True, pid, first_seq, NOW_MS, 7, NOW_MS, 0)
+    decided = decide_import(
+        rows, {}, UncommittedIds(), {}, {}, True, pid, first_seq, NOW_MS, 7, NOW_MS, 0
+    )
     assert decided is not None
     return decided[4]
 

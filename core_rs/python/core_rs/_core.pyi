@@ -574,6 +574,17 @@ def parse_import_rows(
 ) -> tuple[str, int, ImportRows, list[int]]:
     """parse_import with the fast rows kept in Rust; see ``core_rs.portfolio_rows``."""
 
+class UncommittedIds:
+    """Client ids of batches decided and not yet committed; see ``core_rs.portfolio_rows``."""
+
+    def __init__(self) -> None: ...
+    def add(self, rows: InsertRows) -> None: ...
+    def remove(self, rows: InsertRows) -> None: ...
+    def insert(self, client_id: str, content_hash: str, tx_id: str) -> None: ...
+    def get(self, client_id: str) -> _Original | None: ...
+    def __len__(self) -> int: ...
+    def __contains__(self, client_id: str) -> bool: ...
+
 _Decided = tuple[
     list[tuple[int, str, str, bool]],
     int,
@@ -581,14 +592,13 @@ _Decided = tuple[
     list[tuple[int, str, int, tuple[str, str, int, str] | None]],
     InsertRows,
     BookRows,
-    dict[str, _Original],
     list[tuple[tuple[str, str], str, int]],
 ]
 
 def decide_import(
     rows: ImportRows,
     existing: dict[str, _Original],
-    uncommitted: dict[str, _Original],
+    uncommitted: UncommittedIds,
     balances: dict[tuple[str, str], Decimal],
     last_ms: dict[tuple[str, str], int],
     check: bool,

@@ -47,8 +47,9 @@ services/portfolio/bulk_import does (see
 ``core_rs/src/portfolio_rows/decide.rs``)::
 
     decided = decide_import(
-        rows,                   # ImportRows
-        existing, uncommitted,  # client id -> (content hash, transaction id)
+        rows,                   # ImportRows (consumed unless None is returned)
+        existing,               # client id -> (content hash, transaction id)
+        uncommitted,            # UncommittedIds: the same, of batches not committed
         balances, last_ms,      # (asset, wallet) -> Decimal, -> int: the book's
         check,                  # refuse oversells
         portfolio_id, first_seq, clock_ms, seed, record_ms,
@@ -58,8 +59,7 @@ services/portfolio/bulk_import does (see
 None when the batch is backdated (a row earlier than the latest transaction
 of a key it touches) or a balance or quantity is outside the ledger's fixed point:
 nothing is decided, the general path takes the batch. Else
-``(written, created, duplicates, rejected, inserts, book_rows, accepted,
-changed)``:
+``(written, created, duplicates, rejected, inserts, book_rows, changed)``:
 
 - ``written``: the first ``show`` rows written, as ``(row, client_id,
   transaction_id, created)`` in row order, ``created`` False for a duplicate
@@ -73,12 +73,12 @@ changed)``:
   ``client_ids()``, and ``tuples()`` in Repository.INSERT_FIELDS order), seqs
   from ``first_seq`` in time order, ids ``tx_`` + 11 hex digits of
   ``clock_ms`` + 13 from a splitmix64 sequence seeded with ``seed``;
-  ``core_rs.sqlite_writer.SqliteWriter.write`` takes it as it is;
+  ``core_rs.sqlite_writer.SqliteWriter.write`` takes it as it is, and
+  ``UncommittedIds.add`` / ``remove`` its client ids;
 - ``book_rows``: a ``BookRows`` of the same rows for the book: ``len``,
   ``tuples()`` (Book.load's StoredTx), ``index(txs, seq_of, unknown)``
   (registers them as ``core_rs.index_stored`` does), and
   ``core_rs.Ledger.append_rows`` appends their legs;
-- ``accepted``: client id -> (content hash, transaction id) of the taken rows;
 - ``changed``: ``((asset, wallet), balance, last_ms)`` of every key the taken
   rows moved, after them.
 """
@@ -89,6 +89,7 @@ from core_rs._core import (
     BookRows,
     ImportRows,
     InsertRows,
+    UncommittedIds,
     decide_import,
     parse_import,
     parse_import_rows,
@@ -98,6 +99,7 @@ __all__ = [
     "BookRows",
     "ImportRows",
     "InsertRows",
+    "UncommittedIds",
     "decide_import",
     "parse_import",
     "parse_import_rows",

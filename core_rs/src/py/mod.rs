@@ -75,7 +75,7 @@ mod _core {
     use super::book_rows::BookRows;
 
     #[pymodule_export]
-    use super::import_batch::decide_import;
+    use super::import_batch::{decide_import, UncommittedIds};
 
     #[pymodule_export]
     use super::sqlite_writer::SqliteWriter;
