@@ -4,6 +4,7 @@ SQLite's settings, and the alembic command line."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from services.portfolio.db import migrate
 from services.portfolio.db.engine import DatabaseUrlError, driver_url, redact, resolve_url
 from services.portfolio.db.repository import Repository, StorageError, StorageUnavailable
 from tests.portfolio.postgres import free_port
+from tests.portfolio.test_repository import OWNER, new_portfolio
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,7 +100,13 @@ async def test_sqlite_connection_settings(tmp_path: Path) -> None:
         async with repo.engine.connect() as conn:
             got = {
                 name: (await conn.execute(text(f"PRAGMA {name}"))).scalar()
-                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+                for name in (
+                    "journal_mode",
+                    "synchronous",
+                    "foreign_keys",
+                    "busy_timeout",
+                    "page_size",
+                )
             }
     finally:
         await repo.close()
@@ -108,7 +116,29 @@ async def test_sqlite_connection_settings(tmp_path: Path) -> None:
         "synchronous": 2,
         "foreign_keys": 1,
         "busy_timeout": 30_000,
+        "page_size": 16_384,
     }
+
+
+async def test_an_existing_database_keeps_its_page_size(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("PRAGMA page_size=4096")
+    old.execute("CREATE TABLE before_us (x INTEGER)")
+    old.close()
+    repo = await Repository.open(f"sqlite:///{path}")
+    try:
+        pid = await new_portfolio(repo)
+        got = await repo.get_portfolio(OWNER, pid)
+        assert got is not None
+    finally:
+        await repo.close()
+    again = sqlite3.connect(path)
+    try:
+        assert again.execute("PRAGMA page_size").fetchone() == (4096,)
+        assert again.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        again.close()
 
 
 def _alembic(*args: str, env: dict[str, str] | None = None) -> str:
