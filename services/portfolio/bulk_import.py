@@ -134,7 +134,12 @@ async def _decide(
 ) -> BulkResult | None:
     pid = state.portfolio.id
     book = state.book
+    # Batches committed by now are in the database for this lookup; one
+    # committing meanwhile may not be, and stays in state.uncommitted.
+    retired, state.retiring = state.retiring, []
     found = await writer.repository.find_client_ids(pid, rows.client_ids())
+    for batch in retired:
+        state.uncommitted.remove(batch)
     # Rows of batches decided but not yet committed are not found in the
     # database: they are in state.uncommitted.
     existing = {cid: (tx.content_hash, tx.id) for cid, tx in found.items()}
@@ -206,7 +211,7 @@ async def _commit(
         if isinstance(err, StorageError):
             raise storage_error(err) from None
         raise
-    state.uncommitted.remove(inserts)
+    state.retiring.append(inserts)
     log.info("transactions committed", portfolio=pid, count=len(inserts), next_seq=next_seq)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from core_rs.portfolio_rows import UncommittedIds
+from core_rs.portfolio_rows import InsertRows, UncommittedIds
 from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -127,6 +127,10 @@ class PortfolioState:
     committing_prior: asyncio.Future[None] | None = None
     # client id -> (content hash, transaction id) of rows in uncommitted batches.
     uncommitted: UncommittedIds = field(default_factory=UncommittedIds)
+    # Batches committed whose ids are still in uncommitted: a client-id lookup
+    # that began before their commit does not see them in the database, so
+    # they leave uncommitted only once the next lookup has begun after it.
+    retiring: list[InsertRows] = field(default_factory=list)
 
     @contextlib.asynccontextmanager
     async def exclusive(self, *, fresh: bool = True) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ a client id inside a batch, oversells, and a batch dated before the book.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -328,6 +329,50 @@ async def test_a_batch_that_fails_to_commit_stops_the_import_and_a_rerun_complet
     assert loaded.transaction_count == 3_000
     book = (await app.state(loaded)).book
     assert book.leg_count == sum(len(build_legs(t, "USD")[0]) for t in contents)
+
+
+async def test_a_repeat_of_a_batch_that_commits_during_the_next_lookup_is_a_duplicate(
+    app: PortfolioApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next batch's client-id lookup reads the database before the batch
+    ahead of it commits, and returns after: that batch's rows are still
+    known as uncommitted, so a repeat of one is a DUPLICATE, not a second
+    insert that the database refuses (failing the batch)."""
+    portfolio = await app.create_portfolio(portfolio_row("o", "race", 1, (), 1, False))
+    assert app.writer is not None
+    state = await app.state(portfolio)
+    contents = list(generate(LedgerSpec(40, ASSETS, T0, years=1, seed=9)))
+    first = [(i, fast_row(i, f"r{i}", tx)) for i, tx in enumerate(contents[:20])]
+    # The first batch's latest row again (same content: not backdated), then new rows.
+    assert max(t.time_ms for t in contents[:20]) == contents[19].time_ms
+    second = [(20, fast_row(20, "r19", contents[19]))] + [
+        (i, fast_row(i, f"r{i}", tx)) for i, tx in enumerate(contents[20:], start=21)
+    ]
+    gate = asyncio.Event()
+    real_insert, real_find = app.repo.insert_rows, app.repo.find_client_ids
+
+    async def held_insert(*args: object, **kwargs: object) -> None:
+        await gate.wait()
+        await real_insert(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def lookup_then_commit(*args: object, **kwargs: object) -> object:
+        found = await real_find(*args, **kwargs)  # type: ignore[arg-type]
+        gate.set()  # the first batch commits after the lookup has read
+        assert state.committing is not None
+        await state.committing
+        return found
+
+    monkeypatch.setattr(app.repo, "insert_rows", held_insert)
+    one = await write_fast_rows(app.writer, state, ImportRows.from_tuples(first))
+    assert one is not None and one.created == 20
+    monkeypatch.setattr(app.repo, "find_client_ids", lookup_then_commit)
+    two = await write_fast_rows(app.writer, state, ImportRows.from_tuples(second))
+    assert two is not None and (two.created, two.duplicates, two.rejected) == (20, 1, [])
+    assert two.written[0] == (20, "r19", one.written[19][2], False)
+    assert two.committed is not None
+    await two.committed
+    loaded = await app.portfolio("o", portfolio.id, with_count=True)
+    assert loaded.transaction_count == 40
 
 
 async def test_no_write_is_decided_on_rows_a_failed_commit_left_out(
