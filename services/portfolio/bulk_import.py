@@ -137,9 +137,12 @@ async def _decide(
     # Batches committed by now are in the database for this lookup; one
     # committing meanwhile may not be, and stays in state.uncommitted.
     retired, state.retiring = state.retiring, []
-    found = await writer.repository.find_client_ids(pid, rows.client_ids())
-    for batch in retired:
-        state.uncommitted.remove(batch)
+    try:
+        found = await writer.repository.find_client_ids(pid, rows.client_ids())
+    finally:
+        # Any lookup from now on begins after their commit.
+        for batch in retired:
+            state.uncommitted.remove(batch)
     # Rows of batches decided but not yet committed are not found in the
     # database: they are in state.uncommitted.
     existing = {cid: (tx.content_hash, tx.id) for cid, tx in found.items()}

@@ -205,12 +205,12 @@ class Import:
     def _show(self, row: int, client_id: str, tx_id: str, created: bool) -> None:
         """Lists a row written (or found written), while fewer than
         IMPORT_RESULTS_SHOWN are."""
-        status = (
-            portfolio_pb2.IMPORT_ROW_STATUS_ACCEPTED
-            if created
-            else portfolio_pb2.IMPORT_ROW_STATUS_DUPLICATE
-        )
         if self.shown < IMPORT_RESULTS_SHOWN:
+            status = (
+                portfolio_pb2.IMPORT_ROW_STATUS_ACCEPTED
+                if created
+                else portfolio_pb2.IMPORT_ROW_STATUS_DUPLICATE
+            )
             self.shown += 1
             self.results.append(
                 portfolio_pb2.ImportRowResult(

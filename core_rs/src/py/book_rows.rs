@@ -69,20 +69,15 @@ impl BookRows {
         unknown: &Bound<'py, PySet>,
     ) -> PyResult<()> {
         for r in &self.rows {
-            let id = PyString::new(py, &r.id);
             let entry = TxIndex::of_stored(
                 r.seq,
-                id.clone(),
+                PyString::new(py, &r.id),
                 r.kind,
                 r.time_ms,
                 PyString::new(py, &r.legs_text),
                 r.income_kind,
             );
-            txs.set_item(r.seq, Py::new(py, entry)?)?;
-            seq_of.set_item(id, r.seq)?;
-            if r.valuation == "unknown" {
-                unknown.add(r.seq)?;
-            }
+            entry.register(py, txs, seq_of, unknown, r.valuation == "unknown")?;
         }
         Ok(())
     }

@@ -143,7 +143,54 @@ struct StoredColumns<'a> {
     amount: Vec<&'a str>,
 }
 
-impl StoredColumns<'_> {
+impl<'a> StoredColumns<'a> {
+    /// One leg of transaction `tx`; names interned.
+    fn push(
+        &mut self,
+        (tx, time_ms): (i64, i64),
+        (leg, kind): (u8, u8),
+        assets: &mut Interning<'_, '_>,
+        wallets: &mut Interning<'_, '_>,
+        (asset, wallet, to_wallet): (&str, &str, &str),
+        (qty, amount): (&'a str, &'a str),
+    ) -> PyResult<()> {
+        self.tx.push(tx);
+        self.leg.push(leg);
+        self.kind.push(kind);
+        self.time_ms.push(time_ms);
+        self.asset.push(assets.id(asset)?);
+        self.wallet.push(wallets.id(wallet)?);
+        self.to_wallet.push(if to_wallet.is_empty() {
+            0
+        } else {
+            wallets.id(to_wallet)?
+        });
+        self.qty.push(qty);
+        self.amount.push(amount);
+        Ok(())
+    }
+
+    /// Parses the legs and appends them to `ledger`, the GIL released.
+    fn append_to(&self, py: Python<'_>, ledger: &Ledger) -> PyResult<()> {
+        let input = LegInput {
+            tx: &self.tx,
+            leg: &self.leg,
+            kind: &self.kind,
+            time_ms: &self.time_ms,
+            asset: &self.asset,
+            wallet: &self.wallet,
+            to_wallet: &self.to_wallet,
+            qty: &self.qty,
+            amount: &self.amount,
+            selections: &[],
+        };
+        py.detach(|| {
+            let legs = input.parse()?;
+            ledger.lock().append(legs)
+        })?;
+        Ok(())
+    }
+
     fn with_capacity(n: usize) -> Self {
         StoredColumns {
             tx: Vec::with_capacity(n),
@@ -287,34 +334,17 @@ impl Ledger {
         let mut col = StoredColumns::with_capacity(n);
         for ((legs, &t), &ms) in parsed.iter().zip(tx).zip(time_ms) {
             for g in legs {
-                col.tx.push(t);
-                col.leg.push(g.0);
-                col.kind.push(g.1);
-                col.time_ms.push(ms);
-                col.asset.push(assets.id(&g.2)?);
-                col.wallet.push(wallets.id(&g.3)?);
-                col.to_wallet
-                    .push(if g.4.is_empty() { 0 } else { wallets.id(&g.4)? });
-                col.qty.push(&g.5);
-                col.amount.push(g.6.as_deref().unwrap_or(""));
+                col.push(
+                    (t, ms),
+                    (g.0, g.1),
+                    &mut assets,
+                    &mut wallets,
+                    (&g.2, &g.3, &g.4),
+                    (&g.5, g.6.as_deref().unwrap_or("")),
+                )?;
             }
         }
-        let input = LegInput {
-            tx: &col.tx,
-            leg: &col.leg,
-            kind: &col.kind,
-            time_ms: &col.time_ms,
-            asset: &col.asset,
-            wallet: &col.wallet,
-            to_wallet: &col.to_wallet,
-            qty: &col.qty,
-            amount: &col.amount,
-            selections: &[],
-        };
-        py.detach(|| {
-            let legs = input.parse()?;
-            self.lock().append(legs)
-        })?;
+        col.append_to(py, self)?;
         Ok(Some(n))
     }
 
@@ -337,38 +367,17 @@ impl Ledger {
         let mut col = StoredColumns::with_capacity(n);
         for r in &rows.rows {
             for g in &r.legs {
-                col.tx.push(r.seq);
-                col.leg
-                    .push(u8::try_from(g.leg).map_err(PyValueError::new_err)?);
-                col.kind.push(g.kind);
-                col.time_ms.push(r.time_ms);
-                col.asset.push(assets.id(&g.asset)?);
-                col.wallet.push(wallets.id(&g.wallet)?);
-                col.to_wallet.push(if g.to_wallet.is_empty() {
-                    0
-                } else {
-                    wallets.id(&g.to_wallet)?
-                });
-                col.qty.push(&g.qty);
-                col.amount.push(&g.amount);
+                col.push(
+                    (r.seq, r.time_ms),
+                    (u8::try_from(g.leg).map_err(PyValueError::new_err)?, g.kind),
+                    &mut assets,
+                    &mut wallets,
+                    (&g.asset, &g.wallet, &g.to_wallet),
+                    (&g.qty, &g.amount),
+                )?;
             }
         }
-        let input = LegInput {
-            tx: &col.tx,
-            leg: &col.leg,
-            kind: &col.kind,
-            time_ms: &col.time_ms,
-            asset: &col.asset,
-            wallet: &col.wallet,
-            to_wallet: &col.to_wallet,
-            qty: &col.qty,
-            amount: &col.amount,
-            selections: &[],
-        };
-        py.detach(|| {
-            let legs = input.parse()?;
-            self.lock().append(legs)
-        })?;
+        col.append_to(py, self)?;
         Ok(n)
     }
 

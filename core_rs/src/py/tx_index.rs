@@ -54,14 +54,45 @@ impl TxIndex {
         legs_text: Bound<'_, PyString>,
         income_kind: i64,
     ) -> Self {
+        let legs = Legs::Stored(legs_text.unbind());
+        TxIndex::with(seq, tx_id, kind, time_ms, income_kind, legs)
+    }
+
+    fn with(
+        seq: i64,
+        tx_id: Bound<'_, PyString>,
+        kind: i64,
+        time_ms: i64,
+        income_kind: i64,
+        legs: Legs,
+    ) -> Self {
         TxIndex {
             seq,
             tx_id: tx_id.unbind(),
             kind,
             time_ms,
             income_kind,
-            legs: Legs::Stored(legs_text.unbind()),
+            legs,
         }
+    }
+
+    /// Puts this entry in a book's index: `txs[seq]`, `seq_of[tx_id]`, and
+    /// `unknown` when its valuation is "unknown".
+    pub(super) fn register(
+        self,
+        py: Python<'_>,
+        txs: &Bound<'_, PyDict>,
+        seq_of: &Bound<'_, PyDict>,
+        unknown: &Bound<'_, PySet>,
+        valuation_unknown: bool,
+    ) -> PyResult<()> {
+        let (seq, tx_id) = (self.seq, self.tx_id.clone_ref(py));
+        txs.set_item(seq, Py::new(py, self)?)?;
+        seq_of.set_item(tx_id, seq)?;
+        if valuation_unknown {
+            unknown.add(seq)?;
+        }
+        Ok(())
     }
 }
 
@@ -77,14 +108,8 @@ impl TxIndex {
         legs: Bound<'_, PyTuple>,
         income_kind: i64,
     ) -> Self {
-        TxIndex {
-            seq,
-            tx_id: tx_id.unbind(),
-            kind,
-            time_ms,
-            income_kind,
-            legs: Legs::Parsed(legs.unbind()),
-        }
+        let legs = Legs::Parsed(legs.unbind());
+        TxIndex::with(seq, tx_id, kind, time_ms, income_kind, legs)
     }
 
     /// An entry whose legs are still their stored JSON text.
@@ -137,14 +162,14 @@ impl TxIndex {
 
     /// The same transaction with other legs.
     fn with_legs(&self, py: Python<'_>, legs: Bound<'_, PyTuple>) -> Self {
-        TxIndex {
-            seq: self.seq,
-            tx_id: self.tx_id.clone_ref(py),
-            kind: self.kind,
-            time_ms: self.time_ms,
-            income_kind: self.income_kind,
-            legs: Legs::Parsed(legs.unbind()),
-        }
+        TxIndex::new(
+            self.seq,
+            self.tx_id.bind(py).clone(),
+            self.kind,
+            self.time_ms,
+            legs,
+            self.income_kind,
+        )
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -209,23 +234,19 @@ pub fn index_stored<'py>(
                 })?
                 .income_kind
         };
-        let unknown_value = row.get_item(4)?.cast::<PyString>()?.to_str()? == "unknown";
-        let entry = TxIndex {
+        let valuation_unknown = row.get_item(4)?.cast::<PyString>()?.to_str()? == "unknown";
+        let entry = TxIndex::of_stored(
             seq,
-            tx_id: tx_id.clone().unbind(),
-            kind: row.get_item(2)?.extract()?,
-            time_ms: row.get_item(3)?.extract()?,
+            tx_id,
+            row.get_item(2)?.extract()?,
+            row.get_item(3)?.extract()?,
+            row.get_item(6)?.cast_into::<PyString>()?,
             income_kind,
-            legs: Legs::Stored(row.get_item(6)?.cast_into::<PyString>()?.unbind()),
-        };
-        entries.push((seq, tx_id, unknown_value, entry));
+        );
+        entries.push((entry, valuation_unknown));
     }
-    for (seq, tx_id, unknown_value, entry) in entries {
-        txs.set_item(seq, Py::new(py, entry)?)?;
-        seq_of.set_item(tx_id, seq)?;
-        if unknown_value {
-            unknown.add(seq)?;
-        }
+    for (entry, valuation_unknown) in entries {
+        entry.register(py, txs, seq_of, unknown, valuation_unknown)?;
     }
     Ok(())
 }
