@@ -850,28 +850,28 @@ FINDINGS = """\
 
 * **Realized gains**: every method's replay of the 1,000,000-transaction ledger (core_rs,
   GIL released) and the 1,000-row page take well under the goal; a repeat is served from
-  the replay cache and is mostly the page built in Python. The **cold first call** (10.3 s,
+  the replay cache and is mostly the page built in Python. The **cold first call** (9.6 s,
   12.5 s before the book's per-transaction index became core_rs's `TxIndex`, registered
   in one call by `core_rs.index_stored`, 45 s before the legs moved into their
   transaction's row) is now mostly reading a million rows through SQLAlchemy + aiosqlite
   (~5 µs each; plain sqlite3 reads the same in half).
 * **RecordTransaction**: a bare grpc.aio server answering an empty health Check (no
-  interceptors, no work) did 1,760 calls/s under the same ghz load in the same run, so
+  interceptors, no work) did 1,906 calls/s under the same ghz load in the same run, so
   2,000 committed/s is out of reach for one Python process on this machine whatever the
   method does; the service spends ~1.7-1.9 ms of CPU per commit of a group (the common
   gRPC stack, validation, the group commit's lookup and insert), committing ~26 calls per
   fsync at 50 callers. It needs several processes sharing the ledger (oversell and
   idempotency checks in the database) or a non-Python front end. New SQLite files have
   16 KiB pages (for the import, below): a single-caller commit writes bigger pages
-  (74/s here; 87-96/s in section runs the same evening, with 8 and 16 KiB pages).
-* **ImportTransactions**: ~50,000 rows/s (28,456 at the start of this round), 0.88-0.92x
-  plain sqlite3 executemany of the same rows. A batch's rows stay in core_rs from parse
+  (74-83/s in full runs; 87-96/s in section runs the same evening, with 8 and 16 KiB pages).
+* **ImportTransactions**: 49,500-52,800 rows/s over five runs (28,456 at the start of this
+  round), 0.88-0.94x plain sqlite3 executemany of the same rows. A batch's rows stay in core_rs from parse
   to insert: `parse_import_rows` (in a worker thread, GIL released) makes an
   `ImportRows`, `decide_import` decides it against the book and hands back an
   `InsertRows` that `SqliteWriter` binds with the GIL released and a `BookRows` whose
   legs `Ledger.append_rows` appends and whose index entries it registers; uncommitted
-  client ids are kept in Rust (`UncommittedIds`). Python handles batches, not rows: ~30
-  µs of server CPU a row over three threads, 12 µs on the event loop. core_rs allocates
+  client ids are kept in Rust (`UncommittedIds`). Python handles batches, not rows: ~28
+  µs of server CPU a row over three threads, 10 µs on the event loop. core_rs allocates
   with mimalloc (glibc's malloc and free had taken a sixth of the CPU). The writer thread
   is now the critical path (one batch's insert after another, back to back): SQLite's
   own work, which 16 KiB pages cut by writing a quarter of the WAL frames (4 KiB pages:
