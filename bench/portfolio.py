@@ -865,8 +865,8 @@ FINDINGS = """\
   16 KiB pages (for the import, below): a single-caller commit writes bigger pages
   (74-83/s in full runs; 87-96/s in section runs the same evening, with 8 and 16 KiB pages).
 * **ImportTransactions**: 49,500-52,800 rows/s over five runs (28,456 at the start of this
-  round), 0.88-0.94x plain sqlite3 executemany of the same rows. A batch's rows stay in core_rs from parse
-  to insert: `parse_import_rows` (in a worker thread, GIL released) makes an
+  round), 0.88-0.94x plain sqlite3 executemany of the same rows. A batch's rows stay in
+  core_rs from parse to insert: `parse_import_rows` (in a worker thread, GIL released) makes an
   `ImportRows`, `decide_import` decides it against the book and hands back an
   `InsertRows` that `SqliteWriter` binds with the GIL released and a `BookRows` whose
   legs `Ledger.append_rows` appends and whose index entries it registers; uncommitted
